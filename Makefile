@@ -1,0 +1,27 @@
+# The two commands README.md shows: `make run` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install bench
+
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/bedel db upgrade
+	$(BIN)/bedel students import demo/students.csv
+	$(BIN)/bedel serve
+
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/chat_overhead.py

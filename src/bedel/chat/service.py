@@ -1,0 +1,240 @@
+"""The conversation engine: one question in, one stored answer out.
+
+Business rules: a question is committed before the model is called, so a
+failing LLM loses nothing; one conversation is answered strictly in order;
+the prompt carries only the caller's own record; old turns are folded into
+a rolling summary so a long thread costs no more than a short one.
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bedel.chat.locks import ConversationLocks
+from bedel.chat.models import Message, Role, ThreadStatus
+from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
+from bedel.chat.repository import ThreadRepository
+from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
+from bedel.chat.tools import CallerTools
+from bedel.db import utcnow
+from bedel.errors import UpstreamUnavailable
+from bedel.llm.ports import ChatModel, Completion, StudentRecord, Turn
+from bedel.students.fields import FieldCatalog
+from bedel.students.repository import StudentRepository
+
+log = structlog.get_logger()
+
+RECENT_MESSAGES_LIMIT = 60
+SUMMARY_BATCH = 8
+LEASE_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Turnaround:
+    """What the first transaction of a question hands to the model call."""
+
+    thread_id: uuid.UUID
+    lease: uuid.UUID
+    next_seq: int
+    summary: str
+    history: list[Message]
+    student: StudentRecord | None
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: ChatModel,
+        catalog: FieldCatalog,
+        template: Any,
+        options: AssistantOptions,
+        lease_ttl: timedelta,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._model = model
+        self._catalog = catalog
+        self._template = template
+        self.options = options
+        self._lease_ttl = lease_ttl
+        self._locks = ConversationLocks()
+
+    async def ask(
+        self,
+        phone: str,
+        question: str,
+        options: AssistantOptions | None = None,
+        template: Any = None,
+    ) -> ChatAnswer:
+        async for item in self._answer(phone, question, options, template, streaming=False):
+            if isinstance(item, ChatAnswer):
+                return item
+        raise AssertionError("_answer always ends with a ChatAnswer")
+
+    def ask_stream(
+        self,
+        phone: str,
+        question: str,
+        options: AssistantOptions | None = None,
+        template: Any = None,
+    ) -> AsyncIterator[str | ChatAnswer]:
+        """Yield text deltas, then the stored `ChatAnswer`."""
+        return self._answer(phone, question, options, template, streaming=True)
+
+    async def _answer(
+        self,
+        phone: str,
+        question: str,
+        options: AssistantOptions | None,
+        template: Any,
+        *,
+        streaming: bool,
+    ) -> AsyncIterator[str | ChatAnswer]:
+        started = time.perf_counter()
+        options = options or self.options
+        async with self._locks.hold(phone):
+            turn = await self._begin(phone, question)
+            try:
+                tools = CallerTools(turn.student)
+                history = [Turn(m.role, m.content) for m in turn.history]
+                # The window leaves room in the loaded turns for a whole batch to fold.
+                window = fit_history(
+                    history[-(RECENT_MESSAGES_LIMIT - SUMMARY_BATCH) :],
+                    options.history_token_budget,
+                )
+                prompt = build_prompt(
+                    template=template or self._template,
+                    options=options,
+                    catalog=self._catalog,
+                    student=turn.student,
+                    summary=turn.summary,
+                    history=window,
+                    question=question,
+                )
+                if streaming:
+                    completion = None
+                    async for item in self._model.stream(prompt, tools):
+                        if isinstance(item, Completion):
+                            completion = item
+                        else:
+                            yield item
+                    assert completion is not None
+                else:
+                    completion = await self._model.complete(prompt, tools)
+                folded = await self._fold_overflow(turn, len(window), options.language)
+                latency_ms = round((time.perf_counter() - started) * 1000)
+                answer = await self._finish(turn, completion, tools.handoff_requested, folded, latency_ms)
+            except BaseException:
+                await self._release(turn)
+                raise
+        yield answer
+
+    async def _begin(self, phone: str, question: str) -> Turnaround:
+        lease = uuid.uuid4()
+        while True:
+            async with self._sessionmaker() as session, session.begin():
+                threads = ThreadRepository.from_session(session)
+                thread = await threads.get_or_create(phone)
+                if await threads.acquire_lease(thread.id, lease, self._lease_ttl):
+                    history = await threads.recent_messages(thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT)
+                    seq = thread.message_count + 1
+                    session.add(Message(thread_id=thread.id, seq=seq, role=Role.user, content=question))
+                    thread.message_count = seq
+                    student = await StudentRepository.from_session(session).get_by_phone(phone)
+                    return Turnaround(
+                        thread_id=thread.id,
+                        lease=lease,
+                        next_seq=seq + 1,
+                        summary=thread.summary,
+                        history=history,
+                        student=student.to_record() if student else None,
+                    )
+            # Another replica is answering this conversation: wait for its turn to end.
+            await asyncio.sleep(LEASE_POLL_S)
+
+    async def _fold_overflow(self, turn: Turnaround, window_size: int, language: str) -> tuple[str, int] | None:
+        """Summarise the turns that no longer fit the window, a batch at a time.
+
+        Returns the new summary and the last seq it covers.
+        """
+        overflow = turn.history[: len(turn.history) - window_size]
+        if len(overflow) < SUMMARY_BATCH:
+            return None
+        turns = [Turn(m.role, m.content) for m in overflow]
+        try:
+            summary = await self._model.summarize(turn.summary, turns, language)
+        except UpstreamUnavailable:
+            log.warning("summary_skipped", thread_id=str(turn.thread_id))
+            return None
+        return summary, overflow[-1].seq
+
+    async def _finish(
+        self,
+        turn: Turnaround,
+        completion: Completion,
+        handoff: bool,
+        folded: tuple[str, int] | None,
+        latency_ms: int,
+    ) -> ChatAnswer:
+        message = Message(
+            id=uuid.uuid4(),
+            seq=turn.next_seq,
+            role=Role.assistant,
+            content=completion.text,
+            handoff=handoff,
+            model=completion.model,
+            input_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+            usage_estimated=completion.usage.estimated,
+            latency_ms=latency_ms,
+            sources=[],
+        )
+        async with self._sessionmaker() as session, session.begin():
+            threads = ThreadRepository.from_session(session)
+            thread = await threads.get(turn.thread_id)
+            assert thread is not None
+            message.thread_id = thread.id
+            session.add(message)
+            thread.message_count = turn.next_seq
+            thread.updated_at = utcnow()
+            if handoff:
+                thread.status = ThreadStatus.handoff
+            if folded is not None:
+                thread.summary, thread.summarized_through = folded
+            thread.locked_until = None
+            thread.lock_token = None
+        student = turn.student
+        return ChatAnswer(
+            answer=completion.text,
+            thread_id=turn.thread_id,
+            message_id=message.id,
+            student=StudentSummary(known=student is not None, name=student.name if student else None),
+            sources=[],
+            handoff=handoff,
+            usage=UsageOut(
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+                total_tokens=completion.usage.total_tokens,
+            ),
+            model=completion.model,
+            latency_ms=latency_ms,
+        )
+
+    async def _release(self, turn: Turnaround) -> None:
+        """Give the conversation back after a failure; a lease left behind expires anyway."""
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await ThreadRepository.from_session(session).release_lease(turn.thread_id, turn.lease)
+        except Exception:
+            log.exception("lease_release_failed", thread_id=str(turn.thread_id))
+
+    def options_with(self, **changes: Any) -> AssistantOptions:
+        return replace(self.options, **{k: v for k, v in changes.items() if v is not None})

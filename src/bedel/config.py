@@ -1,0 +1,96 @@
+"""Settings: one `Settings` object built from BEDEL_* environment variables and `.env`."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class LLMProvider(StrEnum):
+    offline = "offline"
+    openai_compatible = "openai_compatible"
+
+
+class ConfigError(Exception):
+    """A setting that prevents start-up, with the fix in the message."""
+
+
+KeyList = Annotated[list[SecretStr], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BEDEL_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    env: Environment = Environment.development
+    database_url: str = "sqlite+aiosqlite:///./data/bedel.db"
+    host: str | None = None
+    port: int = Field(default=3000, ge=1, le=65535)
+    api_keys: KeyList = []
+    staff_api_keys: KeyList = []
+
+    llm_provider: LLMProvider = LLMProvider.offline
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("BEDEL_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+    llm_breaker_threshold: int = Field(default=5, ge=1)
+    llm_breaker_reset_s: float = Field(default=30.0, gt=0)
+
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_output_tokens: int = Field(default=500, ge=1)
+    history_token_budget: int = Field(default=1500, ge=0)
+    language: str = "es"
+    institution_name: str = "la institución"
+    contact: str = "la oficina de servicios escolares"
+    instructions_file: Path | None = None
+    fields_file: Path | None = None
+
+    rate_limit_per_phone: str = "20/minute"
+    rate_limit_per_key: str = "600/minute"
+    rate_limit_storage_url: str = "memory://"
+
+    @field_validator("api_keys", "staff_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys or self.staff_api_keys)
+
+
+def load_settings() -> Settings:
+    """Build settings, turning any invalid value into one `ConfigError` line."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = _env_name(error["loc"])
+        raise ConfigError(f"{name}: {error['msg']} (got {error.get('input')!r}); fix {name}") from None
+    if settings.env is Environment.production and not settings.auth_enabled:
+        raise ConfigError(
+            "BEDEL_API_KEYS: production refuses to start without API keys; "
+            "set BEDEL_API_KEYS and/or BEDEL_STAFF_API_KEYS"
+        )
+    return settings
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "settings"
+    if field.isupper():
+        return field
+    return f"BEDEL_{field.upper()}"

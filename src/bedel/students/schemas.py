@@ -1,0 +1,68 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_NAME_CHARS = 200
+MAX_EMAIL_CHARS = 320
+MAX_EXTERNAL_ID_CHARS = 100
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EMAIL_CHARS)]
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EXTERNAL_ID_CHARS)]
+
+
+class StudentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    phone: str = Field(description="Canonical key: `+` and digits; Mexico without the mobile `1`.")
+    external_id: str | None
+    name: str | None
+    email: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class StudentUpdate(BaseModel):
+    """The whole record of one student: fields left out are cleared."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ana López",
+                    "email": "ana.lopez@example.edu.mx",
+                    "external_id": "A01234567",
+                    "attributes": {"carrera": "Derecho", "adeudo": 4500},
+                }
+            ]
+        },
+    )
+
+    name: Name | None = None
+    email: Email | None = None
+    external_id: ExternalId | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class RowError(BaseModel):
+    """A row that was not loaded: `line` for CSV and JSONL, `item` (1-based) for a JSON array."""
+
+    line: int | None = None
+    item: int | None = None
+    message: str
+
+    @property
+    def location(self) -> str:
+        return f"line {self.line}" if self.line is not None else f"item {self.item}"
+
+
+class ImportReport(BaseModel):
+    created: int
+    updated: int
+    errors: list[RowError]

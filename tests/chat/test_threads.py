@@ -1,0 +1,95 @@
+"""Threads: one per phone, kept across restarts, readable page by page, forgettable."""
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bedel.config import Settings
+
+PHONE = "+5215512345678"
+
+
+async def ask(client: httpx.AsyncClient, question: str, phone: str = PHONE) -> dict[str, Any]:
+    response = await client.post("/chat", json={"phone": phone, "question": question})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+class TestThreadsSurviveRestarts:
+    async def test_conversation_is_there_after_a_new_app_starts(
+        self, make_client: Callable[[Settings], Any], settings: Settings
+    ) -> None:
+        async with make_client(settings) as client:
+            first = await ask(client, "hola")
+        async with make_client(settings) as restarted:
+            second = await ask(restarted, "sigo aquí")
+            messages = (await restarted.get(f"/threads/{first['thread_id']}/messages")).json()["items"]
+
+        assert second["thread_id"] == first["thread_id"]
+        assert [(m["seq"], m["role"], m["content"]) for m in messages[::2]] == [
+            (1, "user", "hola"),
+            (3, "user", "sigo aquí"),
+        ]
+        assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+
+
+class TestListingThreads:
+    async def test_filter_by_phone_in_any_shape(self, client: httpx.AsyncClient) -> None:
+        await ask(client, "hola")
+        await ask(client, "hola", phone="+34612345678")
+
+        response = await client.get("/threads", params={"phone": "55 1234 5678"})
+
+        assert [t["phone"] for t in response.json()["items"]] == ["+525512345678"]
+
+    async def test_unknown_thread_is_a_404(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/threads/00000000-0000-0000-0000-000000000000/messages")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+class TestMessagePages:
+    async def test_pages_follow_next_after_until_the_end(self, client: httpx.AsyncClient) -> None:
+        for number in range(5):
+            thread_id = (await ask(client, f"pregunta {number}"))["thread_id"]
+
+        seen: list[int] = []
+        after = 0
+        while True:
+            page = (await client.get(f"/threads/{thread_id}/messages", params={"after": after, "limit": 3})).json()
+            seen += [m["seq"] for m in page["items"]]
+            if page["next_after"] is None:
+                break
+            after = page["next_after"]
+
+        assert seen == list(range(1, 11))
+
+    async def test_assistant_messages_record_usage_and_model(self, client: httpx.AsyncClient) -> None:
+        thread_id = (await ask(client, "hola"))["thread_id"]
+        reply = (await client.get(f"/threads/{thread_id}/messages")).json()["items"][1]
+
+        assert reply["model"] == "offline"
+        assert reply["usage_estimated"] is True
+        assert reply["input_tokens"] > 0
+        assert reply["output_tokens"] > 0
+
+
+class TestForgettingAThread:
+    async def test_delete_forgets_messages_but_keeps_the_student(self, client: httpx.AsyncClient) -> None:
+        upload = (
+            "alumnos.csv",
+            "telefono,nombre,adeudo\n+52 55 1234 5678,Lucía Pérez,1500\n",
+            "text/csv",
+        )
+        assert (await client.post("/students/import", files={"file": upload})).status_code == 200
+        old = await ask(client, "hola")
+
+        assert (await client.delete(f"/threads/{old['thread_id']}")).status_code == 204
+
+        assert (await client.get(f"/threads/{old['thread_id']}/messages")).status_code == 404
+        assert (await client.get("/students/+525512345678")).status_code == 200
+        new = await ask(client, "hola de nuevo")
+        assert new["thread_id"] != old["thread_id"]
+        messages = (await client.get(f"/threads/{new['thread_id']}/messages")).json()["items"]
+        assert messages[0]["content"] == "hola de nuevo"

@@ -1,0 +1,100 @@
+"""Real databases: every test that takes `database_url` runs on SQLite and on PostgreSQL."""
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel import migrate
+from bedel.app import create_app
+from bedel.config import Settings
+from bedel.db import Base, create_engine, create_sessionmaker
+
+POSTGRES_URL = os.environ.get("BEDEL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database, once per run and backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'bedel.db'}"
+    else:
+        url = POSTGRES_URL
+        migrate.downgrade(url, "base")
+    migrate.upgrade(url)
+    yield url
+
+
+@pytest.fixture
+async def clean_database(database_url: str) -> AsyncIterator[str]:
+    """Each test starts from empty tables."""
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(text(f"DELETE FROM {table.name}"))
+    await engine.dispose()
+    yield database_url
+
+
+@pytest.fixture
+async def session(clean_database: str) -> AsyncIterator[AsyncSession]:
+    engine = create_engine(clean_database)
+    async with create_sessionmaker(engine)() as session:
+        yield session
+    await engine.dispose()
+
+
+@pytest.fixture
+def make_settings(clean_database: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": clean_database,
+            "rate_limit_per_phone": "1000/minute",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def make_client() -> Callable[[Settings], Any]:
+    """`async with make_client(settings) as client:` runs the real app, lifespan included."""
+
+    class _Client:
+        def __init__(self, settings: Settings) -> None:
+            self.app: FastAPI = create_app(settings)
+
+        async def __aenter__(self) -> httpx.AsyncClient:
+            self._lifespan = self.app.router.lifespan_context(self.app)
+            await self._lifespan.__aenter__()
+            self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://bedel.test")
+            return self._client
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self._client.aclose()
+            await self._lifespan.__aexit__(None, None, None)
+
+    return _Client
+
+
+@pytest.fixture
+async def client(make_client: Callable[[Settings], Any], settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(settings) as client:
+        yield client
+
+
+@pytest.fixture
+def demo_students() -> Path:
+    return Path(__file__).parents[1] / "demo" / "students.csv"

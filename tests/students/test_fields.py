@@ -1,0 +1,179 @@
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bedel.config import ConfigError
+from bedel.students.fields import (
+    FieldCatalog,
+    humanize_column,
+    load_field_catalog,
+    normalize_column,
+)
+
+CUSTOM_CATALOG = """
+[identity]
+phone = ["celular"]
+name = ["alumno"]
+email = ["correo"]
+external_id = ["legajo"]
+
+[concepts.fee]
+label = "Cuota mensual"
+kind = "money"
+columns = ["cuota_mes"]
+keywords = ["cuota", "mensualidad"]
+"""
+
+
+@pytest.fixture(scope="module")
+def catalog() -> FieldCatalog:
+    return load_field_catalog()
+
+
+def keys(catalog: FieldCatalog, question: str) -> list[str]:
+    return [concept.key for concept in catalog.concepts_in_question(question)]
+
+
+class TestNormalizeColumn:
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("Saldo Pendiente", "saldo_pendiente"),
+            ("  Matrícula ", "matricula"),
+            ("WhatsApp", "whatsapp"),
+            ("E-mail", "e_mail"),
+            ("Año escolar (actual)", "ano_escolar_actual"),
+        ],
+    )
+    def test_folds_case_accents_and_separators(self, name: str, expected: str) -> None:
+        assert normalize_column(name) == expected
+
+    @given(st.text(max_size=40))
+    def test_is_idempotent_and_plain(self, name: str) -> None:
+        normalized = normalize_column(name)
+        assert re.fullmatch(r"([a-z0-9]+(_[a-z0-9]+)*)?", normalized)
+        assert normalize_column(normalized) == normalized
+
+
+class TestConceptForColumn:
+    @pytest.mark.parametrize("column", ["adeudo", "Saldo Pendiente", "balance_due", "amountDue", "MONTO-PENDIENTE"])
+    def test_resolves_any_schools_balance_column(self, catalog: FieldCatalog, column: str) -> None:
+        concept = catalog.concept_for_column(column)
+        assert concept is not None and concept.key == "balance"
+
+    def test_resolves_other_concepts(self, catalog: FieldCatalog) -> None:
+        resolved = {c: catalog.concept_for_column(c) for c in ["GPA", "Asesor", "Porcentaje Beca"]}
+        assert {c: k.key if k else None for c, k in resolved.items()} == {
+            "GPA": "gpa",
+            "Asesor": "advisor",
+            "Porcentaje Beca": "scholarship",
+        }
+
+    def test_unknown_column_has_no_concept(self, catalog: FieldCatalog) -> None:
+        assert catalog.concept_for_column("fecha_nacimiento") is None
+
+
+class TestConceptsInQuestion:
+    @pytest.mark.parametrize(
+        "question",
+        ["¿Cuánto debo?", "¿cuánto DEBERÉ en marzo?", "tengo adeudos?", "¿Cuánto tengo que pagar?"],
+    )
+    def test_finds_balance_by_stem_ignoring_case_and_accents(self, catalog: FieldCatalog, question: str) -> None:
+        assert keys(catalog, question) == ["balance"]
+
+    def test_finds_several_in_the_order_asked(self, catalog: FieldCatalog) -> None:
+        question = "¿Cuál es mi promedio y quién es mi tutor?"
+        assert keys(catalog, question) == ["gpa", "advisor"]
+
+    def test_longest_phrase_wins(self, catalog: FieldCatalog) -> None:
+        assert keys(catalog, "¿Cuál es mi calificación promedio?") == ["gpa"]
+        assert keys(catalog, "¿Ya salieron mis calificaciones?") == ["grades"]
+
+    def test_must_do_is_not_a_debt(self, catalog: FieldCatalog) -> None:
+        assert keys(catalog, "¿Qué debo hacer para inscribirme?") == []
+
+    def test_general_question_asks_no_field(self, catalog: FieldCatalog) -> None:
+        assert keys(catalog, "¿Dónde queda la biblioteca?") == []
+
+
+class TestColumnsInQuestion:
+    def test_finds_a_column_the_question_names(self, catalog: FieldCatalog) -> None:
+        columns = ["fecha_nacimiento", "Lugar de Nacimiento", "turno"]
+        found = catalog.columns_in_question("¿Cuál es mi fecha de nacimiento?", columns)
+        assert found == ["fecha_nacimiento"]
+
+
+class TestLabels:
+    def test_catalogued_column_gets_concept_label(self, catalog: FieldCatalog) -> None:
+        assert catalog.label_for("saldo_pendiente") == "Saldo pendiente"
+
+    def test_other_column_gets_humanised_name(self, catalog: FieldCatalog) -> None:
+        assert catalog.label_for("fecha_nacimiento") == "Fecha nacimiento"
+        assert humanize_column("turnoEscolar") == "Turno escolar"
+
+
+class TestIdentityColumns:
+    @pytest.mark.parametrize(
+        ("column", "role"),
+        [
+            ("Teléfono", "phone"),
+            ("WhatsApp", "phone"),
+            ("IDAlumno", "external_id"),
+            ("Nombre Completo", "name"),
+            ("E-mail", "email"),
+            ("Matrícula", "external_id"),
+            ("adeudo", None),
+        ],
+    )
+    def test_names_the_importers_identity_role(self, catalog: FieldCatalog, column: str, role: str | None) -> None:
+        assert catalog.identity_role(column) == role
+
+    def test_identity_fields_have_record_concepts(self, catalog: FieldCatalog) -> None:
+        email = catalog.identity_concept("email")
+        assert email is not None and email.key == "email"
+
+
+class TestCustomCatalogFile:
+    def test_replaces_the_default(self, tmp_path: Path) -> None:
+        path = tmp_path / "fields.toml"
+        path.write_text(CUSTOM_CATALOG, encoding="utf-8")
+        catalog = load_field_catalog(path)
+        assert keys(catalog, "¿Cuánto es mi cuota?") == ["fee"]
+        assert catalog.concept("balance") is None
+        assert catalog.identity_role("Legajo") == "external_id"
+
+    def test_is_read_once_per_path(self, tmp_path: Path) -> None:
+        path = tmp_path / "fields.toml"
+        path.write_text(CUSTOM_CATALOG, encoding="utf-8")
+        first = load_field_catalog(path)
+        path.write_text("not toml at all [", encoding="utf-8")
+        assert load_field_catalog(path) is first
+
+
+class TestMalformedCatalog:
+    @pytest.mark.parametrize(
+        ("text", "problem"),
+        [
+            ("[identity\n", "Expected"),
+            (CUSTOM_CATALOG.replace('"money"', '"currency"'), "concepts.fee.kind"),
+            (CUSTOM_CATALOG.replace("label =", "lable ="), "lable"),
+            (
+                CUSTOM_CATALOG + '[concepts.x]\nlabel="X"\nkind="text"\ncolumns=["Cuota Mes"]\n',
+                "'fee'",
+            ),
+            (CUSTOM_CATALOG.replace('external_id = ["legajo"]', ""), "identity.external_id"),
+        ],
+    )
+    def test_raises_config_error_naming_the_setting(self, tmp_path: Path, text: str, problem: str) -> None:
+        path = tmp_path / "fields.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match="BEDEL_FIELDS_FILE") as raised:
+            load_field_catalog(path)
+        assert problem in str(raised.value)
+
+    def test_missing_file_raises_config_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"BEDEL_FIELDS_FILE: cannot read .*absent\.toml"):
+            load_field_catalog(tmp_path / "absent.toml")

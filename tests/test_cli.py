@@ -1,0 +1,94 @@
+"""Start-up errors: one JSON log line naming the setting and the fix, and a distinct exit code."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bedel import migrate
+
+
+def run_bedel(*args: str, env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BEDEL_", "OPENAI_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bedel.cli", *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def migrated_sqlite(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+class TestStartupErrors:
+    @pytest.mark.parametrize(
+        ("env", "setting", "exit_code"),
+        [
+            ({"BEDEL_LLM_PROVIDER": "gpt"}, "BEDEL_LLM_PROVIDER", 2),
+            ({"BEDEL_PORT": "http"}, "BEDEL_PORT", 2),
+            ({"BEDEL_ENV": "production"}, "BEDEL_API_KEYS", 2),
+            (
+                {"BEDEL_INSTRUCTIONS_FILE": "/nonexistent/instructions.j2"},
+                "BEDEL_INSTRUCTIONS_FILE",
+                2,
+            ),
+            ({"BEDEL_RATE_LIMIT_PER_PHONE": "lots"}, "BEDEL_RATE_LIMIT_PER_PHONE", 2),
+            (
+                {"BEDEL_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"},
+                "BEDEL_DATABASE_URL",
+                3,
+            ),
+        ],
+    )
+    def test_serve_stops_with_one_line_naming_the_setting(
+        self,
+        tmp_path: Path,
+        migrated_sqlite: str,
+        env: dict[str, str],
+        setting: str,
+        exit_code: int,
+    ) -> None:
+        result = run_bedel("serve", env={"BEDEL_DATABASE_URL": migrated_sqlite, **env}, cwd=tmp_path)
+
+        assert result.returncode == exit_code
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        line = json.loads(lines[0])
+        assert line["level"] == "error"
+        assert setting in line["message"]
+        assert "Traceback" not in result.stderr
+
+    def test_serve_refuses_a_database_with_pending_migrations(self, tmp_path: Path) -> None:
+        result = run_bedel(
+            "serve",
+            env={"BEDEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"},
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 4
+        assert "bedel db upgrade" in json.loads(result.stderr.strip())["message"]
+
+
+class TestTerminalChat:
+    def test_chat_holds_a_conversation_through_the_service(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        students = tmp_path / "alumnos.csv"
+        students.write_text("telefono,nombre,adeudo\n+52 55 1234 5678,Lucía Pérez,4500\n", encoding="utf-8")
+        env = {"BEDEL_DATABASE_URL": migrated_sqlite}
+        assert run_bedel("students", "import", str(students), env=env, cwd=tmp_path).returncode == 0
+
+        result = run_bedel("chat", "--phone", "5215512345678", env=env, cwd=tmp_path, stdin="hola\n¿cuánto debo?\n")
+
+        assert result.returncode == 0, result.stderr
+        assert "Lucía" in result.stdout
+        assert "4,500" in result.stdout
