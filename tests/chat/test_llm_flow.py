@@ -223,3 +223,102 @@ class TestOrdering:
 
         assert [r.status_code for r in responses] == [200] * 4
         assert peak == 4
+
+
+class TestAcrossReplicas:
+    @respx.mock
+    async def test_two_replicas_answer_one_phone_in_turn(
+        self, make_client: Callable[[Settings], Any], llm_settings: Settings
+    ) -> None:
+        in_flight = 0
+        peak = 0
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.1)
+            in_flight -= 1
+            return completion("ok: " + sent_messages(request)[-1]["content"])
+
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow)
+        async with make_client(llm_settings) as first, make_client(llm_settings) as second:
+            replicas = [first, second, first, second]
+            responses = await asyncio.gather(*(ask(r, f"mensaje {n}") for n, r in enumerate(replicas)))
+            thread_id = responses[0].json()["thread_id"]
+            messages = (await first.get(f"/threads/{thread_id}/messages")).json()["items"]
+
+        assert [r.status_code for r in responses] == [200] * 4
+        assert peak == 1
+        assert [m["role"] for m in messages] == ["user", "assistant"] * 4
+        assert all(a["content"] == "ok: " + q["content"] for q, a in zip(messages[::2], messages[1::2], strict=True))
+
+
+class TestUpstreamTrouble:
+    @respx.mock
+    async def test_429_then_success_is_retried_transparently(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+    ) -> None:
+        settings = make_settings(
+            llm_provider="openai_compatible", llm_base_url=LLM_BASE_URL, llm_api_key="sk-test", llm_max_retries=2
+        )
+        route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(
+            side_effect=[
+                httpx.Response(
+                    429,
+                    headers={"retry-after": "0"},
+                    json={
+                        "error": {
+                            "message": "Rate limit reached",
+                            "type": "requests",
+                            "param": None,
+                            "code": "rate_limit_exceeded",
+                        }
+                    },
+                ),
+                completion("Listo."),
+            ]
+        )
+        async with make_client(settings) as client:
+            response = await ask(client, "hola")
+
+        assert response.status_code == 200
+        assert response.json()["answer"] == "Listo."
+        assert route.call_count == 2
+
+    @respx.mock
+    async def test_timeout_is_a_503(self, llm_client: httpx.AsyncClient) -> None:
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=httpx.ReadTimeout("slow"))
+
+        response = await ask(llm_client, "hola")
+
+        assert response.status_code == 503
+        assert "retry-after" in response.headers
+
+    @respx.mock
+    async def test_storm_of_500s_opens_the_breaker(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+    ) -> None:
+        settings = make_settings(
+            llm_provider="openai_compatible",
+            llm_base_url=LLM_BASE_URL,
+            llm_api_key="sk-test",
+            llm_max_retries=0,
+            llm_breaker_threshold=3,
+            llm_breaker_reset_s=60,
+        )
+        route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(
+            return_value=httpx.Response(
+                500,
+                json={
+                    "error": {"message": "The server had an error", "type": "server_error", "param": None, "code": None}
+                },
+            )
+        )
+        async with make_client(settings) as client:
+            codes = [(await ask(client, f"pregunta {n}", phone=f"+3461234567{n}")).status_code for n in range(5)]
+            opened = await ask(client, "otra", phone="+34612345670")
+
+        assert codes == [503] * 5
+        assert route.call_count == 3
+        assert 1 <= int(opened.headers["retry-after"]) <= 60
