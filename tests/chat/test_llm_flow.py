@@ -322,3 +322,32 @@ class TestUpstreamTrouble:
         assert codes == [503] * 5
         assert route.call_count == 3
         assert 1 <= int(opened.headers["retry-after"]) <= 60
+
+
+class TestAssistantConfiguration:
+    @respx.mock
+    async def test_settings_and_staff_overrides_reach_the_model(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+    ) -> None:
+        settings = make_settings(
+            llm_provider="openai_compatible",
+            llm_base_url=LLM_BASE_URL,
+            llm_api_key="sk-test",
+            llm_max_retries=0,
+            llm_model="modelo-base",
+            temperature=0.3,
+            max_output_tokens=200,
+            institution_name="Universidad Ejemplo",
+        )
+        route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=completion("Hola."))
+        async with make_client(settings) as client:
+            await ask(client, "hola")
+            default = json.loads(route.calls.last.request.content)
+            override = {"model": "modelo-grande", "temperature": 0.9, "max_output_tokens": 50, "language": "en"}
+            await ask(client, "hello", assistant=override)
+            overridden = json.loads(route.calls.last.request.content)
+
+        assert (default["model"], default["temperature"], default["max_tokens"]) == ("modelo-base", 0.3, 200)
+        assert "Universidad Ejemplo" in default["messages"][0]["content"]
+        assert (overridden["model"], overridden["temperature"], overridden["max_tokens"]) == ("modelo-grande", 0.9, 50)
+        assert "English" in overridden["messages"][0]["content"]

@@ -11,11 +11,19 @@ from structlog.typing import EventDict, WrappedLogger
 from bedel.phones import mask_phone
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d \-]{6,}\d")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    text = match.group()
+    if _DATE.fullmatch(text):
+        return text
+    return mask_phone(re.sub(r"[ \-]", "", text))
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return _PHONE_LIKE.sub(lambda match: mask_phone(re.sub(r"[ \-]", "", match.group())), value)
+        return _PHONE_LIKE.sub(_mask_match, value)
     return value
 
 
@@ -27,8 +35,8 @@ def configure_logging(level: str = "INFO") -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         mask_phones,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         structlog.processors.JSONRenderer(),
     ]
