@@ -19,8 +19,25 @@ class ThreadRepository:
     def from_session(cls, session: AsyncSession) -> "ThreadRepository":
         return cls(session)
 
-    async def get_or_create(self, phone: str) -> Thread:
-        # Two replicas may create the same thread at once: insert-or-ignore, then read.
+    async def take_lease(self, phone: str, token: uuid.UUID, ttl: timedelta) -> Thread | None:
+        """Lease the phone's thread and read it, or None when it is missing or leased by another turn.
+
+        The lease is taken before the thread is read, so what is read cannot change under it.
+        """
+        now = utcnow()
+        result = await self.session.execute(
+            update(Thread)
+            .where(Thread.phone == phone, or_(Thread.locked_until.is_(None), Thread.locked_until < now))
+            .values(locked_until=now + ttl, lock_token=token)
+            .execution_options(synchronize_session=False)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        query = select(Thread).where(Thread.phone == phone).execution_options(populate_existing=True)
+        return await self.session.scalar(query)
+
+    async def create(self, phone: str) -> None:
+        """Start the phone's thread unless it exists; two replicas may try at once."""
         insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         now = utcnow()
         await self.session.execute(
@@ -37,24 +54,6 @@ class ThreadRepository:
             )
             .on_conflict_do_nothing(index_elements=["phone"])
         )
-        thread = await self.session.scalar(
-            select(Thread).where(Thread.phone == phone).execution_options(populate_existing=True)
-        )
-        assert thread is not None
-        return thread
-
-    async def acquire_lease(self, thread_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> bool:
-        now = utcnow()
-        result = await self.session.execute(
-            update(Thread)
-            .where(
-                Thread.id == thread_id,
-                or_(Thread.locked_until.is_(None), Thread.locked_until < now),
-            )
-            .values(locked_until=now + ttl, lock_token=token)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def release_lease(self, thread_id: uuid.UUID, token: uuid.UUID) -> None:
         await self.session.execute(

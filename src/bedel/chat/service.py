@@ -142,9 +142,14 @@ class ChatService:
         while True:
             async with self._sessionmaker() as session, session.begin():
                 threads = ThreadRepository.from_session(session)
-                thread = await threads.get_or_create(phone)
-                if await threads.acquire_lease(thread.id, lease, self._lease_ttl):
-                    history = await threads.recent_messages(thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT)
+                thread = await threads.take_lease(phone, lease, self._lease_ttl)
+                if thread is None:
+                    await threads.create(phone)
+                    thread = await threads.take_lease(phone, lease, self._lease_ttl)
+                if thread is not None:
+                    history = await threads.recent_messages(
+                        thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT
+                    )
                     seq = thread.message_count + 1
                     session.add(Message(thread_id=thread.id, seq=seq, role=Role.user, content=question))
                     thread.message_count = seq
