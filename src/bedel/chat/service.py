@@ -147,9 +147,7 @@ class ChatService:
                     await threads.create(phone)
                     thread = await threads.take_lease(phone, lease, self._lease_ttl)
                 if thread is not None:
-                    history = await threads.recent_messages(
-                        thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT
-                    )
+                    history = await threads.recent_messages(thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT)
                     seq = thread.message_count + 1
                     session.add(Message(thread_id=thread.id, seq=seq, role=Role.user, content=question))
                     thread.message_count = seq

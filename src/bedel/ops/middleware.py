@@ -8,11 +8,13 @@ import structlog
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bedel.students.endpoints import MAX_IMPORT_BYTES
+
 log = structlog.get_logger()
 
 MAX_BODY_BYTES = 64 * 1024
 # Uploads carry files; everything else is a small JSON document.
-UPLOAD_BODY_BYTES = {"/students/import": 20 * 1024 * 1024}
+UPLOAD_BODY_BYTES = {"/students/import": MAX_IMPORT_BYTES}
 
 
 class BodyTooLarge(HTTPException):

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
 from bedel.auth import StaffOnly
-from bedel.errors import PayloadTooLarge, UnsupportedMediaType
+from bedel.errors import UnsupportedMediaType
 from bedel.state import DBSession, get_state
 from bedel.students import service
 from bedel.students.parsing import format_from_content_type, format_from_name
@@ -26,9 +26,7 @@ async def import_students(
     file_format = format_from_name(file.filename or "") or format_from_content_type(file.content_type)
     if file_format is None:
         raise UnsupportedMediaType("send a .csv, .json or .jsonl file", field="file")
-    data = await file.read(MAX_IMPORT_BYTES + 1)
-    if len(data) > MAX_IMPORT_BYTES:
-        raise PayloadTooLarge("the file is larger than 20 MiB; split it in parts", field="file")
+    data = await file.read()  # the request-size middleware bounds it by MAX_IMPORT_BYTES
     catalog = get_state(request).catalog
     return await service.import_students(session, data, file_format, catalog=catalog)
 

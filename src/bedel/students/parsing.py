@@ -24,7 +24,9 @@ from bedel.students.schemas import (
     MAX_EMAIL_CHARS,
     MAX_EXTERNAL_ID_CHARS,
     MAX_NAME_CHARS,
+    UNSTORABLE_MESSAGE,
     RowError,
+    is_storable,
 )
 
 if TYPE_CHECKING:
@@ -118,8 +120,11 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
         parsed.rows[phone] = values
     if not parsed.rows and not parsed.errors:
         raise InvalidInput("the file holds no students", field="file")
-    if not any(isinstance(roles, dict) and "phone" in roles for roles in layouts.values()):
-        raise InvalidInput(f"no phone column: name one {_synonyms(catalog)}", field="file")
+    # A CSV header was checked up front; JSON objects each name their own keys.
+    if file_format is not ImportFormat.csv and not any(
+        isinstance(roles, dict) and "phone" in roles for roles in layouts.values()
+    ):
+        raise InvalidInput(f"no object in the file has a phone: name the key {_synonyms(catalog)}", field="file")
     parsed.errors.sort(key=lambda error: (error.line or 0, error.item or 0))
     return parsed
 
@@ -169,15 +174,16 @@ def _csv_rows(reader: "_csv.Reader", columns: list[str]) -> _Records:
         if any(cell.strip() for cell in cells[len(columns) :]):
             yield where, f"{len(cells)} cells, but the header names {len(columns)} columns"
             continue
+        # Columns without a header (Excel's trailing separators) are left out.
         yield where, {column: cell for column, cell in zip(columns, cells, strict=False) if column}
 
 
 def _check_header(columns: list[str], catalog: FieldCatalog) -> None:
-    seen: set[str] = set()
+    seen: dict[str, None] = {}  # ordered, so messages name columns in header order
     for column in filter(None, columns):
         if column in seen:
             raise InvalidInput(f"the header names the column '{column}' twice", field="file")
-        seen.add(column)
+        seen[column] = None
     roles = _roles(seen, catalog)
     if isinstance(roles, str):
         raise InvalidInput(roles, field="file")
@@ -189,6 +195,8 @@ def _check_header(columns: list[str], catalog: FieldCatalog) -> None:
 def _json_records(text: str) -> _Records:
     try:
         payload = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidInput("the file is not valid JSON: nested too deeply", field="file") from None
     except json.JSONDecodeError as exc:
         hint = "; for one object per line name the file .jsonl" if exc.msg == "Extra data" else ""
         raise InvalidInput(
@@ -210,6 +218,9 @@ def _jsonl_records(text: str) -> _Records:
             continue
         try:
             item = json.loads(line, parse_constant=_reject_constant)
+        except RecursionError:
+            yield {"line": number}, "not valid JSON (nested too deeply)"
+            continue
         except ValueError as exc:
             message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             yield {"line": number}, f"not valid JSON ({message})"
@@ -237,13 +248,14 @@ def _roles(keys: Iterable[str], catalog: FieldCatalog) -> dict[IdentityRole, str
 def _student_values(record: Mapping[str, Any], roles: dict[IdentityRole, str] | str) -> StudentValues:
     if isinstance(roles, str):
         raise _RowProblem(roles)
-    raw_phone = _text(record.get(roles.get("phone", "")), "phone")
+    phone_key = roles.get("phone")
+    raw_phone = _text(record[phone_key], "phone") if phone_key is not None else None
     if raw_phone is None:
         raise _RowProblem("no phone")
     try:
         phone = normalize_phone(raw_phone)
     except InvalidPhone as exc:
-        raise _RowProblem(f"invalid phone '{raw_phone}': {exc}") from None
+        raise _RowProblem(f"invalid phone {raw_phone[:40]!r}: {exc}") from None
     identity = {role: _text(record[key], role) for role, key in roles.items() if role != "phone"}
     for role, value in identity.items():
         if value is not None and len(value) > _MAX_CHARS[role]:
@@ -254,6 +266,7 @@ def _student_values(record: Mapping[str, Any], roles: dict[IdentityRole, str] | 
         for key, raw in record.items()
         if key not in identity_keys and key.strip() and (value := _attribute(raw)) is not None
     }
+    _check_storable(attributes)
     return StudentValues(
         phone=phone,
         name=identity.get("name"),
@@ -268,7 +281,11 @@ def _text(value: Any, role: str) -> str | None:
         return None
     if isinstance(value, dict | list):
         raise _RowProblem(f"{role} must be text, not a JSON {type(value).__name__}")
-    return str(value).strip() or None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 5512345678.0 is a phone, not 55123456780 once the dot is dropped
+    text = str(value).strip()
+    _check_storable(text)
+    return text or None
 
 
 def _attribute(value: Any) -> Any:
@@ -276,6 +293,11 @@ def _attribute(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip() or None
     return value
+
+
+def _check_storable(value: Any) -> None:
+    if not is_storable(value):
+        raise _RowProblem(UNSTORABLE_MESSAGE)
 
 
 def _synonyms(catalog: FieldCatalog) -> str:

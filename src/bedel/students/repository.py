@@ -32,19 +32,13 @@ class StudentRepository:
     async def get_by_phone(self, phone: str) -> Student | None:
         return await self.session.scalar(select(Student).where(Student.phone == phone))
 
-    async def existing_phones(self, phones: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(phones), CHUNK_SIZE):
-            chunk = phones[start : start + CHUNK_SIZE]
-            found.update(await self.session.scalars(select(Student.phone).where(Student.phone.in_(chunk))))
-        return found
-
-    async def upsert_many(self, rows: Sequence[StudentValues]) -> None:
-        """Insert each row, or replace the student holding its phone (keeping id and created_at).
+    async def upsert_many(self, rows: Sequence[StudentValues]) -> int:
+        """Insert each row, or replace the student holding its phone; return how many were new.
 
         One INSERT ... ON CONFLICT per chunk, so two imports at once cannot both
-        create a phone. It bypasses the identity map: students already loaded in
-        this session keep their old values until reloaded.
+        create a phone, and no SELECT whose cached plan may predate the table's
+        growth. It bypasses the identity map: students already loaded in this
+        session keep their old values until reloaded.
         """
         await self.session.flush()
         insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -59,10 +53,14 @@ class StudentRepository:
                 "updated_at": statement.excluded.updated_at,
             },
         )
+        # A replaced student keeps its created_at: only a new one has both timestamps equal.
+        returning = statement.returning((Student.created_at == Student.updated_at).label("created"))
         now = utcnow()
+        created = 0
         for start in range(0, len(rows), CHUNK_SIZE):
             chunk = [{**row, "created_at": now, "updated_at": now} for row in rows[start : start + CHUNK_SIZE]]
-            await self.session.execute(statement, chunk)
+            created += sum(await self.session.scalars(returning, chunk))
+        return created
 
     def add(self, student: Student) -> None:
         self.session.add(student)

@@ -1,12 +1,16 @@
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_NAME_CHARS = 200
 MAX_EMAIL_CHARS = 320
 MAX_EXTERNAL_ID_CHARS = 100
+UNSTORABLE_MESSAGE = "holds a NUL character or a lone surrogate escape, which cannot be stored"
+# Databases refuse NUL in text and JSONB; lone surrogates (valid JSON escapes) cannot be encoded.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS)]
@@ -49,6 +53,12 @@ class StudentUpdate(BaseModel):
     external_id: ExternalId | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _storable(self) -> "StudentUpdate":
+        if not is_storable([self.name, self.email, self.external_id, self.attributes]):
+            raise ValueError(UNSTORABLE_MESSAGE)
+        return self
+
 
 class RowError(BaseModel):
     """A row that was not loaded: `line` for CSV and JSONL, `item` (1-based) for a JSON array."""
@@ -66,3 +76,14 @@ class ImportReport(BaseModel):
     created: int
     updated: int
     errors: list[RowError]
+
+
+def is_storable(value: Any) -> bool:
+    """Whether every string in a JSON-like value can be stored as text or JSONB."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is None
+    if isinstance(value, dict):
+        return all(is_storable(key) and is_storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(map(is_storable, value))
+    return True

@@ -44,10 +44,8 @@ async def import_students(
     # Parsing 100k rows takes seconds of CPU: keep the event loop free meanwhile.
     parsed = await asyncio.to_thread(parse_students, data, file_format, catalog or load_field_catalog())
     repository = StudentRepository.from_session(session)
-    phones = list(parsed.rows)
-    existing = await repository.existing_phones(phones)
-    await repository.upsert_many(list(parsed.rows.values()))
-    return ImportReport(created=len(phones) - len(existing), updated=len(existing), errors=parsed.errors)
+    created = await repository.upsert_many(list(parsed.rows.values()))
+    return ImportReport(created=created, updated=len(parsed.rows) - created, errors=parsed.errors)
 
 
 async def get_student(session: AsyncSession, phone: str) -> Student:
