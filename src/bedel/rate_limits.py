@@ -5,7 +5,7 @@ import time
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from bedel.config import ConfigError, Settings
@@ -24,7 +24,8 @@ class RequestLimiter:
         storage = storage_from_string(f"async+{settings.rate_limit_storage_url}")
         assert isinstance(storage, Storage)
         self._storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
+        # Two counters per key: O(1) a hit, where a moving window keeps every hit's timestamp.
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
 
     async def check_phone(self, phone: str) -> None:
         await self._hit(self._per_phone, "phone", phone, "too many questions from this phone")

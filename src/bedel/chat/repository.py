@@ -1,14 +1,28 @@
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.models import Message, Thread, ThreadStatus
 from bedel.db import utcnow
+
+
+class OpenTurn(NamedTuple):
+    thread_id: uuid.UUID
+    seq: int
+    summary: str
+    summarized_through: int
+
+
+class StoredTurn(NamedTuple):
+    seq: int
+    role: str
+    content: str
 
 
 class ThreadRepository:
@@ -19,22 +33,41 @@ class ThreadRepository:
     def from_session(cls, session: AsyncSession) -> "ThreadRepository":
         return cls(session)
 
-    async def take_lease(self, phone: str, token: uuid.UUID, ttl: timedelta) -> Thread | None:
-        """Lease the phone's thread and read it, or None when it is missing or leased by another turn.
+    async def open_turn(self, phone: str, token: uuid.UUID, ttl: timedelta) -> OpenTurn | None:
+        """Lease the phone's thread and reserve the next seq for a question, in one statement.
 
-        The lease is taken before the thread is read, so what is read cannot change under it.
+        None when the thread is missing or another turn holds its lease.
         """
         now = utcnow()
-        result = await self.session.execute(
+        row = (
+            await self.session.execute(
+                update(Thread)
+                .where(Thread.phone == phone, or_(Thread.locked_until.is_(None), Thread.locked_until < now))
+                .values(locked_until=now + ttl, lock_token=token, message_count=Thread.message_count + 1)
+                .returning(Thread.id, Thread.message_count, Thread.summary, Thread.summarized_through)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        return OpenTurn(*row) if row else None
+
+    async def close_turn(self, thread_id: uuid.UUID, token: uuid.UUID, changes: dict[str, Any]) -> None:
+        """Apply the turn's `changes` to the thread and give its lease back, if still ours."""
+        still_ours = Thread.lock_token == token
+        await self.session.execute(
             update(Thread)
-            .where(Thread.phone == phone, or_(Thread.locked_until.is_(None), Thread.locked_until < now))
-            .values(locked_until=now + ttl, lock_token=token)
+            .where(Thread.id == thread_id)
+            .values(
+                locked_until=case((still_ours, None), else_=Thread.locked_until),
+                lock_token=case((still_ours, None), else_=Thread.lock_token),
+                **changes,
+            )
             .execution_options(synchronize_session=False)
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return None
-        query = select(Thread).where(Thread.phone == phone).execution_options(populate_existing=True)
-        return await self.session.scalar(query)
+
+    async def add_message(self, **values: Any) -> uuid.UUID:
+        message_id = uuid.uuid4()
+        await self.session.execute(insert(Message).values(id=message_id, **values))
+        return message_id
 
     async def create(self, phone: str) -> None:
         """Start the phone's thread unless it exists; two replicas may try at once."""
@@ -55,14 +88,6 @@ class ThreadRepository:
             .on_conflict_do_nothing(index_elements=["phone"])
         )
 
-    async def release_lease(self, thread_id: uuid.UUID, token: uuid.UUID) -> None:
-        await self.session.execute(
-            update(Thread)
-            .where(Thread.id == thread_id, Thread.lock_token == token)
-            .values(locked_until=None, lock_token=None)
-            .execution_options(synchronize_session=False)
-        )
-
     async def get(self, thread_id: uuid.UUID) -> Thread | None:
         return await self.session.get(Thread, thread_id)
 
@@ -80,23 +105,15 @@ class ThreadRepository:
         await self.session.execute(delete(Message).where(Message.thread_id == thread.id))
         await self.session.delete(thread)
 
-    async def recent_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> list[Message]:
-        """The newest `limit` messages after `after_seq`, oldest first."""
-        rows = await self.session.scalars(
-            select(Message)
+    async def recent_turns(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> list[StoredTurn]:
+        """The newest `limit` messages after `after_seq`, oldest first, as plain rows."""
+        rows = await self.session.execute(
+            select(Message.seq, Message.role, Message.content)
             .where(Message.thread_id == thread_id, Message.seq > after_seq)
             .order_by(Message.seq.desc())
             .limit(limit)
         )
-        return list(reversed(rows.all()))
-
-    async def messages_between(self, thread_id: uuid.UUID, after_seq: int, before_seq: int) -> Sequence[Message]:
-        rows = await self.session.scalars(
-            select(Message)
-            .where(Message.thread_id == thread_id, Message.seq > after_seq, Message.seq < before_seq)
-            .order_by(Message.seq)
-        )
-        return rows.all()
+        return [StoredTurn(*row) for row in reversed(rows.all())]
 
     async def page_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> Sequence[Message]:
         rows = await self.session.scalars(

@@ -18,12 +18,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.chat.locks import ConversationLocks
-from bedel.chat.models import Message, Role, ThreadStatus
+from bedel.chat.models import Role, ThreadStatus
 from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
-from bedel.chat.repository import ThreadRepository
+from bedel.chat.repository import StoredTurn, ThreadRepository
 from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
-from bedel.db import utcnow
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import ChatModel, Completion, StudentRecord, Turn
 from bedel.students.fields import FieldCatalog
@@ -44,7 +43,7 @@ class Turnaround:
     lease: uuid.UUID
     next_seq: int
     summary: str
-    history: list[Message]
+    history: list[StoredTurn]
     student: StudentRecord | None
 
 
@@ -142,21 +141,19 @@ class ChatService:
         while True:
             async with self._sessionmaker() as session, session.begin():
                 threads = ThreadRepository.from_session(session)
-                thread = await threads.take_lease(phone, lease, self._lease_ttl)
-                if thread is None:
+                turn = await threads.open_turn(phone, lease, self._lease_ttl)
+                if turn is None:
                     await threads.create(phone)
-                    thread = await threads.take_lease(phone, lease, self._lease_ttl)
-                if thread is not None:
-                    history = await threads.recent_messages(thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT)
-                    seq = thread.message_count + 1
-                    session.add(Message(thread_id=thread.id, seq=seq, role=Role.user, content=question))
-                    thread.message_count = seq
+                    turn = await threads.open_turn(phone, lease, self._lease_ttl)
+                if turn is not None:
+                    history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
+                    await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question)
                     student = await StudentRepository.from_session(session).get_by_phone(phone)
                     return Turnaround(
-                        thread_id=thread.id,
+                        thread_id=turn.thread_id,
                         lease=lease,
-                        next_seq=seq + 1,
-                        summary=thread.summary,
+                        next_seq=turn.seq + 1,
+                        summary=turn.summary,
                         history=history,
                         student=student.to_record() if student else None,
                     )
@@ -187,38 +184,31 @@ class ChatService:
         folded: tuple[str, int] | None,
         latency_ms: int,
     ) -> ChatAnswer:
-        message = Message(
-            id=uuid.uuid4(),
-            seq=turn.next_seq,
-            role=Role.assistant,
-            content=completion.text,
-            handoff=handoff,
-            model=completion.model,
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            usage_estimated=completion.usage.estimated,
-            latency_ms=latency_ms,
-            sources=[],
-        )
+        changes: dict[str, Any] = {"message_count": turn.next_seq}
+        if handoff:
+            changes["status"] = ThreadStatus.handoff
+        if folded is not None:
+            changes["summary"], changes["summarized_through"] = folded
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
-            thread = await threads.get(turn.thread_id)
-            assert thread is not None
-            message.thread_id = thread.id
-            session.add(message)
-            thread.message_count = turn.next_seq
-            thread.updated_at = utcnow()
-            if handoff:
-                thread.status = ThreadStatus.handoff
-            if folded is not None:
-                thread.summary, thread.summarized_through = folded
-            thread.locked_until = None
-            thread.lock_token = None
+            message_id = await threads.add_message(
+                thread_id=turn.thread_id,
+                seq=turn.next_seq,
+                role=Role.assistant,
+                content=completion.text,
+                handoff=handoff,
+                model=completion.model,
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+                usage_estimated=completion.usage.estimated,
+                latency_ms=latency_ms,
+            )
+            await threads.close_turn(turn.thread_id, turn.lease, changes)
         student = turn.student
         return ChatAnswer(
             answer=completion.text,
             thread_id=turn.thread_id,
-            message_id=message.id,
+            message_id=message_id,
             student=StudentSummary(known=student is not None, name=student.name if student else None),
             sources=[],
             handoff=handoff,
@@ -235,7 +225,7 @@ class ChatService:
         """Give the conversation back after a failure; a lease left behind expires anyway."""
         try:
             async with self._sessionmaker() as session, session.begin():
-                await ThreadRepository.from_session(session).release_lease(turn.thread_id, turn.lease)
+                await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease, {})
         except Exception:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
 

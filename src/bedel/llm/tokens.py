@@ -6,5 +6,6 @@ _PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 def estimate_tokens(text: str) -> int:
-    # Long words split into several BPE tokens; about one token per 4 characters of a word.
-    return sum(max(1, (len(piece) + 3) // 4) for piece in _PIECES.findall(text))
+    # Every word or mark is at least one token, and long words split into about one per 4 characters.
+    pieces = _PIECES.findall(text)
+    return (sum(map(len, pieces)) + 3 * len(pieces)) // 4

@@ -77,11 +77,11 @@ class PhraseMatcher(Generic[T]):
 
     def __init__(self, phrases: Iterable[tuple[str, T]]) -> None:
         entries = [(tuple(fold_words(phrase)), value) for phrase, value in phrases]
-        self._entries = sorted(
-            (entry for entry in entries if entry[0]),
-            key=lambda entry: (len(entry[0]), sum(map(len, entry[0]))),
-            reverse=True,
-        )
+        ranked = sorted((entry for entry in entries if entry[0]), key=_rank, reverse=True)
+        # Indexed by first word so a question only tries the phrases that can start at each word.
+        self._by_first: dict[str, list[tuple[tuple[str, ...], T]]] = {}
+        for entry in ranked:
+            self._by_first.setdefault(entry[0][0], []).append(entry)
 
     def find(self, words: Sequence[str]) -> list[T]:
         found: list[T] = []
@@ -91,17 +91,29 @@ class PhraseMatcher(Generic[T]):
             if match is None:
                 position += 1
                 continue
-            length, value = match
+            keys, value = match
             found.append(value)
-            position += length
+            position += len(keys)
         return found
 
-    def _match_at(self, words: Sequence[str], position: int) -> tuple[int, T] | None:
-        for keys, value in self._entries:
-            window = words[position : position + len(keys)]
-            if len(window) == len(keys) and all(map(_word_matches, window, keys)):
-                return len(keys), value
-        return None
+    def _match_at(self, words: Sequence[str], position: int) -> tuple[tuple[str, ...], T] | None:
+        """The highest-ranked phrase starting here: the first word matches whole or by a long prefix."""
+        word = words[position]
+        firsts = [word, *(word[:length] for length in range(len(word) - 1, _PREFIX_MIN - 1, -1))]
+        best: tuple[tuple[str, ...], T] | None = None
+        for first in firsts:
+            for keys, value in self._by_first.get(first, ()):
+                window = words[position : position + len(keys)]
+                if len(window) == len(keys) and all(map(_word_matches, window, keys)):
+                    if best is None or _rank((keys, value)) > _rank(best):
+                        best = (keys, value)
+                    break
+        return best
+
+
+def _rank(entry: tuple[tuple[str, ...], object]) -> tuple[int, int]:
+    """Longest phrase first, then the one with the most letters."""
+    return len(entry[0]), sum(map(len, entry[0]))
 
 
 @dataclass(frozen=True, eq=False)
