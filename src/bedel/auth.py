@@ -36,7 +36,7 @@ def _matches(token: str, keys: list[SecretStr]) -> bool:
     return found
 
 
-def identify_caller(
+async def identify_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
@@ -53,7 +53,7 @@ def identify_caller(
     raise Unauthorized("unknown API key")
 
 
-def require_staff(caller: Annotated[Caller, Depends(identify_caller)]) -> Caller:
+async def require_staff(caller: Annotated[Caller, Depends(identify_caller)]) -> Caller:
     if caller.role is not Role.staff:
         raise Forbidden("this endpoint needs a staff API key")
     return caller

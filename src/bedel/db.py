@@ -56,7 +56,8 @@ def create_engine(url: str) -> AsyncEngine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # One connection per process: SQLite serialises writers anyway, and a single
     # connection cannot hit "database is locked" against itself.
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+    # Every session ends in commit or rollback, so the pool's reset-on-return rollback is a wasted hop.
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -27,7 +27,7 @@ router = APIRouter(tags=["chat"])
 threads_router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[StaffOnly])
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")

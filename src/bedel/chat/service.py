@@ -148,14 +148,14 @@ class ChatService:
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
                     await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question)
-                    student = await StudentRepository.from_session(session).get_by_phone(phone)
+                    student = await StudentRepository.from_session(session).get_record(phone)
                     return Turnaround(
                         thread_id=turn.thread_id,
                         lease=lease,
                         next_seq=turn.seq + 1,
                         summary=turn.summary,
                         history=history,
-                        student=student.to_record() if student else None,
+                        student=student,
                     )
             # Another replica is answering this conversation: wait for its turn to end.
             await asyncio.sleep(LEASE_POLL_S)

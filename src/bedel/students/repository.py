@@ -1,12 +1,13 @@
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import utcnow
+from bedel.llm.ports import StudentRecord
 from bedel.students.models import Student
 
 # Rows per statement: few round trips for 100k students, well under every bind-parameter limit.
@@ -31,6 +32,18 @@ class StudentRepository:
 
     async def get_by_phone(self, phone: str) -> Student | None:
         return await self.session.scalar(select(Student).where(Student.phone == phone))
+
+    async def get_record(self, phone: str) -> StudentRecord | None:
+        """The record for a prompt, read as a plain row: no ORM object on the chat hot path."""
+        table = cast(Table, Student.__table__)
+        row = (
+            await self.session.execute(
+                select(table.c.phone, table.c.name, table.c.external_id, table.c.email, table.c.attributes).where(
+                    table.c.phone == phone
+                )
+            )
+        ).first()
+        return StudentRecord(*row) if row else None
 
     async def upsert_many(self, rows: Sequence[StudentValues]) -> int:
         """Insert each row, or replace the student holding its phone; return how many were new.
