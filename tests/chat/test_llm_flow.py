@@ -175,27 +175,33 @@ class TestStreaming:
         assert data[-1]["usage"]["output_tokens"] == 3
 
 
+class SlowEcho:
+    """An upstream that answers "ok: <question>" after a delay and records how many calls overlapped."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.peak = 0
+
+    async def answer(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(self.delay_s)
+        self.in_flight -= 1
+        return completion("ok: " + sent_messages(request)[-1]["content"])
+
+
 class TestOrdering:
     @respx.mock
     async def test_same_phone_is_serialised_and_nothing_is_lost(self, llm_client: httpx.AsyncClient) -> None:
-        in_flight = 0
-        peak = 0
-
-        async def slow(request: httpx.Request) -> httpx.Response:
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.05)
-            in_flight -= 1
-            return completion("ok: " + sent_messages(request)[-1]["content"])
-
-        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow)
+        upstream = SlowEcho(delay_s=0.05)
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=upstream.answer)
         questions = [f"mensaje {n}" for n in range(6)]
 
         responses = await asyncio.gather(*(ask(llm_client, q) for q in questions))
 
         assert [r.status_code for r in responses] == [200] * 6
-        assert peak == 1
+        assert upstream.peak == 1
         thread_id = responses[0].json()["thread_id"]
         messages = (await llm_client.get(f"/threads/{thread_id}/messages")).json()["items"]
         assert [m["seq"] for m in messages] == list(range(1, 13))
@@ -205,24 +211,14 @@ class TestOrdering:
 
     @respx.mock
     async def test_different_phones_run_in_parallel(self, llm_client: httpx.AsyncClient) -> None:
-        in_flight = 0
-        peak = 0
-
-        async def slow(_: httpx.Request) -> httpx.Response:
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.1)
-            in_flight -= 1
-            return completion("ok")
-
-        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow)
+        upstream = SlowEcho(delay_s=0.1)
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=upstream.answer)
 
         phones = [f"+3461234567{n}" for n in range(4)]
         responses = await asyncio.gather(*(ask(llm_client, "hola", phone=p) for p in phones))
 
         assert [r.status_code for r in responses] == [200] * 4
-        assert peak == 4
+        assert upstream.peak == 4
 
 
 class TestAcrossReplicas:
@@ -230,18 +226,8 @@ class TestAcrossReplicas:
     async def test_two_replicas_answer_one_phone_in_turn(
         self, make_client: Callable[[Settings], Any], llm_settings: Settings
     ) -> None:
-        in_flight = 0
-        peak = 0
-
-        async def slow(request: httpx.Request) -> httpx.Response:
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.1)
-            in_flight -= 1
-            return completion("ok: " + sent_messages(request)[-1]["content"])
-
-        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow)
+        upstream = SlowEcho(delay_s=0.1)
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=upstream.answer)
         async with make_client(llm_settings) as first, make_client(llm_settings) as second:
             replicas = [first, second, first, second]
             responses = await asyncio.gather(*(ask(r, f"mensaje {n}") for n, r in enumerate(replicas)))
@@ -249,7 +235,7 @@ class TestAcrossReplicas:
             messages = (await first.get(f"/threads/{thread_id}/messages")).json()["items"]
 
         assert [r.status_code for r in responses] == [200] * 4
-        assert peak == 1
+        assert upstream.peak == 1
         assert [m["role"] for m in messages] == ["user", "assistant"] * 4
         assert all(a["content"] == "ok: " + q["content"] for q, a in zip(messages[::2], messages[1::2], strict=True))
 
