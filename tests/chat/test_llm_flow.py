@@ -58,6 +58,9 @@ class TestPromptCarriesOnlyTheCaller:
         assert body["student"] == {"known": True, "name": "Lucía Pérez"}
         assert body["usage"] == {"input_tokens": 50, "output_tokens": 10, "total_tokens": 60}
         assert body["model"] == "gpt-4o-mini-2024-07-18"
+        stored = (await llm_client.get(f"/threads/{body['thread_id']}/messages")).json()["items"][-1]
+        assert (stored["input_tokens"], stored["output_tokens"], stored["usage_estimated"]) == (50, 10, False)
+        assert stored["model"] == "gpt-4o-mini-2024-07-18"
 
     @respx.mock
     async def test_get_my_record_tool_returns_the_callers_record(self, llm_client: httpx.AsyncClient) -> None:

@@ -93,6 +93,7 @@ class TestGracefulShutdown:
         # uvicorn re-raises the signal once shut down, so the exit status tells what stopped it.
         assert exit_code == -signal.SIGTERM
         assert b'"event": "stopped"' in stderr
+        assert b"listening on 127.0.0.1 only" in stderr
         engine = create_engine(database_url)
         async with engine.connect() as connection:
             roles = (await connection.execute(text("SELECT role FROM messages ORDER BY seq"))).scalars().all()
