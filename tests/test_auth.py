@@ -123,3 +123,18 @@ class TestRateLimits:
                 for replica in (first, second, first)
             ]
         assert codes == [200, 200, 429]
+
+
+class TestWithoutKeys:
+    async def test_only_this_machine_may_call(self, settings: Settings) -> None:
+        import httpx
+
+        from bedel.app import create_app
+
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            remote = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+            async with httpx.AsyncClient(transport=remote, base_url="http://bedel.test") as client:
+                response = await client.post("/chat", json=CHAT)
+        assert response.status_code == 401
+        assert "BEDEL_API_KEYS" in response.json()["error"]["message"]

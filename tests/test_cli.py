@@ -49,6 +49,10 @@ class TestStartupErrors:
                 "BEDEL_DATABASE_URL",
                 3,
             ),
+            ({"BEDEL_DATABASE_URL": "postgresql://bedel:s3cret@db/bedel"}, "BEDEL_DATABASE_URL", 2),
+            ({"BEDEL_DATABASE_URL": "sqlite:///bedel.db"}, "BEDEL_DATABASE_URL", 2),
+            ({"BEDEL_DATABASE_URL": "not a url"}, "BEDEL_DATABASE_URL", 2),
+            ({"BEDEL_LLM_PROVIDER": "openai_compatible"}, "BEDEL_LLM_API_KEY", 2),
         ],
     )
     def test_serve_stops_with_one_line_naming_the_setting(
@@ -68,6 +72,7 @@ class TestStartupErrors:
         assert line["level"] == "error"
         assert setting in line["message"]
         assert "Traceback" not in result.stderr
+        assert "s3cret" not in result.stderr
 
     def test_serve_refuses_a_database_with_pending_migrations(self, tmp_path: Path) -> None:
         result = run_bedel(

@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -38,15 +37,12 @@ def build_state(settings: Settings) -> AppState:
         institution_name=settings.institution_name,
         contact=settings.contact,
     )
-    # Long enough for the slowest LLM call with its retries; a crashed replica's lease expires.
-    lease_ttl = timedelta(seconds=settings.llm_timeout_s * (settings.llm_max_retries + 1) + 30)
     chat = ChatService(
         sessionmaker=sessionmaker,
         model=model,
         catalog=catalog,
         template=template,
         options=options,
-        lease_ttl=lease_ttl,
     )
     return AppState(
         settings=settings,

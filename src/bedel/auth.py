@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from bedel.errors import Forbidden, Unauthorized
 from bedel.state import get_state
 
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _bearer = HTTPBearer(auto_error=False, description="A client or staff API key")
 
 
@@ -42,6 +43,9 @@ async def identify_caller(
 ) -> Caller:
     settings = get_state(request).settings
     if not settings.auth_enabled:
+        # Without keys every caller is staff, so only this machine may call.
+        if request.client is not None and request.client.host not in _LOOPBACK:
+            raise Unauthorized("no API keys are configured, so only this machine may call; set BEDEL_API_KEYS")
         return Caller(Role.staff, "local")
     if credentials is None:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")

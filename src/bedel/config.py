@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class Environment(StrEnum):
@@ -23,6 +25,7 @@ class ConfigError(Exception):
 
 
 KeyList = Annotated[list[SecretStr], NoDecode]
+ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
 class Settings(BaseSettings):
@@ -61,6 +64,17 @@ class Settings(BaseSettings):
     rate_limit_per_key: str = "600/minute"
     rate_limit_storage_url: str = "memory://"
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError("not a database URL") from None
+        if driver not in ASYNC_DRIVERS:
+            raise ValueError(f"use one of {', '.join(ASYNC_DRIVERS)} (for example sqlite+aiosqlite:///./data/bedel.db)")
+        return value
+
     @field_validator("api_keys", "staff_api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -80,11 +94,17 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = _env_name(error["loc"])
-        raise ConfigError(f"{name}: {error['msg']} (got {error.get('input')!r}); fix {name}") from None
+        # The value itself is not echoed: it may be a key or a URL with a password.
+        raise ConfigError(f"{name}: {error['msg'].removeprefix('Value error, ')}; fix {name}") from None
     if settings.env is Environment.production and not settings.auth_enabled:
         raise ConfigError(
             "BEDEL_API_KEYS: production refuses to start without API keys; "
             "set BEDEL_API_KEYS and/or BEDEL_STAFF_API_KEYS"
+        )
+    if settings.llm_provider is LLMProvider.openai_compatible and not (settings.llm_base_url or settings.llm_api_key):
+        raise ConfigError(
+            "BEDEL_LLM_API_KEY: OpenAI needs a key; set BEDEL_LLM_API_KEY (or OPENAI_API_KEY), "
+            "or BEDEL_LLM_BASE_URL for a local server"
         )
     return settings
 

@@ -38,6 +38,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             code, message, field = "invalid_json", "the body is not valid JSON", None
         case "extra_forbidden":
             code, message = "unknown_field", f"unknown field '{field}'"
+        case "missing" if field is None:
+            code, message = "missing_body", "a JSON body is required"
         case "missing":
             code, message = "missing_field", f"'{field}' is required"
         case _:

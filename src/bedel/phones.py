@@ -6,6 +6,7 @@ import phonenumbers
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _MEXICO_MOBILE_PREFIX = "521"
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and other scripts' digits
 
 
 class InvalidPhone(ValueError):
@@ -22,7 +23,7 @@ def normalize_phone(raw: str, default_region: str = "MX") -> str:
     text = _SEPARATORS.sub("", raw.strip())
     international = text.startswith(("+", "00"))
     digits = text.removeprefix("+").removeprefix("00") if international else text
-    if not digits.isdigit():
+    if not _DIGITS.fullmatch(digits):
         raise InvalidPhone("a phone may only hold digits, spaces, dashes, dots, parentheses and a leading +")
     if not 8 <= len(digits) <= 15:
         raise InvalidPhone("a phone must have between 8 and 15 digits")

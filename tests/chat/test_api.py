@@ -126,3 +126,30 @@ class TestPhoneIdentity:
         assert again["thread_id"] == first["thread_id"]
         threads = await stored_threads(client)
         assert [thread["phone"] for thread in threads] == ["+5255667788"]
+
+
+class TestOddInput:
+    async def test_nul_in_the_question_is_a_422(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/chat", json={"phone": "+52155667788", "question": "hola\x00"})
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "question"
+        assert await stored_threads(client) == []
+
+    async def test_empty_body_says_a_body_is_required(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/chat", headers={"content-type": "application/json"})
+        assert response.status_code == 422
+        assert response.json()["error"] == {"code": "missing_body", "message": "a JSON body is required", "field": None}
+
+    async def test_digits_of_other_scripts_are_not_a_phone(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/chat", json={"phone": "+52²²²²²²²²", "question": "hola"})
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_phone"
+
+    async def test_override_template_that_fails_to_render_is_a_422_before_storing(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        body = {**PROTOTYPE, "assistant": {"instructions": "Hola {{ student.nada.mas }}"}}
+        response = await client.post("/chat", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "assistant.instructions"
+        assert await stored_threads(client) == []

@@ -2,14 +2,19 @@
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import respx
+from sqlalchemy import update
 
+from bedel.chat.models import Thread
 from bedel.config import Settings
+from bedel.db import create_engine, utcnow
 from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages, stream_response, tool_call
 
 PHONE = "+5215512345678"
@@ -340,3 +345,63 @@ class TestAssistantConfiguration:
         assert "Universidad Ejemplo" in default["messages"][0]["content"]
         assert (overridden["model"], overridden["temperature"], overridden["max_tokens"]) == ("modelo-grande", 0.9, 50)
         assert "English" in overridden["messages"][0]["content"]
+
+
+class TestLeases:
+    @respx.mock
+    async def test_a_dead_replicas_expired_lease_does_not_block_the_phone(
+        self, llm_client: httpx.AsyncClient, llm_settings: Settings
+    ) -> None:
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=completion("Aquí sigo."))
+        thread_id = (await ask(llm_client, "hola")).json()["thread_id"]
+        engine = create_engine(llm_settings.database_url)
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Thread.__table__)
+                .where(Thread.__table__.c.id == uuid.UUID(thread_id))
+                .values(lock_token=uuid.uuid4(), locked_until=utcnow() - timedelta(seconds=1))
+            )
+        await engine.dispose()
+
+        response = await ask(llm_client, "¿sigues ahí?")
+
+        assert response.status_code == 200
+        assert response.json()["answer"] == "Aquí sigo."
+
+    @respx.mock
+    async def test_forgetting_a_thread_while_it_is_answered_is_a_409(self, llm_client: httpx.AsyncClient) -> None:
+        called = asyncio.Event()
+
+        async def slow(_: httpx.Request) -> httpx.Response:
+            called.set()
+            await asyncio.sleep(0.2)
+            return completion("Listo.")
+
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow)
+        question = asyncio.create_task(ask(llm_client, "hola"))
+        await called.wait()
+        thread_id = (await llm_client.get("/threads", params={"phone": PHONE})).json()["items"][0]["id"]
+
+        refused = await llm_client.delete(f"/threads/{thread_id}")
+        answered = await question
+
+        assert refused.status_code == 409
+        assert answered.status_code == 200
+        assert (await llm_client.delete(f"/threads/{thread_id}")).status_code == 204
+
+
+class TestStreamFailures:
+    @respx.mock
+    async def test_llm_failure_mid_stream_is_an_error_event_and_the_question_is_kept(
+        self, llm_client: httpx.AsyncClient
+    ) -> None:
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
+
+        response = await ask(llm_client, "hola", stream=True)
+
+        head, data = response.text.strip().split("\n", 1)
+        assert head == "event: error"
+        assert json.loads(data.removeprefix("data: "))["error"]["code"] == "llm_unavailable"
+        thread = (await llm_client.get("/threads", params={"phone": PHONE})).json()["items"][0]
+        messages = (await llm_client.get(f"/threads/{thread['id']}/messages")).json()["items"]
+        assert [m["content"] for m in messages] == ["hola"]

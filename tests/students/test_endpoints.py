@@ -90,6 +90,13 @@ class TestRecord:
         assert replaced.json()["id"] == created.json()["id"]
         assert (replaced.json()["name"], replaced.json()["attributes"]) == ("Ana María", {})
 
+    async def test_put_rejects_numbers_json_cannot_hold(self, client: httpx.AsyncClient) -> None:
+        body = b'{"name": "Ana", "attributes": {"adeudo": NaN}}'
+        response = await client.put("/students/5512345678", content=body, headers={"content-type": "application/json"})
+
+        assert response.status_code == 422
+        assert (await client.get("/students/5512345678")).status_code == 404
+
     async def test_put_rejects_unknown_fields(self, client: httpx.AsyncClient) -> None:
         response = await client.put("/students/5512345678", json={"nombre": "Ana"})
 

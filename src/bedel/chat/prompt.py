@@ -30,12 +30,29 @@ class AssistantOptions:
     contact: str
 
 
+_PROBE_STUDENT = {
+    "name": "Ana",
+    "external_id": "A1",
+    "email": "ana@example.edu",
+    "attributes": {"saldo": "100"},
+    "fields": [{"label": "Saldo", "value": "100"}],
+}
+
+
 def compile_instructions(source: str) -> Any:
-    """Compile an instructions template once; a broken one is a `ConfigError`."""
+    """Compile an instructions template once and try it on a known and an unknown caller.
+
+    A template that fails either way is a `ConfigError` before any question is stored.
+    """
     try:
-        return _environment.from_string(source)
+        template = _environment.from_string(source)
+        for student in (_PROBE_STUDENT, None):
+            template.render(
+                institution_name="", contact="", language="es", language_name="español", student=student, summary=""
+            )
     except TemplateError as exc:
-        raise ConfigError(f"BEDEL_INSTRUCTIONS_FILE: the template does not compile ({exc}); fix the template") from None
+        raise ConfigError(f"BEDEL_INSTRUCTIONS_FILE: the template fails ({exc}); fix the template") from None
+    return template
 
 
 def load_instructions(path: Path | None) -> Any:

@@ -1,9 +1,9 @@
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, case, delete, insert, or_, select, update
+from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,18 +54,25 @@ class ThreadRepository:
         ).first()
         return OpenTurn(*row) if row else None
 
-    async def close_turn(self, thread_id: uuid.UUID, token: uuid.UUID, changes: dict[str, Any]) -> None:
-        """Apply the turn's `changes` to the thread and give its lease back, if still ours."""
-        still_ours = _threads.c.lock_token == token
+    async def close_turn(self, thread_id: uuid.UUID, token: uuid.UUID, changes: dict[str, Any]) -> bool:
+        """Apply the turn's `changes` and give the lease back; False when the lease was no longer ours."""
+        result = await self.session.execute(
+            update(_threads)
+            .where(_threads.c.id == thread_id, _threads.c.lock_token == token)
+            .values(locked_until=None, lock_token=None, **changes)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew_lease(self, thread_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> None:
         await self.session.execute(
             update(_threads)
-            .where(_threads.c.id == thread_id)
-            .values(
-                locked_until=case((still_ours, None), else_=_threads.c.locked_until),
-                lock_token=case((still_ours, None), else_=_threads.c.lock_token),
-                **changes,
-            )
+            .where(_threads.c.id == thread_id, _threads.c.lock_token == token)
+            .values(locked_until=utcnow() + ttl)
         )
+
+    async def is_leased(self, thread_id: uuid.UUID) -> bool:
+        locked_until = await self.session.scalar(select(_threads.c.locked_until).where(_threads.c.id == thread_id))
+        return locked_until is not None and _aware(locked_until) > utcnow()
 
     async def add_message(self, **values: Any) -> uuid.UUID:
         message_id = uuid.uuid4()
@@ -126,3 +133,8 @@ class ThreadRepository:
             .limit(limit)
         )
         return rows.all()
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they are stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

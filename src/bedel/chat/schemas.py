@@ -9,8 +9,19 @@ from bedel.phones import normalize_phone
 
 MAX_QUESTION_CHARS = 4000
 
+
+def _storable_text(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text may not contain NUL characters")
+    return text
+
+
 Phone = Annotated[str, StringConstraints(max_length=40), AfterValidator(normalize_phone)]
-Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)]
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS),
+    AfterValidator(_storable_text),
+]
 
 
 class AssistantOverrides(BaseModel):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +24,7 @@ from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
 from bedel.chat.repository import StoredTurn, ThreadRepository
 from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
-from bedel.errors import UpstreamUnavailable
+from bedel.errors import Conflict, UpstreamUnavailable
 from bedel.llm.ports import ChatModel, Completion, StudentRecord, Turn
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
@@ -33,6 +34,8 @@ log = structlog.get_logger()
 RECENT_MESSAGES_LIMIT = 60
 SUMMARY_BATCH = 8
 LEASE_POLL_S = 0.05
+# How long a turn may go silent before another replica may take the conversation over.
+LEASE_TTL = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,12 @@ class ChatService:
         catalog: FieldCatalog,
         template: Any,
         options: AssistantOptions,
-        lease_ttl: timedelta,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
         self._catalog = catalog
         self._template = template
         self.options = options
-        self._lease_ttl = lease_ttl
         self._locks = ConversationLocks()
 
     async def ask(
@@ -101,6 +102,7 @@ class ChatService:
         options = options or self.options
         async with self._locks.hold(phone):
             turn = await self._begin(phone, question)
+            keeper = asyncio.create_task(self._keep_lease(turn))
             try:
                 tools = CallerTools(turn.student)
                 history = [Turn(m.role, m.content) for m in turn.history]
@@ -134,17 +136,20 @@ class ChatService:
             except BaseException:
                 await self._release(turn)
                 raise
+            finally:
+                keeper.cancel()
         yield answer
 
     async def _begin(self, phone: str, question: str) -> Turnaround:
         lease = uuid.uuid4()
+        deadline = time.monotonic() + LEASE_TTL.total_seconds()
         while True:
             async with self._sessionmaker() as session, session.begin():
                 threads = ThreadRepository.from_session(session)
-                turn = await threads.open_turn(phone, lease, self._lease_ttl)
+                turn = await threads.open_turn(phone, lease, LEASE_TTL)
                 if turn is None:
                     await threads.create(phone)
-                    turn = await threads.open_turn(phone, lease, self._lease_ttl)
+                    turn = await threads.open_turn(phone, lease, LEASE_TTL)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
                     await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question)
@@ -158,7 +163,19 @@ class ChatService:
                         student=student,
                     )
             # Another replica is answering this conversation: wait for its turn to end.
+            if time.monotonic() > deadline:
+                raise Conflict("an earlier question from this phone is still being answered; ask again", retry_after=5)
             await asyncio.sleep(LEASE_POLL_S)
+
+    async def _keep_lease(self, turn: Turnaround) -> None:
+        """Renew the lease while the model works: a slow turn keeps its place, a dead replica loses it."""
+        while True:
+            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await ThreadRepository.from_session(session).renew_lease(turn.thread_id, turn.lease, LEASE_TTL)
+            except Exception:
+                log.exception("lease_renewal_failed", thread_id=str(turn.thread_id))
 
     async def _fold_overflow(self, turn: Turnaround, window_size: int, language: str) -> tuple[str, int] | None:
         """Summarise the turns that no longer fit the window, a batch at a time.
@@ -191,6 +208,8 @@ class ChatService:
             changes["summary"], changes["summarized_through"] = folded
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
+            if not await threads.close_turn(turn.thread_id, turn.lease, changes):
+                raise Conflict("this answer took too long and the conversation moved on; ask again", retry_after=1)
             message_id = await threads.add_message(
                 thread_id=turn.thread_id,
                 seq=turn.next_seq,
@@ -203,7 +222,6 @@ class ChatService:
                 usage_estimated=completion.usage.estimated,
                 latency_ms=latency_ms,
             )
-            await threads.close_turn(turn.thread_id, turn.lease, changes)
         student = turn.student
         return ChatAnswer(
             answer=completion.text,
@@ -224,8 +242,10 @@ class ChatService:
     async def _release(self, turn: Turnaround) -> None:
         """Give the conversation back after a failure; a lease left behind expires anyway."""
         try:
-            async with self._sessionmaker() as session, session.begin():
-                await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease, {})
+            # Shielded: a client that hung up on a stream cancels this task, and the release must still run.
+            with anyio.CancelScope(shield=True):
+                async with self._sessionmaker() as session, session.begin():
+                    await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease, {})
         except Exception:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
 

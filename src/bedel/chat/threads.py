@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.models import Message, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
-from bedel.errors import NotFound
+from bedel.errors import Conflict, NotFound
 
 
 async def list_threads(
@@ -38,4 +38,7 @@ async def list_messages(session: AsyncSession, thread_id: uuid.UUID, *, after: i
 async def forget_thread(session: AsyncSession, thread_id: uuid.UUID) -> None:
     """Delete the conversation and its messages; the next question starts a new thread."""
     thread = await get_thread(session, thread_id)
-    await ThreadRepository.from_session(session).delete(thread)
+    threads = ThreadRepository.from_session(session)
+    if await threads.is_leased(thread_id):
+        raise Conflict("the assistant is answering this conversation right now; try again", retry_after=5)
+    await threads.delete(thread)

@@ -78,8 +78,9 @@ class _Tally:
 
     def add(self, usage: CompletionUsage | None, sent: list[_Message], output: str) -> None:
         if usage is not None:
-            self.input_tokens += usage.prompt_tokens
-            self.output_tokens += usage.completion_tokens
+            # Compatible servers may send nulls where OpenAI sends numbers.
+            self.input_tokens += usage.prompt_tokens or 0
+            self.output_tokens += usage.completion_tokens or 0
             return
         self.estimated = True
         self.input_tokens += sum(estimate_tokens(str(m.get("content") or "")) for m in sent)
@@ -167,7 +168,9 @@ class OpenAICompatibleModel:
                 async with chunks:
                     async for chunk in chunks:
                         model, usage = chunk.model or model, chunk.usage or usage
-                        for choice in chunk.choices[:1]:
+                        for choice in (chunk.choices or [])[:1]:
+                            if choice.delta is None:
+                                continue
                             for piece in choice.delta.tool_calls or []:
                                 call = calls.setdefault(piece.index, _ToolCall("", "", ""))
                                 call.id = piece.id or call.id or f"call_{piece.index}"

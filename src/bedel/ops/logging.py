@@ -10,7 +10,8 @@ from structlog.typing import EventDict, WrappedLogger
 
 from bedel.phones import mask_phone
 
-_PHONE_LIKE = re.compile(r"\+?\d[\d \-]{6,}\d")
+# Not inside a longer token: a UUID's last group or a hash is not a phone.
+_PHONE_LIKE = re.compile(r"(?<![\w-])\+?\d[\d \-]{6,}\d(?![\w-])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -35,9 +36,9 @@ def configure_logging(level: str = "INFO") -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        mask_phones,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        mask_phones,
         structlog.processors.JSONRenderer(),
     ]
     structlog.configure(

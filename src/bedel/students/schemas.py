@@ -1,3 +1,4 @@
+import math
 import re
 import uuid
 from datetime import datetime
@@ -86,4 +87,6 @@ def is_storable(value: Any) -> bool:
         return all(is_storable(key) and is_storable(item) for key, item in value.items())
     if isinstance(value, list):
         return all(map(is_storable, value))
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON has no NaN or Infinity, and PostgreSQL's JSONB refuses them
     return True
