@@ -12,6 +12,7 @@ import pytest
 import respx
 from sqlalchemy import update
 
+from bedel.chat import service
 from bedel.chat.models import Thread
 from bedel.config import Settings
 from bedel.db import create_engine, utcnow
@@ -405,3 +406,17 @@ class TestStreamFailures:
         thread = (await llm_client.get("/threads", params={"phone": PHONE})).json()["items"][0]
         messages = (await llm_client.get(f"/threads/{thread['id']}/messages")).json()["items"]
         assert [m["content"] for m in messages] == ["hola"]
+
+    @respx.mock
+    async def test_a_slow_turn_renews_its_lease_so_another_replica_waits(
+        self, make_client: Callable[[Settings], Any], llm_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(service, "LEASE_TTL", timedelta(seconds=0.15))
+        upstream = SlowEcho(delay_s=0.5)
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=upstream.answer)
+
+        async with make_client(llm_settings) as first, make_client(llm_settings) as second:
+            responses = await asyncio.gather(ask(first, "uno"), ask(second, "dos"))
+
+        assert [r.status_code for r in responses] == [200, 200]
+        assert upstream.peak == 1

@@ -3,6 +3,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -23,6 +24,7 @@ from bedel.config import ConfigError
 from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
 from bedel.state import DBSession, get_state
 
+log = structlog.get_logger()
 router = APIRouter(tags=["chat"])
 threads_router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[StaffOnly])
 
@@ -70,6 +72,11 @@ async def _sse(events: AsyncIterator[str | ChatAnswer]) -> AsyncIterator[str]:
                 yield f"event: delta\ndata: {json.dumps({'text': item}, ensure_ascii=False)}\n\n"
     except BedelError as exc:
         error = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
+        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+    except Exception:
+        # Headers are gone already: the stream itself must say it failed.
+        log.exception("stream_failed")
+        error = {"error": {"code": "internal_error", "message": "unexpected error; it has been logged", "field": None}}
         yield f"event: error\ndata: {json.dumps(error)}\n\n"
 
 

@@ -36,6 +36,8 @@ SUMMARY_BATCH = 8
 LEASE_POLL_S = 0.05
 # How long a turn may go silent before another replica may take the conversation over.
 LEASE_TTL = timedelta(seconds=60)
+# How long a question waits behind an earlier one from the same phone before a 409.
+TURN_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class ChatService:
 
     async def _begin(self, phone: str, question: str) -> Turnaround:
         lease = uuid.uuid4()
-        deadline = time.monotonic() + LEASE_TTL.total_seconds()
+        deadline = time.monotonic() + TURN_WAIT_S
         while True:
             async with self._sessionmaker() as session, session.begin():
                 threads = ThreadRepository.from_session(session)
