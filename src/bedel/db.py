@@ -4,8 +4,9 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from pydantic import AfterValidator
 from sqlalchemy import JSON, DateTime, MetaData, event, make_url
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -31,6 +32,14 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; Bedel stores them all in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+UTCDateTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class Base(DeclarativeBase):

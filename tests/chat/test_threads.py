@@ -93,3 +93,13 @@ class TestForgettingAThread:
         assert new["thread_id"] != old["thread_id"]
         messages = (await client.get(f"/threads/{new['thread_id']}/messages")).json()["items"]
         assert messages[0]["content"] == "hola de nuevo"
+
+
+class TestTimestamps:
+    async def test_timestamps_carry_their_utc_offset_on_every_database(self, client: httpx.AsyncClient) -> None:
+        thread_id = (await ask(client, "hola"))["thread_id"]
+        thread = (await client.get("/threads")).json()["items"][0]
+        message = (await client.get(f"/threads/{thread_id}/messages")).json()["items"][0]
+
+        assert thread["created_at"].endswith("Z") or thread["created_at"].endswith("+00:00")
+        assert message["created_at"].endswith("Z") or message["created_at"].endswith("+00:00")

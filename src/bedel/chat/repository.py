@@ -1,6 +1,6 @@
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, delete, insert, or_, select, update
@@ -9,7 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.models import Message, Thread, ThreadStatus
-from bedel.db import utcnow
+from bedel.db import as_utc, utcnow
 
 
 class OpenTurn(NamedTuple):
@@ -72,7 +72,7 @@ class ThreadRepository:
 
     async def is_leased(self, thread_id: uuid.UUID) -> bool:
         locked_until = await self.session.scalar(select(_threads.c.locked_until).where(_threads.c.id == thread_id))
-        return locked_until is not None and _aware(locked_until) > utcnow()
+        return locked_until is not None and as_utc(locked_until) > utcnow()
 
     async def add_message(self, **values: Any) -> uuid.UUID:
         message_id = uuid.uuid4()
@@ -133,8 +133,3 @@ class ThreadRepository:
             .limit(limit)
         )
         return rows.all()
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they are stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,10 +1,10 @@
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from bedel.chat.models import Role, ThreadStatus
+from bedel.db import UTCDateTime
 from bedel.phones import normalize_phone
 
 MAX_QUESTION_CHARS = 4000
@@ -86,8 +86,8 @@ class ThreadOut(BaseModel):
     phone: str
     status: ThreadStatus
     message_count: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
 
 
 class ThreadList(BaseModel):
@@ -108,7 +108,7 @@ class MessageOut(BaseModel):
     output_tokens: int
     usage_estimated: bool
     latency_ms: int | None
-    created_at: datetime
+    created_at: UTCDateTime
 
 
 class MessagePage(BaseModel):

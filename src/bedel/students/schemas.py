@@ -1,10 +1,11 @@
 import math
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from bedel.db import UTCDateTime
 
 MAX_NAME_CHARS = 200
 MAX_EMAIL_CHARS = 320
@@ -28,8 +29,8 @@ class StudentOut(BaseModel):
     name: str | None
     email: str | None
     attributes: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
 
 
 class StudentUpdate(BaseModel):
