@@ -139,6 +139,27 @@ class TestMemory:
         assert "RESUMEN: la alumna preguntó varias cosas." in last_prompt[0]["content"]
         assert "pregunta número 0 " not in json.dumps(last_prompt, ensure_ascii=False)
 
+    @respx.mock
+    async def test_every_earlier_turn_is_in_the_prompt_or_in_the_summary(self, llm_client: httpx.AsyncClient) -> None:
+        answers: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            messages = sent_messages(request)
+            if "running summary" in messages[0]["content"]:
+                return completion(messages[1]["content"])  # a summariser that forgets nothing
+            answers.append(request)
+            return completion("De acuerdo.")
+
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=answer)
+        questions = [f"dato {n:02d} " + "relleno " * 15 for n in range(30)]
+        for question in questions:
+            await ask(llm_client, question)
+
+        for number, request in enumerate(answers):
+            prompt = json.dumps(sent_messages(request), ensure_ascii=False)
+            missing = [q[:7] for q in questions[:number] if q.strip() not in prompt]
+            assert missing == [], f"question {number} was asked without {missing}"
+
 
 class TestFailures:
     @respx.mock

@@ -107,18 +107,13 @@ class ChatService:
             keeper = asyncio.create_task(self._keep_lease(turn))
             try:
                 tools = CallerTools(turn.student)
-                history = [Turn(m.role, m.content) for m in turn.history]
-                # The window leaves room in the loaded turns for a whole batch to fold.
-                window = fit_history(
-                    history[-(RECENT_MESSAGES_LIMIT - SUMMARY_BATCH) :],
-                    options.history_token_budget,
-                )
+                window, folded = await self._memory(turn, options)
                 prompt = build_prompt(
                     template=template or self._template,
                     options=options,
                     catalog=self._catalog,
                     student=turn.student,
-                    summary=turn.summary,
+                    summary=folded[0] if folded else turn.summary,
                     history=window,
                     question=question,
                 )
@@ -132,7 +127,6 @@ class ChatService:
                     assert completion is not None
                 else:
                     completion = await self._model.complete(prompt, tools)
-                folded = await self._fold_overflow(turn, len(window), options.language)
                 latency_ms = round((time.perf_counter() - started) * 1000)
                 answer = await self._finish(turn, completion, tools.handoff_requested, folded, latency_ms)
             except BaseException:
@@ -179,21 +173,28 @@ class ChatService:
             except Exception:
                 log.exception("lease_renewal_failed", thread_id=str(turn.thread_id))
 
-    async def _fold_overflow(self, turn: Turnaround, window_size: int, language: str) -> tuple[str, int] | None:
-        """Summarise the turns that no longer fit the window, a batch at a time.
+    async def _memory(self, turn: Turnaround, options: AssistantOptions) -> tuple[list[Turn], tuple[str, int] | None]:
+        """The recent turns for the prompt, folding older ones into the summary first.
 
-        Returns the new summary and the last seq it covers.
+        When a turn no longer fits the budget, it and the oldest turns of the window
+        (a batch in all) are summarised before the prompt is built, so every turn is
+        either in the prompt or in the summary, and the summary is rewritten about once
+        per batch rather than on every question. Returns the window and, when it folded,
+        the new summary with the last seq it covers.
         """
-        overflow = turn.history[: len(turn.history) - window_size]
-        if len(overflow) < SUMMARY_BATCH:
-            return None
-        turns = [Turn(m.role, m.content) for m in overflow]
+        history = [Turn(m.role, m.content) for m in turn.history]
+        # At most a window of turns plus a batch is ever unfolded, so loading RECENT_MESSAGES_LIMIT suffices.
+        window = fit_history(history[-(RECENT_MESSAGES_LIMIT - SUMMARY_BATCH) :], options.history_token_budget)
+        overflow = len(history) - len(window)
+        if not overflow:
+            return window, None
+        fold = min(len(history), overflow + SUMMARY_BATCH - 1)
         try:
-            summary = await self._model.summarize(turn.summary, turns, language)
+            summary = await self._model.summarize(turn.summary, history[:fold], options.language)
         except UpstreamUnavailable:
             log.warning("summary_skipped", thread_id=str(turn.thread_id))
-            return None
-        return summary, overflow[-1].seq
+            return window, None
+        return history[fold:], (summary, turn.history[fold - 1].seq)
 
     async def _finish(
         self,
