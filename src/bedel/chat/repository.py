@@ -3,7 +3,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, delete, insert, or_, select, update
+from sqlalchemy import Integer, String, Table, Text, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,9 +25,45 @@ class StoredTurn(NamedTuple):
     content: str
 
 
-# The hot path uses the Core tables: ORM-enabled INSERT/UPDATE costs several times more CPU.
+# The hot path runs Core statements built once with bind parameters: building and
+# caching an expression per request costs more CPU than executing it.
 _threads = cast(Table, Thread.__table__)
 _messages = cast(Table, Message.__table__)
+
+_OPEN_TURN = (
+    update(_threads)
+    .where(
+        _threads.c.phone == bindparam("b_phone"),
+        or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < bindparam("b_now")),
+    )
+    .values(
+        locked_until=bindparam("b_until"),
+        lock_token=bindparam("b_token"),
+        message_count=_threads.c.message_count + 1,
+    )
+    .returning(_threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through)
+)
+# A None parameter leaves its column as it is.
+_CLOSE_TURN = (
+    update(_threads)
+    .where(_threads.c.id == bindparam("b_id"), _threads.c.lock_token == bindparam("b_token"))
+    .values(
+        locked_until=None,
+        lock_token=None,
+        message_count=func.coalesce(bindparam("b_count", type_=Integer), _threads.c.message_count),
+        status=func.coalesce(bindparam("b_status", type_=String), _threads.c.status),
+        summary=func.coalesce(bindparam("b_summary", type_=Text), _threads.c.summary),
+        summarized_through=func.coalesce(bindparam("b_through", type_=Integer), _threads.c.summarized_through),
+        updated_at=bindparam("b_now"),
+    )
+)
+_RECENT_TURNS = (
+    select(_messages.c.seq, _messages.c.role, _messages.c.content)
+    .where(_messages.c.thread_id == bindparam("b_id"), _messages.c.seq > bindparam("b_after"))
+    .order_by(_messages.c.seq.desc())
+    .limit(bindparam("b_limit"))
+)
+_ADD_MESSAGE = insert(_messages)
 
 
 class ThreadRepository:
@@ -44,23 +80,31 @@ class ThreadRepository:
         None when the thread is missing or another turn holds its lease.
         """
         now = utcnow()
-        row = (
-            await self.session.execute(
-                update(_threads)
-                .where(_threads.c.phone == phone, or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < now))
-                .values(locked_until=now + ttl, lock_token=token, message_count=_threads.c.message_count + 1)
-                .returning(_threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through)
-            )
-        ).first()
+        params = {"b_phone": phone, "b_now": now, "b_until": now + ttl, "b_token": token}
+        row = (await self.session.execute(_OPEN_TURN, params)).first()
         return OpenTurn(*row) if row else None
 
-    async def close_turn(self, thread_id: uuid.UUID, token: uuid.UUID, changes: dict[str, Any]) -> bool:
-        """Apply the turn's `changes` and give the lease back; False when the lease was no longer ours."""
-        result = await self.session.execute(
-            update(_threads)
-            .where(_threads.c.id == thread_id, _threads.c.lock_token == token)
-            .values(locked_until=None, lock_token=None, **changes)
-        )
+    async def close_turn(
+        self,
+        thread_id: uuid.UUID,
+        token: uuid.UUID,
+        *,
+        message_count: int | None = None,
+        status: ThreadStatus | None = None,
+        summary: str | None = None,
+        summarized_through: int | None = None,
+    ) -> bool:
+        """Record the turn's changes and give the lease back; False when the lease was no longer ours."""
+        params = {
+            "b_id": thread_id,
+            "b_token": token,
+            "b_count": message_count,
+            "b_status": status,
+            "b_summary": summary,
+            "b_through": summarized_through,
+            "b_now": utcnow(),
+        }
+        result = await self.session.execute(_CLOSE_TURN, params)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def renew_lease(self, thread_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> None:
@@ -76,7 +120,7 @@ class ThreadRepository:
 
     async def add_message(self, **values: Any) -> uuid.UUID:
         message_id = uuid.uuid4()
-        await self.session.execute(insert(_messages).values(id=message_id, **values))
+        await self.session.execute(_ADD_MESSAGE, {"id": message_id, **values})
         return message_id
 
     async def create(self, phone: str) -> None:
@@ -117,12 +161,7 @@ class ThreadRepository:
 
     async def recent_turns(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> list[StoredTurn]:
         """The newest `limit` messages after `after_seq`, oldest first, as plain rows."""
-        rows = await self.session.execute(
-            select(_messages.c.seq, _messages.c.role, _messages.c.content)
-            .where(_messages.c.thread_id == thread_id, _messages.c.seq > after_seq)
-            .order_by(_messages.c.seq.desc())
-            .limit(limit)
-        )
+        rows = await self.session.execute(_RECENT_TURNS, {"b_id": thread_id, "b_after": after_seq, "b_limit": limit})
         return [StoredTurn(*row) for row in reversed(rows.all())]
 
     async def page_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> Sequence[Message]:

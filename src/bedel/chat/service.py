@@ -204,14 +204,17 @@ class ChatService:
         folded: tuple[str, int] | None,
         latency_ms: int,
     ) -> ChatAnswer:
-        changes: dict[str, Any] = {"message_count": turn.next_seq}
-        if handoff:
-            changes["status"] = ThreadStatus.handoff
-        if folded is not None:
-            changes["summary"], changes["summarized_through"] = folded
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
-            if not await threads.close_turn(turn.thread_id, turn.lease, changes):
+            closed = await threads.close_turn(
+                turn.thread_id,
+                turn.lease,
+                message_count=turn.next_seq,
+                status=ThreadStatus.handoff if handoff else None,
+                summary=folded[0] if folded else None,
+                summarized_through=folded[1] if folded else None,
+            )
+            if not closed:
                 raise Conflict("this answer took too long and the conversation moved on; ask again", retry_after=1)
             message_id = await threads.add_message(
                 thread_id=turn.thread_id,
@@ -248,7 +251,7 @@ class ChatService:
             # Shielded: a client that hung up on a stream cancels this task, and the release must still run.
             with anyio.CancelScope(shield=True):
                 async with self._sessionmaker() as session, session.begin():
-                    await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease, {})
+                    await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease)
         except Exception:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
 

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,13 @@ class StudentValues(TypedDict):
     attributes: dict[str, Any]
 
 
+_students = cast(Table, Student.__table__)
+# Built once: the chat hot path runs it for every question.
+_RECORD_BY_PHONE = select(
+    _students.c.phone, _students.c.name, _students.c.external_id, _students.c.email, _students.c.attributes
+).where(_students.c.phone == bindparam("b_phone"))
+
+
 class StudentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -35,14 +42,7 @@ class StudentRepository:
 
     async def get_record(self, phone: str) -> StudentRecord | None:
         """The record for a prompt, read as a plain row: no ORM object on the chat hot path."""
-        table = cast(Table, Student.__table__)
-        row = (
-            await self.session.execute(
-                select(table.c.phone, table.c.name, table.c.external_id, table.c.email, table.c.attributes).where(
-                    table.c.phone == phone
-                )
-            )
-        ).first()
+        row = (await self.session.execute(_RECORD_BY_PHONE, {"b_phone": phone})).first()
         return StudentRecord(*row) if row else None
 
     async def upsert_many(self, rows: Sequence[StudentValues]) -> int:
