@@ -26,15 +26,24 @@ STUDENTS = (
 )
 
 
+def llm_config(**overrides: Any) -> dict[str, Any]:
+    """Settings for an OpenAI-compatible upstream at LLM_BASE_URL, without SDK retries unless asked."""
+    return {
+        "llm_provider": "openai_compatible",
+        "llm_base_url": LLM_BASE_URL,
+        "llm_api_key": "sk-test",
+        "llm_max_retries": 0,
+        **overrides,
+    }
+
+
 @pytest.fixture
 def llm_settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(
-        llm_provider="openai_compatible",
-        llm_base_url=LLM_BASE_URL,
-        llm_api_key="sk-test",
-        llm_max_retries=0,
-        llm_timeout_s=2,
-        history_token_budget=300,
+        **llm_config(
+            llm_timeout_s=2,
+            history_token_budget=300,
+        )
     )
 
 
@@ -275,9 +284,7 @@ class TestUpstreamTrouble:
     async def test_429_then_success_is_retried_transparently(
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
     ) -> None:
-        settings = make_settings(
-            llm_provider="openai_compatible", llm_base_url=LLM_BASE_URL, llm_api_key="sk-test", llm_max_retries=2
-        )
+        settings = make_settings(**llm_config(llm_max_retries=2))
         route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(
             side_effect=[
                 httpx.Response(
@@ -316,12 +323,10 @@ class TestUpstreamTrouble:
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
     ) -> None:
         settings = make_settings(
-            llm_provider="openai_compatible",
-            llm_base_url=LLM_BASE_URL,
-            llm_api_key="sk-test",
-            llm_max_retries=0,
-            llm_breaker_threshold=3,
-            llm_breaker_reset_s=60,
+            **llm_config(
+                llm_breaker_threshold=3,
+                llm_breaker_reset_s=60,
+            )
         )
         route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(
             return_value=httpx.Response(
@@ -346,14 +351,12 @@ class TestAssistantConfiguration:
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
     ) -> None:
         settings = make_settings(
-            llm_provider="openai_compatible",
-            llm_base_url=LLM_BASE_URL,
-            llm_api_key="sk-test",
-            llm_max_retries=0,
-            llm_model="modelo-base",
-            temperature=0.3,
-            max_output_tokens=200,
-            institution_name="Universidad Ejemplo",
+            **llm_config(
+                llm_model="modelo-base",
+                temperature=0.3,
+                max_output_tokens=200,
+                institution_name="Universidad Ejemplo",
+            )
         )
         route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=completion("Hola."))
         async with make_client(settings) as client:
