@@ -32,11 +32,6 @@ class Forbidden(BedelError):
     code = "forbidden"
 
 
-class PayloadTooLarge(BedelError):
-    status = 413
-    code = "payload_too_large"
-
-
 class UnsupportedMediaType(BedelError):
     status = 415
     code = "unsupported_media_type"

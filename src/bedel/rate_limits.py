@@ -23,7 +23,6 @@ class RequestLimiter:
             ) from None
         storage = storage_from_string(f"async+{settings.rate_limit_storage_url}")
         assert isinstance(storage, Storage)
-        self._storage = storage
         # Two counters per key: O(1) a hit, where a moving window keeps every hit's timestamp.
         self._limiter = SlidingWindowCounterRateLimiter(storage)
 
