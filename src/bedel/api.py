@@ -2,6 +2,9 @@
 
 from fastapi import APIRouter
 
+from bedel.channels.endpoints import router as staff_messages_router
+from bedel.channels.twilio.endpoints import router as twilio_router
+from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
 from bedel.ops.endpoints import router as ops_router
@@ -10,5 +13,8 @@ from bedel.students.endpoints import router as students_router
 router = APIRouter()
 router.include_router(chat_router)
 router.include_router(threads_router)
+router.include_router(staff_messages_router)
+router.include_router(whatsapp_router)
+router.include_router(twilio_router)
 router.include_router(students_router)
 router.include_router(ops_router)

@@ -7,11 +7,14 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import router
+from bedel.channels.senders import create_senders
+from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.exception_handlers import install_exception_handlers
+from bedel.jobs.runner import JobRunner
 from bedel.llm.factory import create_chat_model
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
@@ -44,6 +47,14 @@ def build_state(settings: Settings) -> AppState:
         template=template,
         options=options,
     )
+    senders = create_senders(settings)
+    jobs = JobRunner(
+        sessionmaker,
+        ChannelTasks(sessionmaker, chat, senders).handlers(),
+        concurrency=settings.worker_concurrency,
+        max_attempts=settings.job_max_attempts,
+        retry_base_s=settings.job_retry_base_s,
+    )
     return AppState(
         settings=settings,
         engine=engine,
@@ -52,6 +63,8 @@ def build_state(settings: Settings) -> AppState:
         model=model,
         chat=chat,
         limiter=RequestLimiter(settings),
+        senders=senders,
+        jobs=jobs,
     )
 
 
@@ -60,13 +73,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings or load_settings())
         app.state.bedel = state
-        log.info("started", provider=state.settings.llm_provider, auth=state.settings.auth_enabled)
+        if state.settings.jobs_in_process:
+            state.jobs.start()
+        log.info(
+            "started",
+            provider=state.settings.llm_provider,
+            auth=state.settings.auth_enabled,
+            channels=sorted(state.senders),
+            jobs_in_process=state.settings.jobs_in_process,
+        )
         try:
             yield
         finally:
             state.shutting_down = True
-            await state.model.aclose()
-            await state.engine.dispose()
+            await state.jobs.stop()
+            await state.aclose()
             log.info("stopped")
 
     app = FastAPI(

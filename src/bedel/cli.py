@@ -1,6 +1,7 @@
-"""`bedel serve | db upgrade | students import | chat`: one line and a distinct exit code per start-up error."""
+"""`bedel serve | worker | db upgrade | students import | chat`; one line and an exit code per start-up error."""
 
 import asyncio
+import signal
 from typing import Annotated, NoReturn
 
 import structlog
@@ -48,8 +49,7 @@ async def _check_startup(settings: Settings) -> None:
         state = build_state(settings)
     except ConfigError as exc:
         fail(EXIT_CONFIG, "config_error", str(exc))
-    await state.model.aclose()
-    await state.engine.dispose()
+    await state.aclose()
 
 
 async def _check_database(settings: Settings) -> None:
@@ -95,6 +95,30 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run background jobs (WhatsApp and Twilio replies) until SIGTERM or Ctrl-C, beside API replicas."""
+    settings = settings_or_exit()
+    asyncio.run(_check_startup(settings))
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    state = build_state(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    state.jobs.start()
+    log.info("worker_started", concurrency=settings.worker_concurrency, channels=sorted(state.senders))
+    try:
+        await stop.wait()
+    finally:
+        await state.jobs.stop(grace_s=30)
+        await state.aclose()
+        log.info("worker_stopped")
 
 
 @db_app.command("upgrade")
@@ -143,8 +167,7 @@ async def _converse(settings: Settings, phone: str) -> None:
                 continue
             typer.echo(f"bedel> {answer.answer}")
     finally:
-        await state.model.aclose()
-        await state.engine.dispose()
+        await state.aclose()
 
 
 if __name__ == "__main__":

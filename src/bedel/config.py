@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     rate_limit_per_key: str = "600/minute"
     rate_limit_storage_url: str = "memory://"
 
+    # Background jobs (replies to WhatsApp and Twilio messages): see docs/decisions/0007.
+    jobs_in_process: bool = True
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    job_max_attempts: int = Field(default=6, ge=1)
+    job_retry_base_s: float = Field(default=2.0, gt=0)
+
+    # A channel is on when all of its secrets are set.
+    public_url: str | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_base: str = "https://graph.facebook.com/v23.0"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -86,6 +104,19 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         return bool(self.api_keys or self.staff_api_keys)
 
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(
+            self.whatsapp_verify_token
+            and self.whatsapp_app_secret
+            and self.whatsapp_access_token
+            and self.whatsapp_phone_number_id
+        )
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from)
+
 
 def load_settings() -> Settings:
     """Build settings, turning any invalid value into one `ConfigError` line."""
@@ -105,6 +136,11 @@ def load_settings() -> Settings:
         raise ConfigError(
             "BEDEL_LLM_API_KEY: OpenAI needs a key; set BEDEL_LLM_API_KEY (or OPENAI_API_KEY), "
             "or BEDEL_LLM_BASE_URL for a local server"
+        )
+    if settings.twilio_enabled and not settings.public_url:
+        raise ConfigError(
+            "BEDEL_PUBLIC_URL: Twilio signs the public URL it calls; set BEDEL_PUBLIC_URL "
+            "(for example https://bedel.example.edu)"
         )
     return settings
 

@@ -52,3 +52,15 @@ class UpstreamUnavailable(BedelError):
 
     status = 503
     code = "llm_unavailable"
+
+
+class ChannelDisabled(NotFound):
+    """A messaging channel whose secrets are not configured."""
+
+    code = "channel_disabled"
+
+
+class TemplateRequired(Conflict):
+    """WhatsApp allows free-form messages only within 24 hours of the student's last message."""
+
+    code = "template_required"

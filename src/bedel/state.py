@@ -7,9 +7,12 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bedel.channels.models import Channel
+from bedel.channels.ports import MessageSender
 from bedel.chat.service import ChatService
 from bedel.config import Settings
 from bedel.db import session_scope
+from bedel.jobs.runner import JobRunner
 from bedel.llm.ports import ChatModel
 from bedel.rate_limits import RequestLimiter
 from bedel.students.fields import FieldCatalog
@@ -24,7 +27,15 @@ class AppState:
     model: ChatModel
     chat: ChatService
     limiter: RequestLimiter
+    senders: dict[Channel, MessageSender]
+    jobs: JobRunner
     shutting_down: bool = False
+
+    async def aclose(self) -> None:
+        for sender in self.senders.values():
+            await sender.aclose()
+        await self.model.aclose()
+        await self.engine.dispose()
 
 
 def get_state(request: Request) -> AppState:

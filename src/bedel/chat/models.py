@@ -17,6 +17,16 @@ class ThreadStatus(StrEnum):
 class Role(StrEnum):
     user = "user"
     assistant = "assistant"
+    # A person on staff answering a handed-off conversation.
+    staff = "staff"
+
+
+class DeliveryStatus(StrEnum):
+    """How a message sent over a channel fared; None for messages that stayed in the HTTP API."""
+
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
 
 
 class Thread(RecordMixin, Base):
@@ -51,3 +61,5 @@ class Message(RecordMixin, Base):
     output_tokens: Mapped[int] = mapped_column(default=0)
     usage_estimated: Mapped[bool] = mapped_column(default=False)
     latency_ms: Mapped[int | None]
+    delivery_status: Mapped[DeliveryStatus | None] = mapped_column(String(20))
+    delivery_error: Mapped[str | None] = mapped_column(Text)

@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.chat.models import Message, Thread, ThreadStatus
+from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
 from bedel.db import as_utc, utcnow
 
 
@@ -162,7 +162,19 @@ class ThreadRepository:
     async def recent_turns(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> list[StoredTurn]:
         """The newest `limit` messages after `after_seq`, oldest first, as plain rows."""
         rows = await self.session.execute(_RECENT_TURNS, {"b_id": thread_id, "b_after": after_seq, "b_limit": limit})
-        return [StoredTurn(*row) for row in reversed(rows.all())]
+        # To the model, a person's reply in a handed-off conversation is the assistant's side of it.
+        return [
+            StoredTurn(seq, Role.assistant if role == Role.staff else role, content)
+            for seq, role, content in reversed(rows.all())
+        ]
+
+    async def set_delivery(self, message_id: uuid.UUID, status: DeliveryStatus, error: str | None = None) -> None:
+        """Record how a channel took a message; a failed part keeps the whole message failed."""
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.delivery_status.is_distinct_from(DeliveryStatus.failed))
+            .values(delivery_status=status, delivery_error=error)
+        )
 
     async def page_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> Sequence[Message]:
         rows = await self.session.scalars(

@@ -3,7 +3,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bedel.chat.models import Role, ThreadStatus
+from bedel.chat.models import DeliveryStatus, Role, ThreadStatus
 from bedel.db import UTCDateTime
 from bedel.phones import normalize_phone
 
@@ -90,6 +90,22 @@ class ThreadOut(BaseModel):
     updated_at: UTCDateTime
 
 
+class ThreadUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: ThreadStatus = Field(
+        description="`handoff`: a person takes over and the bot stops answering; `active`: back to the bot."
+    )
+
+
+class StaffMessageCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "Hola, soy Ana de servicios escolares."}]}
+    )
+
+    text: Question
+
+
 class ThreadList(BaseModel):
     items: list[ThreadOut]
 
@@ -108,6 +124,10 @@ class MessageOut(BaseModel):
     output_tokens: int
     usage_estimated: bool
     latency_ms: int | None
+    delivery_status: DeliveryStatus | None = Field(
+        description="For messages sent over WhatsApp: pending, sent or failed."
+    )
+    delivery_error: str | None = Field(description="Why the channel refused the message, when it failed for good.")
     created_at: UTCDateTime
 
 

@@ -1,13 +1,17 @@
-"""Staff views of conversations: list, read, forget. The student record is never touched here."""
+"""Staff views of conversations: list, read, hand over, forget. The student record is never touched here."""
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.chat.models import Message, Thread, ThreadStatus
+from bedel.chat.models import Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.errors import Conflict, NotFound
+
+# Taken and given back in one transaction: it only has to keep other turns out meanwhile.
+_APPEND_LEASE = timedelta(seconds=30)
 
 
 async def list_threads(
@@ -42,3 +46,35 @@ async def forget_thread(session: AsyncSession, thread_id: uuid.UUID) -> None:
     if await threads.is_leased(thread_id):
         raise Conflict("the assistant is answering this conversation right now; try again", retry_after=5)
     await threads.delete(thread)
+
+
+async def set_status(session: AsyncSession, thread_id: uuid.UUID, status: ThreadStatus) -> Thread:
+    """`handoff`: a person answers and the bot stays silent; `active`: the bot answers again."""
+    thread = await get_thread(session, thread_id)
+    thread.status = status
+    await session.flush()
+    return thread
+
+
+async def is_handed_off(session: AsyncSession, phone: str) -> bool:
+    found = await ThreadRepository.from_session(session).find_many(phone=phone, status=None, limit=1, offset=0)
+    return bool(found) and found[0].status == ThreadStatus.handoff
+
+
+async def append_message(session: AsyncSession, phone: str, role: Role, content: str) -> uuid.UUID:
+    """Add a message the bot does not answer (a person's reply, a question during a handoff).
+
+    It takes the next seq the way a chat turn does, under the thread's lease, so it
+    never interleaves with a turn in progress: while one runs this is a `Conflict`.
+    """
+    threads = ThreadRepository.from_session(session)
+    token = uuid.uuid4()
+    turn = await threads.open_turn(phone, token, _APPEND_LEASE)
+    if turn is None:
+        await threads.create(phone)
+        turn = await threads.open_turn(phone, token, _APPEND_LEASE)
+    if turn is None:
+        raise Conflict("the assistant is answering this conversation right now; try again", retry_after=5)
+    message_id = await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=role, content=content)
+    await threads.close_turn(turn.thread_id, token)
+    return message_id

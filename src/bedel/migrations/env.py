@@ -3,7 +3,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import bedel.channels.models
 import bedel.chat.models
+import bedel.jobs.models
 import bedel.students.models  # noqa: F401
 from bedel.config import load_settings
 from bedel.db import Base, create_engine

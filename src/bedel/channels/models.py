@@ -1,0 +1,29 @@
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bedel.db import Base, RecordMixin
+
+
+class Channel(StrEnum):
+    whatsapp = "whatsapp"
+    twilio = "twilio"
+
+
+# The longest text one message may carry: Meta's text body limit, Twilio's WhatsApp body limit.
+MAX_TEXT_LENGTH = {Channel.whatsapp: 4096, Channel.twilio: 1600}
+
+
+class ChannelContact(RecordMixin, Base):
+    """How to reach a phone's student: the channel and address of their latest message."""
+
+    __tablename__ = "channel_contacts"
+
+    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    channel: Mapped[Channel] = mapped_column(String(20))
+    # The vendor's own form of the number (a wa_id, or Twilio's "whatsapp:+..."), used as is to reply.
+    address: Mapped[str] = mapped_column(String(64))
+    # Free-form messages may only be sent within 24 hours of this.
+    last_inbound_at: Mapped[datetime]

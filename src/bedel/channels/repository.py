@@ -1,0 +1,48 @@
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.channels.models import Channel, ChannelContact
+from bedel.db import utcnow
+
+
+class ContactRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> "ContactRepository":
+        return cls(session)
+
+    async def record_inbound(self, phone: str, channel: Channel, address: str, sent_at: datetime) -> None:
+        """Remember where the phone last wrote from; an older message arriving late changes nothing."""
+        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        statement = insert(ChannelContact).values(
+            id=uuid.uuid4(),
+            phone=phone,
+            channel=channel,
+            address=address,
+            last_inbound_at=sent_at,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["phone"],
+                set_={
+                    "channel": statement.excluded.channel,
+                    "address": statement.excluded.address,
+                    "last_inbound_at": statement.excluded.last_inbound_at,
+                    "updated_at": now,
+                },
+                where=ChannelContact.last_inbound_at < statement.excluded.last_inbound_at,
+            )
+        )
+
+    async def get(self, phone: str) -> ChannelContact | None:
+        return await self.session.scalar(select(ChannelContact).where(ChannelContact.phone == phone))

@@ -1,0 +1,28 @@
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from bedel.channels.models import Channel
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One student message as a vendor delivered it, already verified and parsed."""
+
+    channel: Channel
+    external_id: str  # wamid or MessageSid: the same message always carries the same id
+    address: str  # where to reply, in the vendor's own form
+    phone: str  # canonical
+    text: str | None  # None: a kind Bedel does not read (audio, image, ...)
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbound text over a channel, optionally carrying a message of the thread."""
+
+    channel: Channel
+    address: str
+    phone: str
+    text: str
+    message_id: uuid.UUID | None = None

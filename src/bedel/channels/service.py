@@ -1,0 +1,88 @@
+"""Channels: take each vendor message once, answer it through the chat flow, deliver replies in order.
+
+Business rules: a message is ledgered (a job keyed by the vendor's message id) in
+the webhook's own transaction, so a redelivery adds nothing and a crash loses
+nothing; one phone's messages are answered one after another in arrival order,
+and its replies are sent in the order they were written; a handed-off
+conversation gets no bot answers; a person may write free-form to a student only
+within 24 hours of the student's last message.
+"""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.channels.models import MAX_TEXT_LENGTH
+from bedel.channels.repository import ContactRepository
+from bedel.channels.schemas import Delivery, Inbound
+from bedel.channels.text import split_message
+from bedel.chat.models import DeliveryStatus, Message, Role
+from bedel.chat.repository import ThreadRepository
+from bedel.chat.threads import append_message, get_thread
+from bedel.db import as_utc
+from bedel.errors import Conflict, TemplateRequired
+from bedel.jobs.repository import JobRepository
+from bedel.phones import mask_phone
+
+ANSWER_JOB = "channels.answer"
+DELIVER_JOB = "channels.deliver"
+SESSION_WINDOW = timedelta(hours=24)
+
+
+async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound]) -> int:
+    """Ledger each message not seen before; return how many were new."""
+    jobs = JobRepository.from_session(session)
+    contacts = ContactRepository.from_session(session)
+    accepted = 0
+    for message in messages:
+        payload = {
+            "channel": message.channel,
+            "external_id": message.external_id,
+            "address": message.address,
+            "phone": message.phone,
+            "text": message.text,
+        }
+        if await jobs.enqueue(
+            ANSWER_JOB, payload, key=f"answer:{message.phone}", dedupe_key=f"{message.channel}:{message.external_id}"
+        ):
+            await contacts.record_inbound(message.phone, message.channel, message.address, message.sent_at)
+            accepted += 1
+    return accepted
+
+
+async def enqueue_delivery(session: AsyncSession, delivery: Delivery) -> None:
+    """Queue a text for sending, split to the channel's length; one phone's parts leave in order."""
+    jobs = JobRepository.from_session(session)
+    for part in split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel]):
+        payload = asdict(delivery) | {"text": part, "message_id": _str_or_none(delivery.message_id)}
+        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}")
+    if delivery.message_id is not None:
+        await ThreadRepository.from_session(session).set_delivery(delivery.message_id, DeliveryStatus.pending)
+
+
+async def send_staff_message(session: AsyncSession, thread_id: uuid.UUID, text: str, now: datetime) -> Message:
+    """A person's reply: stored in the thread, then delivered over the channel the student last used."""
+    thread = await get_thread(session, thread_id)
+    contact = await ContactRepository.from_session(session).get(thread.phone)
+    if contact is None:
+        raise Conflict(
+            f"{mask_phone(thread.phone)} has never written over WhatsApp, so there is no channel to reply on"
+        )
+    if now - as_utc(contact.last_inbound_at) > SESSION_WINDOW:
+        raise TemplateRequired(
+            "the student's last message is over 24 hours old: WhatsApp only accepts a template message now",
+            field="text",
+        )
+    message_id = await append_message(session, thread.phone, Role.staff, text)
+    await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, text, message_id))
+    message = await session.get(Message, message_id)
+    assert message is not None
+    await session.refresh(message)
+    return message
+
+
+def _str_or_none(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None

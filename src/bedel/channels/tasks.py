@@ -1,0 +1,85 @@
+"""The channel jobs: answer one inbound message, deliver one outbound text."""
+
+import uuid
+from collections.abc import Mapping
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bedel.channels.models import Channel
+from bedel.channels.ports import MessageSender, SendFailed
+from bedel.channels.schemas import Delivery
+from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
+from bedel.chat.models import DeliveryStatus, Role
+from bedel.chat.repository import ThreadRepository
+from bedel.chat.service import ChatService
+from bedel.chat.threads import append_message, is_handed_off
+from bedel.errors import UpstreamUnavailable
+from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
+from bedel.phones import mask_phone
+
+log = structlog.get_logger()
+
+ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
+UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
+
+
+class ChannelTasks:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        chat: ChatService,
+        senders: Mapping[Channel, MessageSender],
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._chat = chat
+        self._senders = senders
+
+    def handlers(self) -> dict[str, Handler]:
+        return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
+
+    async def answer(self, job: JobContext) -> None:
+        """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
+        phone, text = job.payload["phone"], job.payload["text"]
+        reply = await self._reply(phone, text) if text is not None else (ONLY_TEXT_REPLY, None)
+        if reply is None:
+            return
+        channel = Channel(job.payload["channel"])
+        async with self._sessionmaker() as session, session.begin():
+            await enqueue_delivery(session, Delivery(channel, job.payload["address"], phone, *reply))
+
+    async def _reply(self, phone: str, text: str) -> tuple[str, uuid.UUID | None] | None:
+        async with self._sessionmaker() as session, session.begin():
+            if await is_handed_off(session, phone):
+                # The person on staff reads it in the thread; the bot stays silent.
+                await append_message(session, phone, Role.user, text)
+                return None
+        try:
+            answer = await self._chat.ask(phone, text)
+        except UpstreamUnavailable:
+            # Like /chat's 503: the question is stored, and the student is asked to write again.
+            log.warning("channel_answer_unavailable", phone=mask_phone(phone))
+            return UNAVAILABLE_REPLY, None
+        return answer.answer, answer.message_id
+
+    async def deliver(self, job: JobContext) -> None:
+        payload = job.payload
+        channel = Channel(payload["channel"])
+        message_id = uuid.UUID(payload["message_id"]) if payload["message_id"] else None
+        sender = self._senders.get(channel)
+        try:
+            if sender is None:
+                raise SendFailed(f"the {channel} channel is off", temporary=False)
+            await sender.send_text(payload["address"], payload["text"])
+        except SendFailed as exc:
+            if exc.temporary and not job.last_attempt:
+                raise RetryLater(str(exc), exc.retry_after_s) from None
+            await self._record(message_id, DeliveryStatus.failed, str(exc))
+            raise JobFailed(str(exc)) from None
+        await self._record(message_id, DeliveryStatus.sent)
+
+    async def _record(self, message_id: uuid.UUID | None, status: DeliveryStatus, error: str | None = None) -> None:
+        if message_id is None:
+            return
+        async with self._sessionmaker() as session, session.begin():
+            await ThreadRepository.from_session(session).set_delivery(message_id, status, error)

@@ -1,0 +1,44 @@
+"""Twilio's incoming WhatsApp message webhook (form-encoded, signed with the account's auth token)."""
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from pydantic import ValidationError
+
+from bedel.channels.service import accept_inbound
+from bedel.channels.twilio.schemas import IncomingMessage
+from bedel.channels.twilio.verification import signature_is_valid
+from bedel.errors import ChannelDisabled, InvalidInput, Unauthorized
+from bedel.phones import InvalidPhone
+from bedel.state import DBSession, get_state
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+# An empty TwiML answer: the reply comes later, from a job, through the REST API.
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@router.post("", response_class=Response)
+async def receive_message(request: Request, session: DBSession, background: BackgroundTasks) -> Response:
+    """Verify the signature, ledger the message once, and answer later from a job."""
+    settings = get_state(request).settings
+    if not settings.twilio_enabled:
+        raise ChannelDisabled(
+            "the Twilio channel is off: set BEDEL_TWILIO_ACCOUNT_SID, BEDEL_TWILIO_AUTH_TOKEN and BEDEL_TWILIO_FROM"
+        )
+    assert settings.twilio_auth_token is not None and settings.public_url is not None
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    # Behind a proxy the URL Twilio called is not the one this process sees.
+    url = settings.public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += f"?{request.url.query}"
+    signature = request.headers.get("x-twilio-signature")
+    if not signature_is_valid(url, form, signature, settings.twilio_auth_token.get_secret_value()):
+        raise Unauthorized("X-Twilio-Signature is missing or does not match BEDEL_PUBLIC_URL and the form")
+    try:
+        message = IncomingMessage.model_validate(form).inbound()
+    except (ValidationError, InvalidPhone):
+        raise InvalidInput(
+            "not a Twilio incoming-message webhook: MessageSid and a phone in From are required"
+        ) from None
+    await accept_inbound(session, [message])
+    background.add_task(get_state(request).jobs.wake)
+    return Response(EMPTY_TWIML, media_type="text/xml")

@@ -1,0 +1,32 @@
+"""The fields of Twilio's incoming-message webhook that Bedel reads."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bedel.channels.models import Channel
+from bedel.channels.schemas import Inbound
+from bedel.db import utcnow
+from bedel.phones import normalize_phone
+
+
+class IncomingMessage(BaseModel):
+    # Twilio sends many more fields (AccountSid, ProfileName, MediaUrl0, ...); they are ignored.
+    model_config = ConfigDict(extra="ignore")
+
+    message_sid: str = Field(alias="MessageSid", min_length=1, max_length=64)
+    sender: str = Field(alias="From", min_length=1, max_length=64)  # "whatsapp:+5215512345678"
+    wa_id: str | None = Field(default=None, alias="WaId", max_length=32)
+    body: str = Field(default="", alias="Body")
+    num_media: int = Field(default=0, alias="NumMedia", ge=0)
+
+    def inbound(self) -> Inbound:
+        text = self.body.strip()
+        return Inbound(
+            channel=Channel.twilio,
+            external_id=self.message_sid,
+            address=self.sender,
+            phone=normalize_phone(self.wa_id or self.sender.removeprefix("whatsapp:")),
+            # Media without a caption is something Bedel cannot read.
+            text=text or None,
+            # Twilio's webhook carries no timestamp: it calls within seconds of the message.
+            sent_at=utcnow(),
+        )

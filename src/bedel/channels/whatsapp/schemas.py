@@ -1,0 +1,89 @@
+"""The parts of Meta's `messages` webhook that Bedel reads; everything else is ignored."""
+
+from datetime import UTC, datetime
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from bedel.channels.models import Channel
+from bedel.channels.schemas import Inbound
+from bedel.phones import InvalidPhone, mask_phone, normalize_phone
+
+log = structlog.get_logger()
+
+# Kinds that need no answer at all; any other non-text kind gets the "only text" reply.
+_SILENT_TYPES = frozenset({"reaction", "system"})
+
+
+class _Lenient(BaseModel):
+    # Meta adds fields over time; unknown ones must not break the webhook.
+    model_config = ConfigDict(extra="ignore")
+
+
+class Text(_Lenient):
+    body: str
+
+
+class InboundMessage(_Lenient):
+    sender: str = Field(alias="from")
+    id: str
+    timestamp: str
+    type: str
+    text: Text | None = None
+
+
+class Metadata(_Lenient):
+    display_phone_number: str | None = None
+    phone_number_id: str
+
+
+class Value(_Lenient):
+    messaging_product: str
+    metadata: Metadata
+    messages: list[InboundMessage] = []
+
+
+class Change(_Lenient):
+    field: str
+    value: Value | dict[str, object]
+
+
+class Entry(_Lenient):
+    id: str
+    changes: list[Change]
+
+
+class WebhookPayload(_Lenient):
+    object: str
+    entry: list[Entry]
+
+    def inbound(self, phone_number_id: str) -> list[Inbound]:
+        """The student messages sent to our number, oldest first; statuses and other fields are skipped."""
+        found: list[Inbound] = []
+        for entry in self.entry:
+            for change in entry.changes:
+                value = change.value
+                if change.field != "messages" or not isinstance(value, Value):
+                    continue
+                if value.metadata.phone_number_id != phone_number_id:
+                    continue
+                found += filter(None, (_inbound(message) for message in value.messages))
+        return sorted(found, key=lambda message: message.sent_at)
+
+
+def _inbound(message: InboundMessage) -> Inbound | None:
+    if message.type in _SILENT_TYPES:
+        return None
+    try:
+        phone = normalize_phone(message.sender)
+    except InvalidPhone:
+        log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(message.sender))
+        return None
+    return Inbound(
+        channel=Channel.whatsapp,
+        external_id=message.id,
+        address=message.sender,
+        phone=phone,
+        text=message.text.body if message.type == "text" and message.text else None,
+        sent_at=datetime.fromtimestamp(int(message.timestamp), UTC),
+    )

@@ -1,0 +1,113 @@
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.db import utcnow
+from bedel.jobs.models import Job, JobStatus
+
+_jobs = cast(Table, Job.__table__)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    token: uuid.UUID
+
+
+def _ready(table: Any, now: datetime) -> Any:
+    """Due and queued, or running under a lease that lapsed (its worker died)."""
+    return or_(
+        and_(table.c.status == JobStatus.queued, table.c.run_after <= now),
+        and_(table.c.status == JobStatus.running, table.c.leased_until < now),
+    )
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> "JobRepository":
+        return cls(session)
+
+    async def enqueue(
+        self, kind: str, payload: dict[str, Any], *, key: str | None = None, dedupe_key: str | None = None
+    ) -> bool:
+        """Add a job in the caller's transaction; False when `dedupe_key` was enqueued before."""
+        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        statement = insert(_jobs).values(
+            kind=kind,
+            key=key,
+            dedupe_key=dedupe_key,
+            payload=payload,
+            status=JobStatus.queued,
+            attempts=0,
+            run_after=now,
+            created_at=now,
+            updated_at=now,
+        )
+        if dedupe_key is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = await self.session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def claim(self, ttl: timedelta) -> ClaimedJob | None:
+        """Lease the oldest ready job whose key has no earlier unfinished job, in one statement."""
+        now = utcnow()
+        candidate, earlier = _jobs.alias("candidate"), _jobs.alias("earlier")
+        blocked = exists().where(
+            earlier.c.key == candidate.c.key,
+            earlier.c.id < candidate.c.id,
+            earlier.c.status.in_([JobStatus.queued, JobStatus.running]),
+        )
+        pick = select(candidate.c.id).where(_ready(candidate, now), ~blocked).order_by(candidate.c.id).limit(1)
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Workers skip each other's rows instead of queueing behind them.
+            pick = pick.with_for_update(skip_locked=True)
+        token = uuid.uuid4()
+        row = (
+            await self.session.execute(
+                update(_jobs)
+                .where(_jobs.c.id == pick.scalar_subquery(), _ready(_jobs, now))
+                .values(
+                    status=JobStatus.running,
+                    leased_until=now + ttl,
+                    lease_token=token,
+                    attempts=_jobs.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts)
+            )
+        ).first()
+        return ClaimedJob(row.id, row.kind, row.payload, row.attempts, token) if row else None
+
+    async def renew(self, job: ClaimedJob, ttl: timedelta) -> None:
+        await self.session.execute(
+            update(_jobs)
+            .where(_jobs.c.id == job.id, _jobs.c.lease_token == job.token)
+            .values(leased_until=utcnow() + ttl)
+        )
+
+    async def finish(self, job: ClaimedJob, status: JobStatus, error: str | None = None) -> None:
+        await self._settle(job, status=status, last_error=error)
+
+    async def retry(self, job: ClaimedJob, delay: timedelta, error: str) -> None:
+        await self._settle(job, status=JobStatus.queued, run_after=utcnow() + delay, last_error=error)
+
+    async def _settle(self, job: ClaimedJob, **values: Any) -> None:
+        # Only the lease holder settles: a worker that lost its lease leaves the job to its new owner.
+        await self.session.execute(
+            update(_jobs)
+            .where(_jobs.c.id == job.id, _jobs.c.lease_token == job.token)
+            .values(leased_until=None, lease_token=None, updated_at=utcnow(), **values)
+        )

@@ -1,0 +1,162 @@
+"""Run jobs from the `jobs` table: in the API process by default, or in `bedel worker` processes.
+
+The table is the queue (decision 0007): a worker leases one ready job at a time
+per free slot, renews the lease while the job runs, and settles it as done,
+queued again with backoff, or failed. Starting is the recovery sweep: a job
+accepted before a crash is queued (or running under a lapsed lease) and runs again.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bedel.jobs.models import JobStatus
+from bedel.jobs.repository import ClaimedJob, JobRepository
+
+log = structlog.get_logger()
+
+LEASE_TTL = timedelta(seconds=60)
+POLL_S = 1.0
+MAX_BACKOFF_S = 300.0
+
+
+class RetryLater(Exception):
+    """A temporary failure: run the job again after `delay_s` (or the runner's backoff)."""
+
+    def __init__(self, message: str, delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class JobFailed(Exception):
+    """A permanent failure: the job is marked failed and never retried."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    payload: dict[str, Any]
+    attempt: int
+    last_attempt: bool
+
+
+Handler = Callable[[JobContext], Awaitable[None]]
+
+
+class JobRunner:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        handlers: dict[str, Handler],
+        *,
+        concurrency: int,
+        max_attempts: int,
+        retry_base_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._handlers = handlers
+        self._slots = asyncio.Semaphore(concurrency)
+        self._max_attempts = max_attempts
+        self._retry_base_s = retry_base_s
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll (call after the enqueueing commit)."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._claim_loop())
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming, let running jobs finish for `grace_s`, then cancel them (their leases lapse)."""
+        if self._loop is None:
+            return
+        self._loop.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._loop
+        if self._running:
+            _, pending = await asyncio.wait(self._running, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            self._wakeup.clear()
+            job = await self._claim()
+            if job is None:
+                self._slots.release()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), POLL_S)
+                continue
+            task = asyncio.create_task(self._run(job))
+            self._running.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+        # A finished job may unblock the next one of its key.
+        self._wakeup.set()
+
+    async def _claim(self) -> ClaimedJob | None:
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                return await JobRepository.from_session(session).claim(LEASE_TTL)
+        except Exception:
+            log.exception("job_claim_failed")
+            return None
+
+    async def _run(self, job: ClaimedJob) -> None:
+        handler = self._handlers.get(job.kind)
+        context = JobContext(job.payload, job.attempts, job.attempts >= self._max_attempts)
+        keeper = asyncio.create_task(self._keep_lease(job))
+        status, error, delay = JobStatus.done, None, None
+        try:
+            if handler is None:
+                raise JobFailed(f"no handler for job kind {job.kind!r}")
+            await handler(context)
+        except JobFailed as exc:
+            status, error = JobStatus.failed, str(exc)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if context.last_attempt:
+                status = JobStatus.failed
+            else:
+                status = JobStatus.queued
+                backoff = min(self._retry_base_s * 2 ** (job.attempts - 1), MAX_BACKOFF_S)
+                delay = exc.delay_s if isinstance(exc, RetryLater) and exc.delay_s is not None else backoff
+        finally:
+            keeper.cancel()
+        await self._settle(job, status, error, delay)
+
+    async def _settle(self, job: ClaimedJob, status: JobStatus, error: str | None, delay: float | None) -> None:
+        log_event = {JobStatus.done: "job_done", JobStatus.queued: "job_retry", JobStatus.failed: "job_failed"}[status]
+        (log.warning if error else log.info)(log_event, job_id=job.id, kind=job.kind, attempt=job.attempts, error=error)
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                jobs = JobRepository.from_session(session)
+                if delay is not None:
+                    await jobs.retry(job, timedelta(seconds=delay), error or "")
+                else:
+                    await jobs.finish(job, status, error)
+        except Exception:
+            # The lease lapses and another worker runs the job again.
+            log.exception("job_settle_failed", job_id=job.id)
+
+    async def _keep_lease(self, job: ClaimedJob) -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await JobRepository.from_session(session).renew(job, LEASE_TTL)
+            except Exception:
+                log.exception("job_lease_renewal_failed", job_id=job.id)
