@@ -1,0 +1,27 @@
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bedel.config import Settings
+from tests.channels.vendors import CHANNEL_SETTINGS
+
+
+@pytest.fixture
+def channel_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(**CHANNEL_SETTINGS)
+
+
+async def eventually(check: Callable[[], Awaitable[Any] | Any], *, within_s: float = 15.0) -> None:
+    """Wait for background jobs: pass as soon as `check()` is truthy, fail after `within_s`."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the background work did not happen in time")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,224 @@
+"""Webhook bodies and API responses shaped exactly like Meta's and Twilio's documented ones, signed their way."""
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+GRAPH_BASE = "http://graph.test/v23.0"
+PHONE_NUMBER_ID = "106540352242922"
+VERIFY_TOKEN = "meatyhamhock"
+APP_SECRET = "e6f1c9a4b0d2e3f4a5b6c7d8e9f0a1b2"
+ACCESS_TOKEN = "EAAJB-test-token"
+
+TWILIO_BASE = "http://twilio.test"
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "12345678901234567890123456789012"
+TWILIO_FROM = "whatsapp:+14155238886"
+PUBLIC_URL = "https://bedel.example.edu"
+
+CHANNEL_SETTINGS: dict[str, Any] = {
+    "whatsapp_verify_token": VERIFY_TOKEN,
+    "whatsapp_app_secret": APP_SECRET,
+    "whatsapp_access_token": ACCESS_TOKEN,
+    "whatsapp_phone_number_id": PHONE_NUMBER_ID,
+    "whatsapp_api_base": GRAPH_BASE,
+    "twilio_account_sid": ACCOUNT_SID,
+    "twilio_auth_token": AUTH_TOKEN,
+    "twilio_from": TWILIO_FROM,
+    "twilio_api_base": TWILIO_BASE,
+    "public_url": PUBLIC_URL,
+    "job_retry_base_s": 0.01,
+}
+
+GRAPH_MESSAGES_URL = f"{GRAPH_BASE}/{PHONE_NUMBER_ID}/messages"
+TWILIO_MESSAGES_URL = f"{TWILIO_BASE}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+
+
+def _envelope(value: dict[str, Any], phone_number_id: str = PHONE_NUMBER_ID) -> dict[str, Any]:
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+                            **value,
+                        },
+                        "field": "messages",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def text_message(
+    wa_id: str, body: str, wamid: str, *, timestamp: int | None = None, phone_number_id: str = PHONE_NUMBER_ID
+) -> dict[str, Any]:
+    return _envelope(
+        {
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": wa_id}],
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": wamid,
+                    "timestamp": str(timestamp or int(time.time())),
+                    "text": {"body": body},
+                    "type": "text",
+                }
+            ],
+        },
+        phone_number_id,
+    )
+
+
+def image_message(wa_id: str, wamid: str) -> dict[str, Any]:
+    return _envelope(
+        {
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": wa_id}],
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": wamid,
+                    "timestamp": str(int(time.time())),
+                    "type": "image",
+                    "image": {
+                        "caption": "",
+                        "mime_type": "image/jpeg",
+                        "sha256": "WZVRFJNHXHVDFZAXAIXsJFbwt4kYKNHhcAHPzjszfxE=",
+                        "id": "1003383421387256",
+                    },
+                }
+            ],
+        }
+    )
+
+
+def status_update(wa_id: str, wamid: str) -> dict[str, Any]:
+    return _envelope(
+        {
+            "statuses": [
+                {
+                    "id": wamid,
+                    "status": "delivered",
+                    "timestamp": str(int(time.time())),
+                    "recipient_id": wa_id,
+                    "conversation": {"id": "6ceb9d929c1a3e0e1cb2e8a2f8a6ee5d", "origin": {"type": "service"}},
+                    "pricing": {"billable": True, "pricing_model": "CBP", "category": "service"},
+                }
+            ]
+        }
+    )
+
+
+def meta_signature(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed(payload: dict[str, Any], secret: str = APP_SECRET) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    return body, {"content-type": "application/json", "x-hub-signature-256": meta_signature(body, secret)}
+
+
+def graph_sent(wa_id: str = "16505551234") -> httpx.Response:
+    """The Graph API's answer to a successful send-message call."""
+    return httpx.Response(
+        200,
+        json={
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": wa_id, "wa_id": wa_id}],
+            "messages": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"}],
+        },
+    )
+
+
+def graph_error(status: int, code: int, message: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": message},
+                "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam",
+            }
+        },
+    )
+
+
+def twilio_form(wa_id: str, body: str, sid: str, *, num_media: int = 0) -> dict[str, str]:
+    """The fields Twilio posts for an incoming WhatsApp message."""
+    return {
+        "SmsMessageSid": sid,
+        "NumMedia": str(num_media),
+        "ProfileName": "Lucía",
+        "MessageType": "text" if not num_media else "image",
+        "SmsSid": sid,
+        "WaId": wa_id,
+        "SmsStatus": "received",
+        "Body": body,
+        "To": TWILIO_FROM,
+        "NumSegments": "1",
+        "ReferralNumMedia": "0",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": f"whatsapp:+{wa_id}",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def twilio_signed(form: dict[str, str], url: str = f"{PUBLIC_URL}/webhooks/twilio") -> tuple[str, dict[str, str]]:
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    return urlencode(form), {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}
+
+
+def twilio_sent(to: str, body: str) -> httpx.Response:
+    """Twilio's 201 for a created Message resource."""
+    sid = "SM" + "a" * 32
+    return httpx.Response(
+        201,
+        json={
+            "account_sid": ACCOUNT_SID,
+            "api_version": "2010-04-01",
+            "body": body,
+            "date_created": "Thu, 24 Aug 2023 05:01:45 +0000",
+            "date_sent": None,
+            "date_updated": "Thu, 24 Aug 2023 05:01:45 +0000",
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": TWILIO_FROM,
+            "messaging_service_sid": None,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media.json"},
+            "to": to,
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+        },
+    )
+
+
+def twilio_error(status: int, code: int, message: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+    )
