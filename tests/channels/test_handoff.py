@@ -1,0 +1,155 @@
+"""Handoff to a person over WhatsApp: the bot steps aside, staff reply through the thread, then hand it back."""
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import update
+
+from bedel.channels.models import ChannelContact
+from bedel.config import Settings
+from bedel.db import create_engine, utcnow
+from tests.channels.conftest import eventually
+from tests.channels.vendors import GRAPH_MESSAGES_URL, graph_sent, signed, text_message
+
+WA_ID = "5215512345678"
+PHONE = "+525512345678"
+
+
+async def post(client: httpx.AsyncClient, body: str, wamid: str) -> None:
+    content, headers = signed(text_message(WA_ID, body, wamid))
+    assert (await client.post("/webhooks/whatsapp", content=content, headers=headers)).status_code == 200
+
+
+def sent_bodies(route: respx.Route) -> list[str]:
+    return [json.loads(call.request.content)["text"]["body"] for call in route.calls]
+
+
+async def the_thread(client: httpx.AsyncClient) -> dict[str, Any]:
+    return dict((await client.get("/threads", params={"phone": PHONE})).json()["items"][0])
+
+
+async def messages(client: httpx.AsyncClient, thread_id: str) -> list[dict[str, Any]]:
+    return list((await client.get(f"/threads/{thread_id}/messages")).json()["items"])
+
+
+@pytest.fixture
+async def wa_client(make_client: Callable[[Settings], Any], channel_settings: Settings) -> Any:
+    async with make_client(channel_settings) as client:
+        yield client
+
+
+@pytest.fixture
+def graph() -> Any:
+    with respx.mock(assert_all_called=False) as router:
+        yield router.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent(WA_ID))
+
+
+class TestHandoffRoundTrip:
+    async def test_student_asks_for_a_person_staff_reply_and_hand_back(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        await post(wa_client, "quiero hablar con un asesor", "wamid.h1")
+        await eventually(lambda: graph.call_count == 1)
+        thread = await the_thread(wa_client)
+        assert thread["status"] == "handoff"
+        assert "persona" in sent_bodies(graph)[0]
+        waiting = (await wa_client.get("/threads", params={"status": "handoff"})).json()["items"]
+        assert [t["id"] for t in waiting] == [thread["id"]]
+
+        # While a person has the conversation the bot stays silent, and the message is kept.
+        await post(wa_client, "¿sigue ahí alguien?", "wamid.h2")
+        await eventually(lambda: _last_content(wa_client, thread["id"], "¿sigue ahí alguien?"))
+        assert graph.call_count == 1
+
+        reply = await wa_client.post(
+            f"/threads/{thread['id']}/messages", json={"text": "Hola, soy Ana. ¿En qué te ayudo?"}
+        )
+        assert reply.status_code == 201
+        assert (reply.json()["role"], reply.json()["delivery_status"]) == ("staff", "pending")
+        await eventually(lambda: graph.call_count == 2)
+        assert sent_bodies(graph)[1] == "Hola, soy Ana. ¿En qué te ayudo?"
+        assert json.loads(graph.calls.last.request.content)["to"] == WA_ID
+
+        handed_back = await wa_client.patch(f"/threads/{thread['id']}", json={"status": "active"})
+        assert handed_back.json()["status"] == "active"
+        await post(wa_client, "gracias", "wamid.h3")
+        await eventually(lambda: graph.call_count == 3)
+
+        history = await messages(wa_client, thread["id"])
+        assert [m["role"] for m in history] == ["user", "assistant", "user", "staff", "user", "assistant"]
+        assert history[3]["delivery_status"] == "sent"
+
+    async def test_staff_take_over_and_the_bot_stops_answering(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        await post(wa_client, "hola", "wamid.t1")
+        await eventually(lambda: graph.call_count == 1)
+        thread = await the_thread(wa_client)
+
+        taken = await wa_client.patch(f"/threads/{thread['id']}", json={"status": "handoff"})
+        await post(wa_client, "¿me ayudas?", "wamid.t2")
+        await eventually(lambda: _last_content(wa_client, thread["id"], "¿me ayudas?"))
+
+        assert taken.status_code == 200
+        assert graph.call_count == 1
+
+
+async def _last_content(client: httpx.AsyncClient, thread_id: str, content: str) -> bool:
+    return (await messages(client, thread_id))[-1]["content"] == content
+
+
+class TestStaffReplyRules:
+    async def test_over_24_hours_after_the_students_last_message_a_template_is_required(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str
+    ) -> None:
+        await post(wa_client, "hola", "wamid.w1")
+        await eventually(lambda: graph.call_count == 1)
+        thread = await the_thread(wa_client)
+        engine = create_engine(clean_database)
+        async with engine.begin() as connection:
+            await connection.execute(update(ChannelContact).values(last_inbound_at=utcnow() - timedelta(hours=25)))
+        await engine.dispose()
+
+        response = await wa_client.post(f"/threads/{thread['id']}/messages", json={"text": "¿sigues ahí?"})
+
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "template_required"
+        assert "template" in response.json()["error"]["message"]
+        assert len(await messages(wa_client, thread["id"])) == 2
+        assert graph.call_count == 1
+
+    async def test_a_conversation_that_never_used_whatsapp_has_no_channel(self, wa_client: httpx.AsyncClient) -> None:
+        asked = await wa_client.post("/chat", json={"phone": PHONE, "question": "hola"})
+
+        response = await wa_client.post(f"/threads/{asked.json()['thread_id']}/messages", json={"text": "hola"})
+
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "conflict"
+
+    @pytest.mark.parametrize("body", [{"text": ""}, {"text": "  "}, {}, {"text": "hola", "extra": 1}])
+    async def test_a_bad_reply_is_422(self, wa_client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        asked = await wa_client.post("/chat", json={"phone": PHONE, "question": "hola"})
+
+        response = await wa_client.post(f"/threads/{asked.json()['thread_id']}/messages", json=body)
+
+        assert response.status_code == 422
+
+    async def test_an_unknown_thread_is_404(self, wa_client: httpx.AsyncClient) -> None:
+        thread_id = "00000000-0000-0000-0000-000000000000"
+
+        reply = await wa_client.post(f"/threads/{thread_id}/messages", json={"text": "hola"})
+        status = await wa_client.patch(f"/threads/{thread_id}", json={"status": "handoff"})
+
+        assert reply.status_code == status.status_code == 404
+
+    async def test_an_unknown_status_is_422(self, wa_client: httpx.AsyncClient) -> None:
+        asked = await wa_client.post("/chat", json={"phone": PHONE, "question": "hola"})
+
+        response = await wa_client.patch(f"/threads/{asked.json()['thread_id']}", json={"status": "closed"})
+
+        assert response.status_code == 422
