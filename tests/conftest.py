@@ -56,6 +56,8 @@ def make_settings(clean_database: str) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "database_url": clean_database,
             "rate_limit_per_phone": "1000/minute",
+            # Only the tests of background work run the job runner (tests/channels turn it on).
+            "jobs_in_process": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

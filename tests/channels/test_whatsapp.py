@@ -329,7 +329,7 @@ class TestCrashRecovery:
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings], graph: respx.Route
     ) -> None:
         # A process that takes the webhook and dies before any job runs.
-        async with make_client(make_settings(**CHANNEL_SETTINGS, jobs_in_process=False)) as client:
+        async with make_client(make_settings(**{**CHANNEL_SETTINGS, "jobs_in_process": False})) as client:
             assert (await post(client, text_message(WA_ID, "hola", "wamid.crash"))).status_code == 200
         assert graph.call_count == 0
 
@@ -344,7 +344,7 @@ class TestCrashRecovery:
         graph: respx.Route,
         clean_database: str,
     ) -> None:
-        async with make_client(make_settings(**CHANNEL_SETTINGS, jobs_in_process=False)) as client:
+        async with make_client(make_settings(**{**CHANNEL_SETTINGS, "jobs_in_process": False})) as client:
             await post(client, text_message(WA_ID, "hola", "wamid.lapsed"))
         engine = create_engine(clean_database)
         async with engine.begin() as connection:

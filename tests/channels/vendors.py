@@ -34,6 +34,7 @@ CHANNEL_SETTINGS: dict[str, Any] = {
     "twilio_api_base": TWILIO_BASE,
     "public_url": PUBLIC_URL,
     "job_retry_base_s": 0.01,
+    "jobs_in_process": True,
 }
 
 GRAPH_MESSAGES_URL = f"{GRAPH_BASE}/{PHONE_NUMBER_ID}/messages"

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, or_, select, update
+from sqlalchemy import Table, and_, exists, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,11 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int
     token: uuid.UUID
+
+
+def _unfinished(table: Any) -> Any:
+    # Literal values, not bind parameters: only then can the planner match the partial indexes' condition.
+    return table.c.status.in_([literal_column(f"'{status}'") for status in (JobStatus.queued, JobStatus.running)])
 
 
 def _ready(table: Any, now: datetime) -> Any:
@@ -68,9 +73,14 @@ class JobRepository:
         blocked = exists().where(
             earlier.c.key == candidate.c.key,
             earlier.c.id < candidate.c.id,
-            earlier.c.status.in_([JobStatus.queued, JobStatus.running]),
+            _unfinished(earlier),
         )
-        pick = select(candidate.c.id).where(_ready(candidate, now), ~blocked).order_by(candidate.c.id).limit(1)
+        pick = (
+            select(candidate.c.id)
+            .where(_unfinished(candidate), _ready(candidate, now), ~blocked)
+            .order_by(candidate.c.id)
+            .limit(1)
+        )
         if self.session.get_bind().dialect.name == "postgresql":
             # Workers skip each other's rows instead of queueing behind them.
             pick = pick.with_for_update(skip_locked=True)

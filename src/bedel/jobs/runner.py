@@ -66,6 +66,7 @@ class JobRunner:
         self._wakeup = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (call after the enqueueing commit)."""
@@ -78,20 +79,20 @@ class JobRunner:
         """Stop claiming, let running jobs finish for `grace_s`, then cancel them (their leases lapse)."""
         if self._loop is None:
             return
-        self._loop.cancel()
-        with suppress(asyncio.CancelledError):
-            await self._loop
-        if self._running:
-            _, pending = await asyncio.wait(self._running, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # The loop ends between claims rather than being cancelled inside one.
+        self._stopping = True
+        self._wakeup.set()
+        tasks = {self._loop, *self._running}
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._slots.acquire()
             self._wakeup.clear()
-            job = await self._claim()
+            job = None if self._stopping else await self._claim()
             if job is None:
                 self._slots.release()
                 with suppress(TimeoutError):

@@ -51,8 +51,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_jobs_dedupe_key")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_jobs_key"), ["key"], unique=False)
-        batch_op.create_index("ix_jobs_status_run_after", ["status", "run_after"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_unfinished",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('queued', 'running')"),
+            sqlite_where=sa.text("status IN ('queued', 'running')"),
+        )
+        batch_op.create_index(
+            "ix_jobs_unfinished_key",
+            ["key", "id"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('queued', 'running')"),
+            sqlite_where=sa.text("status IN ('queued', 'running')"),
+        )
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("delivery_status", sa.String(length=20), nullable=True))
@@ -65,8 +77,8 @@ def downgrade() -> None:
         batch_op.drop_column("delivery_status")
 
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.drop_index("ix_jobs_status_run_after")
-        batch_op.drop_index(batch_op.f("ix_jobs_key"))
+        batch_op.drop_index("ix_jobs_unfinished_key")
+        batch_op.drop_index("ix_jobs_unfinished")
 
     op.drop_table("jobs")
     op.drop_table("channel_contacts")
