@@ -53,6 +53,15 @@ class TestStartupErrors:
             ({"BEDEL_DATABASE_URL": "sqlite:///bedel.db"}, "BEDEL_DATABASE_URL", 2),
             ({"BEDEL_DATABASE_URL": "not a url"}, "BEDEL_DATABASE_URL", 2),
             ({"BEDEL_LLM_PROVIDER": "openai_compatible"}, "BEDEL_LLM_API_KEY", 2),
+            (
+                {
+                    "BEDEL_TWILIO_ACCOUNT_SID": "AC1",
+                    "BEDEL_TWILIO_AUTH_TOKEN": "t0ken",
+                    "BEDEL_TWILIO_FROM": "whatsapp:+1",
+                },
+                "BEDEL_PUBLIC_URL",
+                2,
+            ),
         ],
     )
     def test_serve_stops_with_one_line_naming_the_setting(
@@ -73,6 +82,12 @@ class TestStartupErrors:
         assert setting in line["message"]
         assert "Traceback" not in result.stderr
         assert "s3cret" not in result.stderr
+
+    def test_worker_checks_settings_like_serve(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        result = run_bedel("worker", env={"BEDEL_DATABASE_URL": migrated_sqlite, "BEDEL_PORT": "http"}, cwd=tmp_path)
+
+        assert result.returncode == 2
+        assert "BEDEL_PORT" in json.loads(result.stderr.strip())["message"]
 
     def test_serve_refuses_a_database_with_pending_migrations(self, tmp_path: Path) -> None:
         result = run_bedel(

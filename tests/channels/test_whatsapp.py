@@ -324,6 +324,22 @@ class TestOrder:
         assert both.is_set()
 
 
+class TestLLMUnavailable:
+    async def test_the_student_is_asked_to_write_again_and_the_question_is_kept(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+    ) -> None:
+        with respx.mock(assert_all_called=False) as router:
+            router.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
+            graph = router.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent(WA_ID))
+            async with make_client(make_settings(**CHANNEL_SETTINGS, **llm_settings())) as client:
+                await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.llm-down"))
+                await eventually(lambda: graph.call_count == 1)
+                messages = await thread_messages(client)
+
+        assert "de nuevo" in sent_bodies(graph)[0]
+        assert [m["content"] for m in messages] == ["¿cuánto debo?"]
+
+
 class TestCrashRecovery:
     async def test_a_message_accepted_before_a_crash_is_answered_after_restart(
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings], graph: respx.Route

@@ -41,19 +41,18 @@ class ChannelTasks:
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
         phone, text = job.payload["phone"], job.payload["text"]
-        reply = await self._reply(phone, text) if text is not None else (ONLY_TEXT_REPLY, None)
-        if reply is None:
-            return
-        channel = Channel(job.payload["channel"])
-        async with self._sessionmaker() as session, session.begin():
-            await enqueue_delivery(session, Delivery(channel, job.payload["address"], phone, *reply))
-
-    async def _reply(self, phone: str, text: str) -> tuple[str, uuid.UUID | None] | None:
         async with self._sessionmaker() as session, session.begin():
             if await is_handed_off(session, phone):
                 # The person on staff reads it in the thread; the bot stays silent.
-                await append_message(session, phone, Role.user, text)
-                return None
+                if text is not None:
+                    await append_message(session, phone, Role.user, text)
+                return
+        reply, message_id = (ONLY_TEXT_REPLY, None) if text is None else await self._ask(phone, text)
+        channel = Channel(job.payload["channel"])
+        async with self._sessionmaker() as session, session.begin():
+            await enqueue_delivery(session, Delivery(channel, job.payload["address"], phone, reply, message_id))
+
+    async def _ask(self, phone: str, text: str) -> tuple[str, uuid.UUID | None]:
         try:
             answer = await self._chat.ask(phone, text)
         except UpstreamUnavailable:
