@@ -140,13 +140,27 @@ class TestSignature:
 
         assert response.status_code == 401
 
-    async def test_a_signed_body_that_is_not_a_notification_is_422(self, wa_client: httpx.AsyncClient) -> None:
-        body, headers = signed({"object": "whatsapp_business_account"})
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"object": "whatsapp_business_account"},
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "1", "changes": [{"field": "messages", "value": {}}]}],
+            },
+        ],
+        ids=["no-entries", "messages-without-metadata"],
+    )
+    async def test_a_signed_body_that_is_not_a_notification_is_422(
+        self, wa_client: httpx.AsyncClient, clean_database: str, payload: dict[str, Any]
+    ) -> None:
+        body, headers = signed(payload)
 
         response = await wa_client.post("/webhooks/whatsapp", content=body, headers=headers)
 
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "invalid_input"
+        assert await jobs(clean_database) == []
 
 
 class TestTextMessages:

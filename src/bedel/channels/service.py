@@ -80,7 +80,6 @@ async def send_staff_message(session: AsyncSession, thread_id: uuid.UUID, text: 
     await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, text, message_id))
     message = await session.get(Message, message_id)
     assert message is not None
-    await session.refresh(message)
     return message
 
 

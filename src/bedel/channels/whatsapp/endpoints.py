@@ -53,10 +53,10 @@ async def receive_messages(request: Request, session: DBSession, background: Bac
     if not signature_is_valid(body, signature, settings.whatsapp_app_secret.get_secret_value()):
         raise Unauthorized("X-Hub-Signature-256 is missing or does not match the body")
     try:
-        payload = WebhookPayload.model_validate_json(body)
+        messages = WebhookPayload.model_validate_json(body).inbound(settings.whatsapp_phone_number_id)
     except ValidationError:
         raise InvalidInput("the body is not a WhatsApp Cloud API webhook notification") from None
-    accepted = await accept_inbound(session, payload.inbound(settings.whatsapp_phone_number_id))
+    accepted = await accept_inbound(session, messages)
     # Runs after the response, so after the request's transaction committed the jobs.
     background.add_task(get_state(request).jobs.wake)
     return {"accepted": accepted}

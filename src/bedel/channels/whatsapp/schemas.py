@@ -27,7 +27,7 @@ class Text(_Lenient):
 class InboundMessage(_Lenient):
     sender: str = Field(alias="from")
     id: str
-    timestamp: str
+    timestamp: int  # Unix seconds, sent as a string
     type: str
     text: Text | None = None
 
@@ -45,7 +45,8 @@ class Value(_Lenient):
 
 class Change(_Lenient):
     field: str
-    value: Value | dict[str, object]
+    # Read as `Value` only for the `messages` field; other fields have other shapes.
+    value: dict[str, object]
 
 
 class Entry(_Lenient):
@@ -58,13 +59,16 @@ class WebhookPayload(_Lenient):
     entry: list[Entry]
 
     def inbound(self, phone_number_id: str) -> list[Inbound]:
-        """The student messages sent to our number, oldest first; statuses and other fields are skipped."""
+        """The student messages sent to our number, oldest first; statuses and other fields are skipped.
+
+        Raises `ValidationError` when a `messages` change is not shaped as documented.
+        """
         found: list[Inbound] = []
         for entry in self.entry:
             for change in entry.changes:
-                value = change.value
-                if change.field != "messages" or not isinstance(value, Value):
+                if change.field != "messages":
                     continue
+                value = Value.model_validate(change.value)
                 if value.metadata.phone_number_id != phone_number_id:
                     continue
                 found += filter(None, (_inbound(message) for message in value.messages))
@@ -85,5 +89,5 @@ def _inbound(message: InboundMessage) -> Inbound | None:
         address=message.sender,
         phone=phone,
         text=message.text.body if message.type == "text" and message.text else None,
-        sent_at=datetime.fromtimestamp(int(message.timestamp), UTC),
+        sent_at=datetime.fromtimestamp(message.timestamp, UTC),
     )
