@@ -51,10 +51,11 @@ async def session(clean_database: str) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def make_settings(clean_database: str) -> Callable[..., Settings]:
+def make_settings(clean_database: str, tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": clean_database,
+            "knowledge_index_dir": tmp_path / "index",
             "rate_limit_per_phone": "1000/minute",
         }
         values.update(overrides)
