@@ -7,8 +7,8 @@ from bedel.llm.ports import Passage
 
 SNIPPET_CHARS = 300
 _MARKER = re.compile(r"\s?\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
-# An unclosed "[" this close to the end of a streamed delta may be the start of a marker.
-_OPEN_MARKER = re.compile(r"\s?\[[\d,\s]{0,8}$")
+# Trailing space, or an unclosed "[" near the end of a streamed delta, may be the start of a marker.
+_OPEN_MARKER = re.compile(r"\s?\[[\d,\s]{0,8}$|\s+$")
 
 
 def cited_sources(text: str, passages: list[Passage]) -> tuple[str, list[Source]]:

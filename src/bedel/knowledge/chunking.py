@@ -78,17 +78,20 @@ def _sections(markdown: str) -> list[tuple[str, list[_Unit]]]:
 
 
 def _pack(units: list[_Unit], max_tokens: int, overlap: int) -> list[str]:
-    pieces: list[str] = []
+    pieces: list[tuple[str, bool]] = []
     for unit in units:
-        pieces += _split_unit(unit, max_tokens)
+        by_line = unit.is_list or unit.is_table
+        # Pieces leave room for the overlap that may precede them.
+        pieces += [(text, by_line) for text in _split_unit(unit, max_tokens - overlap)]
     chunks: list[str] = []
     current: list[str] = []
     size = 0
-    for piece in pieces:
+    for piece, by_line in pieces:
         cost = estimate_tokens(piece)
         if current and size + cost > max_tokens:
             chunks.append("\n\n".join(current))
-            current = _tail(current[-1], overlap)
+            # Overlap only into prose: a list or table piece starts with its own intro or header.
+            current = [] if by_line else _tail(current[-1], min(overlap, max_tokens - cost))
             size = sum(estimate_tokens(part) for part in current)
         current.append(piece)
         size += cost
@@ -132,6 +135,8 @@ def _join(intro: str, sentences: list[str], by_line: bool) -> str:
 def _tail(text: str, overlap: int) -> list[str]:
     """The last whole sentences of `text` that fit in `overlap` tokens."""
     kept: list[str] = []
+    if overlap <= 0:
+        return kept
     for sentence in reversed(split_sentences(text)):
         if estimate_tokens(" ".join([sentence, *kept])) > overlap:
             break

@@ -14,6 +14,7 @@ from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.knowledge.schemas import AddedDocument, AddReport
 from bedel.knowledge.service import add_document, summarize
 from bedel.llm.factory import create_embedder
+from bedel.ops.logging import configure_logging
 
 EXIT_FILE = 1
 EXIT_CONFIG = 2
@@ -27,6 +28,7 @@ def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
 ) -> None:
     """Add or replace documents (.md, .txt, .html, .pdf, .docx); a bad file is reported, the rest load."""
+    configure_logging()
     try:
         settings = load_settings()
         report = asyncio.run(_add(settings, list(_files(paths))))

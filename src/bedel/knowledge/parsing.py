@@ -104,8 +104,10 @@ def _docx_markdown(data: bytes) -> str:
     # Paragraphs and tables in document order, so a table stays under its heading.
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            lines += ["| " + " | ".join(cell.text.strip() for cell in row.cells) + " |" for row in block.rows]
-            lines.append("")
+            rows = ["| " + " | ".join(cell.text.strip() for cell in row.cells) + " |" for row in block.rows]
+            if rows:
+                # The delimiter row makes it a Markdown table, so the chunker keeps its header with its rows.
+                lines += [rows[0], "|" + " --- |" * len(block.rows[0].cells), *rows[1:], ""]
             continue
         text = block.text.strip()
         if not text:

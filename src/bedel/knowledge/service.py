@@ -44,16 +44,23 @@ async def add_document(
     content_hash = _content_hash(parsed)
     repository = KnowledgeRepository.from_session(session)
     await repository.lock()
+    previous = await repository.get_by_source(source)
+    if previous is not None and previous.content_hash == content_hash:
+        return AddedDocument(source=source, status="unchanged", document=DocumentOut.model_validate(previous))
     same = await repository.get_by_hash(content_hash)
     if same is not None:
-        return AddedDocument(source=source, status="unchanged", document=DocumentOut.model_validate(same))
+        # The text is already known under another name: one document; this name's old text goes.
+        if previous is not None:
+            await repository.delete(previous)
+            await repository.new_revision()
+        status = "replaced" if previous is not None else "unchanged"
+        return AddedDocument(source=source, status=status, document=DocumentOut.model_validate(same))
     embeddings = None
     if embedder is not None:
         try:
             embeddings = await _embed(embedder, parsed.title, chunks)
         except UpstreamUnavailable as exc:
             return AddedDocument(source=source, status="failed", error=f"{source}: embeddings failed ({exc.message})")
-    previous = await repository.get_by_source(source)
     if previous is not None:
         await repository.delete(previous)
     document = Document(
