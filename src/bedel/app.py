@@ -31,7 +31,11 @@ def build_state(settings: Settings) -> AppState:
     model = create_chat_model(settings, catalog)
     embedder = create_embedder(settings)
     knowledge = KnowledgeRetriever(
-        sessionmaker, settings.knowledge_index_dir, embedder=embedder, refresh_s=settings.knowledge_refresh_s
+        settings.database_url,
+        sessionmaker,
+        settings.knowledge_index_dir,
+        embedder=embedder,
+        refresh_s=settings.knowledge_refresh_s,
     )
     options = AssistantOptions(
         model=settings.llm_model,

@@ -77,7 +77,11 @@ async def _add(settings: Settings, files: list[tuple[str, Path]]) -> AddReport:
             async for session in session_scope(sessionmaker):
                 results.append(await add_document(session, source, data, embedder=embedder))
         # Build and save the new index now, so the server loads it instead of re-indexing.
-        await KnowledgeRetriever(sessionmaker, settings.knowledge_index_dir).refresh()
+        retriever = KnowledgeRetriever(settings.database_url, sessionmaker, settings.knowledge_index_dir)
+        try:
+            await retriever.refresh()
+        finally:
+            await retriever.aclose()
     finally:
         if embedder is not None:
             await embedder.aclose()

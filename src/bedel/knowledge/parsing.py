@@ -78,9 +78,9 @@ def _decode(data: bytes) -> str:
 
 
 def _html_markdown(html: str) -> str:
-    """The page's content as Markdown: head, scripts, styles and navigation are not content."""
+    """The page's content as Markdown: head, site header and footer, scripts, styles and navigation are not."""
     soup = BeautifulSoup(html, "html.parser")
-    for element in soup(["head", "script", "style", "nav", "noscript", "template"]):
+    for element in soup(["head", "header", "footer", "script", "style", "nav", "noscript", "template"]):
         element.decompose()
     return str(MarkdownConverter(heading_style="ATX", strip=["img"]).convert_soup(soup))
 

@@ -38,6 +38,9 @@ class KnowledgeRepository:
     async def current_revision(self) -> str:
         return str(await self.session.scalar(select(KnowledgeVersion.revision).where(KnowledgeVersion.id == 1)))
 
+    async def has_chunks(self) -> bool:
+        return await self.session.scalar(select(_chunks.c.id).limit(1)) is not None
+
     async def get(self, document_id: uuid.UUID) -> Document | None:
         return await self.session.get(Document, document_id)
 
