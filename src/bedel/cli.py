@@ -1,6 +1,7 @@
 """`bedel serve | db upgrade | students import | chat`: one line and a distinct exit code per start-up error."""
 
 import asyncio
+import socket
 from typing import Annotated, NoReturn
 
 import structlog
@@ -9,17 +10,20 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from bedel import migrate
-from bedel.app import build_state, create_app
+from bedel.app import build_state, create_app, mark_stopping
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import create_engine
 from bedel.errors import BedelError
+from bedel.ops.lifecycle import GRACE_S, DrainingServer
 from bedel.ops.logging import configure_logging
+from bedel.ops.metrics import start_metrics_server
 from bedel.phones import InvalidPhone, normalize_phone
 from bedel.students.cli import app as students_app
 
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_MIGRATIONS = 4
+EXIT_PORT = 5
 
 app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -87,14 +91,27 @@ def serve(
     bind = (host or settings.host or "0.0.0.0") if settings.auth_enabled else "127.0.0.1"  # noqa: S104
     if not settings.auth_enabled:
         log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
-    uvicorn.run(
-        create_app(settings),
-        host=bind,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    api_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
+    try:
+        start_metrics_server(bind, settings.metrics_port)
+    except OSError as exc:
+        fail(EXIT_PORT, "port_unavailable", _port_message("BEDEL_METRICS_PORT", settings.metrics_port, exc))
+    bedel = create_app(settings)
+    config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
+    server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
+    server.run(sockets=[api_socket])
+
+
+def _listen(host: str, port: int, setting: str) -> socket.socket:
+    """Bind before anything starts, so a taken port is one clear line rather than uvicorn's."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        fail(EXIT_PORT, "port_unavailable", _port_message(setting, port, exc))
+
+
+def _port_message(setting: str, port: int, exc: OSError) -> str:
+    return f"{setting}: cannot listen on port {port} ({exc.strerror}); stop what uses it or choose another port"
 
 
 @db_app.command("upgrade")
