@@ -2,13 +2,16 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from bedel import migrate
+from tests.conftest import POSTGRES_URL
 
 
 def run_bedel(*args: str, env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -53,6 +56,16 @@ class TestStartupErrors:
             ({"BEDEL_DATABASE_URL": "sqlite:///bedel.db"}, "BEDEL_DATABASE_URL", 2),
             ({"BEDEL_DATABASE_URL": "not a url"}, "BEDEL_DATABASE_URL", 2),
             ({"BEDEL_LLM_PROVIDER": "openai_compatible"}, "BEDEL_LLM_API_KEY", 2),
+            ({"BEDEL_LLM_BASE_URL": "localhost:11434/v1"}, "BEDEL_LLM_BASE_URL", 2),
+            ({"BEDEL_LLM_BASE_URL": "http://localhost:port/v1"}, "BEDEL_LLM_BASE_URL", 2),
+            ({"BEDEL_METRICS_PORT": "0"}, "BEDEL_METRICS_PORT", 2),
+            ({"BEDEL_RATE_LIMIT_STORAGE_URL": "memcache://cache"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 2),
+            ({"BEDEL_RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:1"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 6),
+            (
+                {"BEDEL_DATABASE_URL": make_url(POSTGRES_URL).set(database="bedel_no_such_db").render_as_string(False)},
+                "BEDEL_DATABASE_URL",
+                3,
+            ),
         ],
     )
     def test_serve_stops_with_one_line_naming_the_setting(
@@ -73,6 +86,29 @@ class TestStartupErrors:
         assert setting in line["message"]
         assert "Traceback" not in result.stderr
         assert "s3cret" not in result.stderr
+
+    def test_serve_names_a_template_that_does_not_compile(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        (tmp_path / "instructions.md.j2").write_text("Eres {{ institution_name", encoding="utf-8")
+
+        result = run_bedel(
+            "serve",
+            env={"BEDEL_DATABASE_URL": migrated_sqlite, "BEDEL_INSTRUCTIONS_FILE": "instructions.md.j2"},
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 2
+        assert "BEDEL_INSTRUCTIONS_FILE" in json.loads(result.stderr.strip())["message"]
+
+    @pytest.mark.parametrize("setting", ["BEDEL_PORT", "BEDEL_METRICS_PORT"])
+    def test_serve_names_a_port_already_taken(self, tmp_path: Path, migrated_sqlite: str, setting: str) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = str(taken.getsockname()[1])
+            result = run_bedel("serve", env={"BEDEL_DATABASE_URL": migrated_sqlite, setting: port}, cwd=tmp_path)
+
+        assert result.returncode == 5
+        error = json.loads(result.stderr.strip())
+        assert error["event"] == "port_unavailable"
+        assert setting in error["message"] and port in error["message"]
 
     def test_serve_refuses_a_database_with_pending_migrations(self, tmp_path: Path) -> None:
         result = run_bedel(

@@ -24,6 +24,7 @@ EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_MIGRATIONS = 4
 EXIT_PORT = 5
+EXIT_RATE_LIMIT_STORAGE = 6
 
 app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -52,8 +53,17 @@ async def _check_startup(settings: Settings) -> None:
         state = build_state(settings)
     except ConfigError as exc:
         fail(EXIT_CONFIG, "config_error", str(exc))
-    await state.model.aclose()
-    await state.engine.dispose()
+    try:
+        if not await state.limiter.storage_reachable():
+            fail(
+                EXIT_RATE_LIMIT_STORAGE,
+                "rate_limit_storage_unreachable",
+                "BEDEL_RATE_LIMIT_STORAGE_URL: the rate-limit storage does not answer; "
+                "check the URL and that Redis runs, or use memory:// on a single replica",
+            )
+    finally:
+        await state.model.aclose()
+        await state.engine.dispose()
 
 
 async def _check_database(settings: Settings) -> None:
@@ -64,7 +74,8 @@ async def _check_database(settings: Settings) -> None:
         fail(
             EXIT_DATABASE,
             "database_unreachable",
-            f"BEDEL_DATABASE_URL: cannot connect ({type(exc).__name__}); check the URL and that the server runs",
+            f"BEDEL_DATABASE_URL: cannot connect ({_root_cause(exc)}); check the host, port, user, "
+            "password and database name in the URL, and that the server runs",
         )
     finally:
         await engine.dispose()
@@ -74,6 +85,13 @@ async def _check_database(settings: Settings) -> None:
             "migrations_pending",
             f"database schema is at {revision}, this version needs {migrate.head_revision()}; run `bedel db upgrade`",
         )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's class, e.g. InvalidCatalogNameError: it names the cause without echoing the URL."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__
 
 
 @app.command()
@@ -89,13 +107,13 @@ def serve(
     asyncio.run(_check_startup(settings))
     # Without keys anyone who reaches the port is staff: stay on loopback.
     bind = (host or settings.host or "0.0.0.0") if settings.auth_enabled else "127.0.0.1"  # noqa: S104
-    if not settings.auth_enabled:
-        log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
     api_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
     try:
         start_metrics_server(bind, settings.metrics_port)
     except OSError as exc:
         fail(EXIT_PORT, "port_unavailable", _port_message("BEDEL_METRICS_PORT", settings.metrics_port, exc))
+    if not settings.auth_enabled:
+        log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
     bedel = create_app(settings)
     config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
     server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
