@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, text
 
 from bedel import migrate
 from tests.conftest import POSTGRES_URL
@@ -119,6 +119,49 @@ class TestStartupErrors:
 
         assert result.returncode == 4
         assert "bedel db upgrade" in json.loads(result.stderr.strip())["message"]
+
+
+class TestDatabaseWait:
+    def test_wait_returns_once_the_migration_lands(self, tmp_path: Path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("BEDEL_", "OPENAI_"))}
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "bedel.cli", "db", "wait", "--timeout", "60"],
+            env={**clean, "BEDEL_DATABASE_URL": url},
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            migrate.upgrade(url)
+            _, stderr = waiting.communicate(timeout=60)
+        finally:
+            waiting.kill()
+
+        assert waiting.returncode == 0
+        assert json.loads(stderr.strip())["event"] == "database_ready"
+
+    def test_wait_gives_up_with_the_pending_line(self, tmp_path: Path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        result = run_bedel("db", "wait", "--timeout", "0", env={"BEDEL_DATABASE_URL": url}, cwd=tmp_path)
+
+        assert result.returncode == 4
+        assert "bedel db upgrade" in json.loads(result.stderr.strip())["message"]
+
+    def test_a_newer_schema_does_not_stop_serve_mid_rollout(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        stamp_future_revision(migrated_sqlite)
+
+        result = run_bedel("db", "wait", "--timeout", "0", env={"BEDEL_DATABASE_URL": migrated_sqlite}, cwd=tmp_path)
+
+        assert result.returncode == 0, result.stderr
+
+
+def stamp_future_revision(url: str) -> None:
+    """What the next version's migration leaves behind: a revision this code does not know."""
+    engine = create_engine(url.replace("+aiosqlite", ""))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_next_version'"))
+    engine.dispose()
 
 
 class TestTerminalChat:

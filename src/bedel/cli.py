@@ -2,6 +2,7 @@
 
 import asyncio
 import socket
+import time
 from typing import Annotated, NoReturn
 
 import structlog
@@ -25,6 +26,8 @@ EXIT_DATABASE = 3
 EXIT_MIGRATIONS = 4
 EXIT_PORT = 5
 EXIT_RATE_LIMIT_STORAGE = 6
+WAIT_POLL_S = 2.0
+BACKLOG = 2048  # uvicorn's default, for connections waiting to be accepted
 
 app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -71,20 +74,28 @@ async def _check_database(settings: Settings) -> None:
     try:
         revision = await migrate.current_revision(engine)
     except (SQLAlchemyError, OSError) as exc:
-        fail(
-            EXIT_DATABASE,
-            "database_unreachable",
-            f"BEDEL_DATABASE_URL: cannot connect ({_root_cause(exc)}); check the host, port, user, "
-            "password and database name in the URL, and that the server runs",
-        )
+        _database_unreachable(exc)
     finally:
         await engine.dispose()
-    if revision != migrate.head_revision():
-        fail(
-            EXIT_MIGRATIONS,
-            "migrations_pending",
-            f"database schema is at {revision}, this version needs {migrate.head_revision()}; run `bedel db upgrade`",
-        )
+    if migrate.is_pending(revision):
+        _migrations_pending(revision)
+
+
+def _database_unreachable(exc: BaseException) -> NoReturn:
+    fail(
+        EXIT_DATABASE,
+        "database_unreachable",
+        f"BEDEL_DATABASE_URL: cannot connect ({_root_cause(exc)}); check the host, port, user, "
+        "password and database name in the URL, and that the server runs",
+    )
+
+
+def _migrations_pending(revision: str | None) -> NoReturn:
+    fail(
+        EXIT_MIGRATIONS,
+        "migrations_pending",
+        f"database schema is at {revision}, this version needs {migrate.head_revision()}; run `bedel db upgrade`",
+    )
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -123,7 +134,7 @@ def serve(
 def _listen(host: str, port: int, setting: str) -> socket.socket:
     """Bind before anything starts, so a taken port is one clear line rather than uvicorn's."""
     try:
-        return socket.create_server((host, port))
+        return socket.create_server((host, port), backlog=BACKLOG)
     except OSError as exc:
         fail(EXIT_PORT, "port_unavailable", _port_message(setting, port, exc))
 
@@ -145,6 +156,36 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
             f"BEDEL_DATABASE_URL: {type(exc).__name__}: {exc}",
         )
     log.info("database_upgraded", revision=revision)
+
+
+@db_app.command("wait")
+def db_wait(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait before giving up")] = 300,
+) -> None:
+    """Wait until the database answers and holds every migration of this version (an init container's job)."""
+    settings = settings_or_exit()
+    asyncio.run(_wait_for_schema(settings, timeout))
+
+
+async def _wait_for_schema(settings: Settings, wait_s: float) -> None:
+    engine = create_engine(settings.database_url)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                revision = await migrate.current_revision(engine)
+            except (SQLAlchemyError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    _database_unreachable(exc)
+            else:
+                if not migrate.is_pending(revision):
+                    log.info("database_ready", revision=revision)
+                    return
+                if time.monotonic() > deadline:
+                    _migrations_pending(revision)
+            await asyncio.sleep(WAIT_POLL_S)
+    finally:
+        await engine.dispose()
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Bedel: a self-hosted assistant that answers students' questions."""

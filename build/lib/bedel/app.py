@@ -1,0 +1,90 @@
+"""Application factory: the lifespan builds, in order, everything a request needs."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from bedel.api import router
+from bedel.chat.prompt import AssistantOptions, load_instructions
+from bedel.chat.service import ChatService
+from bedel.config import Settings, load_settings
+from bedel.db import create_engine, create_sessionmaker
+from bedel.exception_handlers import install_exception_handlers
+from bedel.llm.factory import create_chat_model
+from bedel.ops.metrics import forget_this_process
+from bedel.ops.middleware import RequestContextMiddleware
+from bedel.rate_limits import RequestLimiter
+from bedel.state import AppState
+from bedel.students.fields import load_field_catalog
+
+log = structlog.get_logger()
+
+
+def build_state(settings: Settings) -> AppState:
+    """Everything done once: templates compiled, catalog read, clients created."""
+    catalog = load_field_catalog(settings.fields_file)
+    template = load_instructions(settings.instructions_file)
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    model = create_chat_model(settings, catalog)
+    options = AssistantOptions(
+        model=settings.llm_model,
+        temperature=settings.temperature,
+        max_output_tokens=settings.max_output_tokens,
+        history_token_budget=settings.history_token_budget,
+        language=settings.language,
+        institution_name=settings.institution_name,
+        contact=settings.contact,
+    )
+    chat = ChatService(
+        sessionmaker=sessionmaker,
+        model=model,
+        catalog=catalog,
+        template=template,
+        options=options,
+    )
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        catalog=catalog,
+        model=model,
+        chat=chat,
+        limiter=RequestLimiter(settings),
+    )
+
+
+def mark_stopping(app: FastAPI) -> None:
+    """From now on readiness answers 503 (called on SIGTERM, maybe before the lifespan has run)."""
+    state: AppState | None = getattr(app.state, "bedel", None)
+    if state is not None:
+        state.shutting_down = True
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings or load_settings())
+        app.state.bedel = state
+        log.info("started", provider=state.settings.llm_provider, auth=state.settings.auth_enabled)
+        try:
+            yield
+        finally:
+            state.shutting_down = True
+            await state.model.aclose()
+            await state.engine.dispose()
+            forget_this_process()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="Bedel",
+        summary="Answers students' questions from their own record, over WhatsApp or HTTP.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_exception_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(router)
+    return app

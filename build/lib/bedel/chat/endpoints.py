@@ -1,0 +1,110 @@
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from bedel.auth import CurrentCaller, Role, StaffOnly
+from bedel.chat import threads
+from bedel.chat.models import ThreadStatus
+from bedel.chat.prompt import compile_instructions
+from bedel.chat.schemas import (
+    ChatAnswer,
+    ChatRequest,
+    MessageOut,
+    MessagePage,
+    Phone,
+    ThreadList,
+    ThreadOut,
+)
+from bedel.config import ConfigError
+from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
+from bedel.state import DBSession, get_state
+
+log = structlog.get_logger()
+router = APIRouter(tags=["chat"])
+threads_router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[StaffOnly])
+
+
+async def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+
+
+@router.post(
+    "/chat",
+    response_model=ChatAnswer,
+    dependencies=[Depends(require_json)],
+    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true"}},
+)
+async def chat(body: ChatRequest, request: Request, caller: CurrentCaller) -> Any:
+    """Answer a student's question; `"stream": true` returns Server-Sent Events."""
+    state = get_state(request)
+    options, template = None, None
+    if body.assistant is not None:
+        if caller.role is not Role.staff:
+            raise Forbidden("only staff keys may override the assistant settings", field="assistant")
+        overrides = body.assistant.model_dump(exclude={"instructions"})
+        options = state.chat.options_with(**overrides)
+        if body.assistant.instructions is not None:
+            try:
+                template = compile_instructions(body.assistant.instructions)
+            except ConfigError as exc:
+                raise InvalidInput(str(exc), field="assistant.instructions") from None
+    await state.limiter.check_key(caller.key_id)
+    await state.limiter.check_phone(body.phone)
+    if not body.stream:
+        return await state.chat.ask(body.phone, body.question, options, template)
+    events = state.chat.ask_stream(body.phone, body.question, options, template)
+    return StreamingResponse(_sse(events), media_type="text/event-stream")
+
+
+async def _sse(events: AsyncIterator[str | ChatAnswer]) -> AsyncIterator[str]:
+    try:
+        async for item in events:
+            if isinstance(item, ChatAnswer):
+                yield f"event: answer\ndata: {item.model_dump_json()}\n\n"
+            else:
+                yield f"event: delta\ndata: {json.dumps({'text': item}, ensure_ascii=False)}\n\n"
+    except BedelError as exc:
+        error = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
+        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+    except Exception:
+        # Headers are gone already: the stream itself must say it failed.
+        log.exception("stream_failed")
+        error = {"error": {"code": "internal_error", "message": "unexpected error; it has been logged", "field": None}}
+        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+
+
+@threads_router.get("", response_model=ThreadList)
+async def list_threads(
+    session: DBSession,
+    phone: Annotated[Phone | None, Query()] = None,
+    status: ThreadStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ThreadList:
+    items = await threads.list_threads(session, phone=phone, status=status, limit=limit, offset=offset)
+    return ThreadList(items=[ThreadOut.model_validate(thread) for thread in items])
+
+
+@threads_router.get("/{thread_id}/messages", response_model=MessagePage)
+async def list_messages(
+    thread_id: uuid.UUID,
+    session: DBSession,
+    after: Annotated[int, Query(ge=0, description="Return messages with seq greater than this.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> MessagePage:
+    items = await threads.list_messages(session, thread_id, after=after, limit=limit)
+    next_after = items[-1].seq if len(items) == limit else None
+    return MessagePage(items=[MessageOut.model_validate(m) for m in items], next_after=next_after)
+
+
+@threads_router.delete("/{thread_id}", status_code=204)
+async def forget_thread(thread_id: uuid.UUID, session: DBSession) -> Response:
+    await threads.forget_thread(session, thread_id)
+    return Response(status_code=204)

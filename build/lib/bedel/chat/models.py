@@ -1,0 +1,53 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bedel.db import Base, RecordMixin
+
+
+class ThreadStatus(StrEnum):
+    active = "active"
+    handoff = "handoff"
+
+
+class Role(StrEnum):
+    user = "user"
+    assistant = "assistant"
+
+
+class Thread(RecordMixin, Base):
+    """One conversation per canonical phone, whatever channel it arrives on."""
+
+    __tablename__ = "threads"
+
+    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[ThreadStatus] = mapped_column(String(20), default=ThreadStatus.active)
+    message_count: Mapped[int] = mapped_column(default=0)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    # Messages with seq <= summarized_through are represented by `summary`.
+    summarized_through: Mapped[int] = mapped_column(default=0)
+    # A lease, not a transaction, serialises a conversation across replicas:
+    # no database connection is held while the LLM thinks.
+    locked_until: Mapped[datetime | None]
+    lock_token: Mapped[uuid.UUID | None]
+
+
+class Message(RecordMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("thread_id", "seq"),)
+
+    thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    role: Mapped[Role] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text)
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    handoff: Mapped[bool] = mapped_column(default=False)
+    model: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    usage_estimated: Mapped[bool] = mapped_column(default=False)
+    latency_ms: Mapped[int | None]

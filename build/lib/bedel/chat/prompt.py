@@ -1,0 +1,138 @@
+"""Build the prompt: instructions, the caller's own record, a summary and the recent turns."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from bedel.config import ConfigError
+from bedel.llm.ports import Prompt, StudentRecord, Turn
+from bedel.llm.tokens import estimate_tokens
+from bedel.students.fields import FieldCatalog
+
+DEFAULT_INSTRUCTIONS = Path(__file__).with_name("instructions.md.j2")
+LANGUAGE_NAMES = {"es": "español", "en": "English", "pt": "português", "fr": "français"}
+
+# Templates are written by staff, so they run sandboxed.
+_environment = SandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
+@dataclass(frozen=True)
+class AssistantOptions:
+    model: str
+    temperature: float
+    max_output_tokens: int
+    history_token_budget: int
+    language: str
+    institution_name: str
+    contact: str
+
+
+_PROBE_STUDENT = {
+    "name": "Ana",
+    "external_id": "A1",
+    "email": "ana@example.edu",
+    "attributes": {"saldo": "100"},
+    "fields": [{"label": "Saldo", "value": "100"}],
+}
+
+
+def compile_instructions(source: str) -> Any:
+    """Compile an instructions template once and try it on a known and an unknown caller.
+
+    A template that fails either way is a `ConfigError` before any question is stored.
+    """
+    try:
+        template = _environment.from_string(source)
+        for student in (_PROBE_STUDENT, None):
+            template.render(
+                institution_name="", contact="", language="es", language_name="español", student=student, summary=""
+            )
+    except TemplateError as exc:
+        raise ConfigError(f"BEDEL_INSTRUCTIONS_FILE: the template fails ({exc}); fix the template") from None
+    return template
+
+
+def load_instructions(path: Path | None) -> Any:
+    source_path = path or DEFAULT_INSTRUCTIONS
+    try:
+        source = source_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"BEDEL_INSTRUCTIONS_FILE: cannot read {source_path} ({exc.strerror}); "
+            "point it to a readable Jinja2 file or unset it"
+        ) from None
+    return compile_instructions(source)
+
+
+def fit_history(turns: list[Turn], budget: int) -> list[Turn]:
+    """The most recent turns whose estimated tokens fit `budget`, oldest first."""
+    kept: list[Turn] = []
+    used = 0
+    for turn in reversed(turns):
+        used += estimate_tokens(turn.content) + 4
+        if used > budget:
+            break
+        kept.append(turn)
+    kept.reverse()
+    return kept
+
+
+def build_prompt(
+    *,
+    template: Any,
+    options: AssistantOptions,
+    catalog: FieldCatalog,
+    student: StudentRecord | None,
+    summary: str,
+    history: list[Turn],
+    question: str,
+) -> Prompt:
+    try:
+        instructions = template.render(
+            institution_name=options.institution_name,
+            contact=options.contact,
+            language=options.language,
+            language_name=LANGUAGE_NAMES.get(options.language, options.language),
+            student=_student_context(student, catalog),
+            summary=summary,
+        )
+    except TemplateError as exc:
+        raise ConfigError(f"BEDEL_INSTRUCTIONS_FILE: the template failed to render ({exc})") from None
+    messages = [{"role": "system", "content": instructions}]
+    messages += [{"role": turn.role, "content": turn.content} for turn in history]
+    messages.append({"role": "user", "content": question})
+    return Prompt(
+        messages=messages,
+        question=question,
+        student=student,
+        history=history,
+        model=options.model,
+        temperature=options.temperature,
+        max_output_tokens=options.max_output_tokens,
+        language=options.language,
+    )
+
+
+def _student_context(student: StudentRecord | None, catalog: FieldCatalog) -> dict[str, Any] | None:
+    if student is None:
+        return None
+    fields = [{"label": "Nombre", "value": student.name}] if student.name else []
+    if student.external_id:
+        fields.append({"label": "Matrícula", "value": student.external_id})
+    if student.email:
+        fields.append({"label": "Correo", "value": student.email})
+    fields += [
+        {"label": catalog.label_for(column), "value": value}
+        for column, value in student.attributes.items()
+        if value not in (None, "")
+    ]
+    return {
+        "name": student.name,
+        "external_id": student.external_id,
+        "email": student.email,
+        "attributes": student.attributes,
+        "fields": fields,
+    }

@@ -1,0 +1,174 @@
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Integer, String, Table, Text, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.chat.models import Message, Thread, ThreadStatus
+from bedel.db import as_utc, utcnow
+
+
+class OpenTurn(NamedTuple):
+    thread_id: uuid.UUID
+    seq: int
+    summary: str
+    summarized_through: int
+
+
+class StoredTurn(NamedTuple):
+    seq: int
+    role: str
+    content: str
+
+
+# The hot path runs Core statements built once with bind parameters: building and
+# caching an expression per request costs more CPU than executing it.
+_threads = cast(Table, Thread.__table__)
+_messages = cast(Table, Message.__table__)
+
+_OPEN_TURN = (
+    update(_threads)
+    .where(
+        _threads.c.phone == bindparam("b_phone"),
+        or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < bindparam("b_now")),
+    )
+    .values(
+        locked_until=bindparam("b_until"),
+        lock_token=bindparam("b_token"),
+        message_count=_threads.c.message_count + 1,
+    )
+    .returning(_threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through)
+)
+# A None parameter leaves its column as it is.
+_CLOSE_TURN = (
+    update(_threads)
+    .where(_threads.c.id == bindparam("b_id"), _threads.c.lock_token == bindparam("b_token"))
+    .values(
+        locked_until=None,
+        lock_token=None,
+        message_count=func.coalesce(bindparam("b_count", type_=Integer), _threads.c.message_count),
+        status=func.coalesce(bindparam("b_status", type_=String), _threads.c.status),
+        summary=func.coalesce(bindparam("b_summary", type_=Text), _threads.c.summary),
+        summarized_through=func.coalesce(bindparam("b_through", type_=Integer), _threads.c.summarized_through),
+        updated_at=bindparam("b_now"),
+    )
+)
+_RECENT_TURNS = (
+    select(_messages.c.seq, _messages.c.role, _messages.c.content)
+    .where(_messages.c.thread_id == bindparam("b_id"), _messages.c.seq > bindparam("b_after"))
+    .order_by(_messages.c.seq.desc())
+    .limit(bindparam("b_limit"))
+)
+_ADD_MESSAGE = insert(_messages)
+
+
+class ThreadRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> "ThreadRepository":
+        return cls(session)
+
+    async def open_turn(self, phone: str, token: uuid.UUID, ttl: timedelta) -> OpenTurn | None:
+        """Lease the phone's thread and reserve the next seq for a question, in one statement.
+
+        None when the thread is missing or another turn holds its lease.
+        """
+        now = utcnow()
+        params = {"b_phone": phone, "b_now": now, "b_until": now + ttl, "b_token": token}
+        row = (await self.session.execute(_OPEN_TURN, params)).first()
+        return OpenTurn(*row) if row else None
+
+    async def close_turn(
+        self,
+        thread_id: uuid.UUID,
+        token: uuid.UUID,
+        *,
+        message_count: int | None = None,
+        status: ThreadStatus | None = None,
+        summary: str | None = None,
+        summarized_through: int | None = None,
+    ) -> bool:
+        """Record the turn's changes and give the lease back; False when the lease was no longer ours."""
+        params = {
+            "b_id": thread_id,
+            "b_token": token,
+            "b_count": message_count,
+            "b_status": status,
+            "b_summary": summary,
+            "b_through": summarized_through,
+            "b_now": utcnow(),
+        }
+        result = await self.session.execute(_CLOSE_TURN, params)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew_lease(self, thread_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> None:
+        await self.session.execute(
+            update(_threads)
+            .where(_threads.c.id == thread_id, _threads.c.lock_token == token)
+            .values(locked_until=utcnow() + ttl)
+        )
+
+    async def is_leased(self, thread_id: uuid.UUID) -> bool:
+        locked_until = await self.session.scalar(select(_threads.c.locked_until).where(_threads.c.id == thread_id))
+        return locked_until is not None and as_utc(locked_until) > utcnow()
+
+    async def add_message(self, **values: Any) -> uuid.UUID:
+        message_id = uuid.uuid4()
+        await self.session.execute(_ADD_MESSAGE, {"id": message_id, **values})
+        return message_id
+
+    async def create(self, phone: str) -> None:
+        """Start the phone's thread unless it exists; two replicas may try at once."""
+        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        await self.session.execute(
+            insert(Thread)
+            .values(
+                id=uuid.uuid4(),
+                phone=phone,
+                status=ThreadStatus.active,
+                message_count=0,
+                summary="",
+                summarized_through=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["phone"])
+        )
+
+    async def get(self, thread_id: uuid.UUID) -> Thread | None:
+        return await self.session.get(Thread, thread_id)
+
+    async def find_many(
+        self, *, phone: str | None, status: ThreadStatus | None, limit: int, offset: int
+    ) -> Sequence[Thread]:
+        query = select(Thread).order_by(Thread.updated_at.desc(), Thread.id).limit(limit).offset(offset)
+        if phone is not None:
+            query = query.where(Thread.phone == phone)
+        if status is not None:
+            query = query.where(Thread.status == status)
+        return (await self.session.scalars(query)).all()
+
+    async def delete(self, thread: Thread) -> None:
+        await self.session.execute(delete(Message).where(Message.thread_id == thread.id))
+        await self.session.delete(thread)
+
+    async def recent_turns(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> list[StoredTurn]:
+        """The newest `limit` messages after `after_seq`, oldest first, as plain rows."""
+        rows = await self.session.execute(_RECENT_TURNS, {"b_id": thread_id, "b_after": after_seq, "b_limit": limit})
+        return [StoredTurn(*row) for row in reversed(rows.all())]
+
+    async def page_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> Sequence[Message]:
+        rows = await self.session.scalars(
+            select(Message)
+            .where(Message.thread_id == thread_id, Message.seq > after_seq)
+            .order_by(Message.seq)
+            .limit(limit)
+        )
+        return rows.all()

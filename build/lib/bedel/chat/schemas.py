@@ -1,0 +1,116 @@
+import uuid
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from bedel.chat.models import Role, ThreadStatus
+from bedel.db import UTCDateTime
+from bedel.phones import normalize_phone
+
+MAX_QUESTION_CHARS = 4000
+
+
+def _storable_text(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text may not contain NUL characters")
+    return text
+
+
+Phone = Annotated[str, StringConstraints(max_length=40), AfterValidator(normalize_phone)]
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS),
+    AfterValidator(_storable_text),
+]
+
+
+class AssistantOverrides(BaseModel):
+    """Per-request assistant settings; only staff keys may send them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_output_tokens: int | None = Field(default=None, ge=1, le=32000)
+    history_token_budget: int | None = Field(default=None, ge=0, le=200000)
+    language: str | None = Field(default=None, min_length=2, max_length=10)
+    instructions: str | None = Field(default=None, min_length=1, max_length=20000)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"phone": "+52155667788", "question": "Hola, necesito ayuda."}]},
+    )
+
+    phone: Phone
+    question: Question
+    stream: bool = False
+    assistant: AssistantOverrides | None = None
+
+
+class StudentSummary(BaseModel):
+    known: bool
+    name: str | None
+
+
+class Source(BaseModel):
+    document_id: str
+    title: str
+    snippet: str
+    score: float
+
+
+class UsageOut(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class ChatAnswer(BaseModel):
+    answer: str
+    thread_id: uuid.UUID
+    message_id: uuid.UUID
+    student: StudentSummary
+    sources: list[Source]
+    handoff: bool
+    usage: UsageOut
+    model: str
+    latency_ms: int
+
+
+class ThreadOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    phone: str
+    status: ThreadStatus
+    message_count: int
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+
+
+class ThreadList(BaseModel):
+    items: list[ThreadOut]
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    seq: int
+    role: Role
+    content: str
+    sources: list[dict[str, Any]]
+    handoff: bool
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    usage_estimated: bool
+    latency_ms: int | None
+    created_at: UTCDateTime
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_after: int | None = Field(description="Pass as `after` to get the next page; null on the last page.")

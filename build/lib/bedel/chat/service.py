@@ -1,0 +1,266 @@
+"""The conversation engine: one question in, one stored answer out.
+
+Business rules: a question is committed before the model is called, so a
+failing LLM loses nothing; one conversation is answered strictly in order;
+the prompt carries only the caller's own record; old turns are folded into
+a rolling summary so a long thread costs no more than a short one.
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bedel.chat.locks import ConversationLocks
+from bedel.chat.models import Role, ThreadStatus
+from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
+from bedel.chat.repository import StoredTurn, ThreadRepository
+from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
+from bedel.chat.tools import CallerTools
+from bedel.errors import Conflict, UpstreamUnavailable
+from bedel.llm.ports import ChatModel, Completion, StudentRecord, Turn
+from bedel.ops.metrics import ChatStage, chat_stage
+from bedel.students.fields import FieldCatalog
+from bedel.students.repository import StudentRepository
+
+log = structlog.get_logger()
+
+RECENT_MESSAGES_LIMIT = 60
+SUMMARY_BATCH = 8
+LEASE_POLL_S = 0.05
+# How long a turn may go silent before another replica may take the conversation over.
+LEASE_TTL = timedelta(seconds=60)
+# How long a question waits behind an earlier one from the same phone before a 409.
+TURN_WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Turnaround:
+    """What the first transaction of a question hands to the model call."""
+
+    thread_id: uuid.UUID
+    lease: uuid.UUID
+    next_seq: int
+    summary: str
+    history: list[StoredTurn]
+    student: StudentRecord | None
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: ChatModel,
+        catalog: FieldCatalog,
+        template: Any,
+        options: AssistantOptions,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._model = model
+        self._catalog = catalog
+        self._template = template
+        self.options = options
+        self._locks = ConversationLocks()
+
+    async def ask(
+        self,
+        phone: str,
+        question: str,
+        options: AssistantOptions | None = None,
+        template: Any = None,
+    ) -> ChatAnswer:
+        async for item in self._answer(phone, question, options, template, streaming=False):
+            if isinstance(item, ChatAnswer):
+                return item
+        raise AssertionError("_answer always ends with a ChatAnswer")
+
+    def ask_stream(
+        self,
+        phone: str,
+        question: str,
+        options: AssistantOptions | None = None,
+        template: Any = None,
+    ) -> AsyncIterator[str | ChatAnswer]:
+        """Yield text deltas, then the stored `ChatAnswer`."""
+        return self._answer(phone, question, options, template, streaming=True)
+
+    async def _answer(
+        self,
+        phone: str,
+        question: str,
+        options: AssistantOptions | None,
+        template: Any,
+        *,
+        streaming: bool,
+    ) -> AsyncIterator[str | ChatAnswer]:
+        started = time.perf_counter()
+        options = options or self.options
+        async with self._locks.hold(phone):
+            begun = time.perf_counter()
+            turn = await self._begin(phone, question)
+            database_s = time.perf_counter() - begun
+            keeper = asyncio.create_task(self._keep_lease(turn))
+            try:
+                tools = CallerTools(turn.student)
+                asked = time.perf_counter()
+                window, folded = await self._memory(turn, options)
+                prompt = build_prompt(
+                    template=template or self._template,
+                    options=options,
+                    catalog=self._catalog,
+                    student=turn.student,
+                    summary=folded[0] if folded else turn.summary,
+                    history=window,
+                    question=question,
+                )
+                if streaming:
+                    completion = None
+                    async for item in self._model.stream(prompt, tools):
+                        if isinstance(item, Completion):
+                            completion = item
+                        else:
+                            yield item
+                    assert completion is not None
+                else:
+                    completion = await self._model.complete(prompt, tools)
+                chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
+                latency_ms = round((time.perf_counter() - started) * 1000)
+                finishing = time.perf_counter()
+                answer = await self._finish(turn, completion, tools.handoff_requested, folded, latency_ms)
+                chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
+            except BaseException:
+                await self._release(turn)
+                raise
+            finally:
+                keeper.cancel()
+        yield answer
+
+    async def _begin(self, phone: str, question: str) -> Turnaround:
+        lease = uuid.uuid4()
+        deadline = time.monotonic() + TURN_WAIT_S
+        while True:
+            async with self._sessionmaker() as session, session.begin():
+                threads = ThreadRepository.from_session(session)
+                turn = await threads.open_turn(phone, lease, LEASE_TTL)
+                if turn is None:
+                    await threads.create(phone)
+                    turn = await threads.open_turn(phone, lease, LEASE_TTL)
+                if turn is not None:
+                    history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
+                    await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question)
+                    student = await StudentRepository.from_session(session).get_record(phone)
+                    return Turnaround(
+                        thread_id=turn.thread_id,
+                        lease=lease,
+                        next_seq=turn.seq + 1,
+                        summary=turn.summary,
+                        history=history,
+                        student=student,
+                    )
+            # Another replica is answering this conversation: wait for its turn to end.
+            if time.monotonic() > deadline:
+                raise Conflict("an earlier question from this phone is still being answered; ask again", retry_after=5)
+            await asyncio.sleep(LEASE_POLL_S)
+
+    async def _keep_lease(self, turn: Turnaround) -> None:
+        """Renew the lease while the model works: a slow turn keeps its place, a dead replica loses it."""
+        while True:
+            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await ThreadRepository.from_session(session).renew_lease(turn.thread_id, turn.lease, LEASE_TTL)
+            except Exception:
+                log.exception("lease_renewal_failed", thread_id=str(turn.thread_id))
+
+    async def _memory(self, turn: Turnaround, options: AssistantOptions) -> tuple[list[Turn], tuple[str, int] | None]:
+        """The recent turns for the prompt, folding older ones into the summary first.
+
+        When a turn no longer fits the budget, it and the oldest turns of the window
+        (a batch in all) are summarised before the prompt is built, so every turn is
+        either in the prompt or in the summary, and the summary is rewritten about once
+        per batch rather than on every question. Returns the window and, when it folded,
+        the new summary with the last seq it covers.
+        """
+        history = [Turn(m.role, m.content) for m in turn.history]
+        # At most a window of turns plus a batch is ever unfolded, so loading RECENT_MESSAGES_LIMIT suffices.
+        window = fit_history(history[-(RECENT_MESSAGES_LIMIT - SUMMARY_BATCH) :], options.history_token_budget)
+        overflow = len(history) - len(window)
+        if not overflow:
+            return window, None
+        fold = min(len(history), overflow + SUMMARY_BATCH - 1)
+        try:
+            summary = await self._model.summarize(turn.summary, history[:fold], options.language)
+        except UpstreamUnavailable:
+            log.warning("summary_skipped", thread_id=str(turn.thread_id))
+            return window, None
+        return history[fold:], (summary, turn.history[fold - 1].seq)
+
+    async def _finish(
+        self,
+        turn: Turnaround,
+        completion: Completion,
+        handoff: bool,
+        folded: tuple[str, int] | None,
+        latency_ms: int,
+    ) -> ChatAnswer:
+        async with self._sessionmaker() as session, session.begin():
+            threads = ThreadRepository.from_session(session)
+            closed = await threads.close_turn(
+                turn.thread_id,
+                turn.lease,
+                message_count=turn.next_seq,
+                status=ThreadStatus.handoff if handoff else None,
+                summary=folded[0] if folded else None,
+                summarized_through=folded[1] if folded else None,
+            )
+            if not closed:
+                raise Conflict("this answer took too long and the conversation moved on; ask again", retry_after=1)
+            message_id = await threads.add_message(
+                thread_id=turn.thread_id,
+                seq=turn.next_seq,
+                role=Role.assistant,
+                content=completion.text,
+                handoff=handoff,
+                model=completion.model,
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+                usage_estimated=completion.usage.estimated,
+                latency_ms=latency_ms,
+            )
+        student = turn.student
+        return ChatAnswer(
+            answer=completion.text,
+            thread_id=turn.thread_id,
+            message_id=message_id,
+            student=StudentSummary(known=student is not None, name=student.name if student else None),
+            sources=[],
+            handoff=handoff,
+            usage=UsageOut(
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+                total_tokens=completion.usage.total_tokens,
+            ),
+            model=completion.model,
+            latency_ms=latency_ms,
+        )
+
+    async def _release(self, turn: Turnaround) -> None:
+        """Give the conversation back after a failure; a lease left behind expires anyway."""
+        try:
+            # Shielded: a client that hung up on a stream cancels this task, and the release must still run.
+            with anyio.CancelScope(shield=True):
+                async with self._sessionmaker() as session, session.begin():
+                    await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease)
+        except Exception:
+            log.exception("lease_release_failed", thread_id=str(turn.thread_id))
+
+    def options_with(self, **changes: Any) -> AssistantOptions:
+        return replace(self.options, **{k: v for k, v in changes.items() if v is not None})

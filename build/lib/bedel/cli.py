@@ -1,0 +1,186 @@
+"""`bedel serve | db upgrade | students import | chat`: one line and a distinct exit code per start-up error."""
+
+import asyncio
+import socket
+from typing import Annotated, NoReturn
+
+import structlog
+import typer
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from bedel import migrate
+from bedel.app import build_state, create_app, mark_stopping
+from bedel.config import ConfigError, Settings, load_settings
+from bedel.db import create_engine
+from bedel.errors import BedelError
+from bedel.ops.lifecycle import GRACE_S, DrainingServer
+from bedel.ops.logging import configure_logging
+from bedel.ops.metrics import start_metrics_server
+from bedel.phones import InvalidPhone, normalize_phone
+from bedel.students.cli import app as students_app
+
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+EXIT_MIGRATIONS = 4
+EXIT_PORT = 5
+EXIT_RATE_LIMIT_STORAGE = 6
+
+app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(students_app, name="students")
+log = structlog.get_logger()
+
+
+def fail(code: int, event: str, message: str) -> NoReturn:
+    log.error(event, message=message)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    configure_logging()
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(EXIT_CONFIG, "config_error", str(exc))
+
+
+async def _check_startup(settings: Settings) -> None:
+    """Fail before the server starts, in one line, rather than inside its lifespan."""
+    await _check_database(settings)
+    try:
+        state = build_state(settings)
+    except ConfigError as exc:
+        fail(EXIT_CONFIG, "config_error", str(exc))
+    try:
+        if not await state.limiter.storage_reachable():
+            fail(
+                EXIT_RATE_LIMIT_STORAGE,
+                "rate_limit_storage_unreachable",
+                "BEDEL_RATE_LIMIT_STORAGE_URL: the rate-limit storage does not answer; "
+                "check the URL and that Redis runs, or use memory:// on a single replica",
+            )
+    finally:
+        await state.model.aclose()
+        await state.engine.dispose()
+
+
+async def _check_database(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        revision = await migrate.current_revision(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        fail(
+            EXIT_DATABASE,
+            "database_unreachable",
+            f"BEDEL_DATABASE_URL: cannot connect ({_root_cause(exc)}); check the host, port, user, "
+            "password and database name in the URL, and that the server runs",
+        )
+    finally:
+        await engine.dispose()
+    if revision != migrate.head_revision():
+        fail(
+            EXIT_MIGRATIONS,
+            "migrations_pending",
+            f"database schema is at {revision}, this version needs {migrate.head_revision()}; run `bedel db upgrade`",
+        )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's class, e.g. InvalidCatalogNameError: it names the cause without echoing the URL."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to bind (default: 0.0.0.0 with keys, else 127.0.0.1)"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default BEDEL_PORT, 3000)")] = None,
+) -> None:
+    """Run the HTTP API."""
+    settings = settings_or_exit()
+    asyncio.run(_check_startup(settings))
+    # Without keys anyone who reaches the port is staff: stay on loopback.
+    bind = (host or settings.host or "0.0.0.0") if settings.auth_enabled else "127.0.0.1"  # noqa: S104
+    api_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
+    try:
+        start_metrics_server(bind, settings.metrics_port)
+    except OSError as exc:
+        fail(EXIT_PORT, "port_unavailable", _port_message("BEDEL_METRICS_PORT", settings.metrics_port, exc))
+    if not settings.auth_enabled:
+        log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
+    bedel = create_app(settings)
+    config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
+    server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
+    server.run(sockets=[api_socket])
+
+
+def _listen(host: str, port: int, setting: str) -> socket.socket:
+    """Bind before anything starts, so a taken port is one clear line rather than uvicorn's."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        fail(EXIT_PORT, "port_unavailable", _port_message(setting, port, exc))
+
+
+def _port_message(setting: str, port: int, exc: OSError) -> str:
+    return f"{setting}: cannot listen on port {port} ({exc.strerror}); stop what uses it or choose another port"
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the migrations up to REVISION."""
+    settings = settings_or_exit()
+    try:
+        migrate.upgrade(settings.database_url, revision)
+    except (SQLAlchemyError, OSError) as exc:
+        fail(
+            EXIT_DATABASE,
+            "database_unreachable",
+            f"BEDEL_DATABASE_URL: {type(exc).__name__}: {exc}",
+        )
+    log.info("database_upgraded", revision=revision)
+
+
+@app.command()
+def chat(
+    phone: Annotated[str, typer.Option(help="The student's phone, in any common shape")],
+) -> None:
+    """Talk to the assistant in the terminal, as the student with PHONE. Ctrl-D ends."""
+    settings = settings_or_exit()
+    try:
+        canonical = normalize_phone(phone)
+    except InvalidPhone as exc:
+        raise typer.BadParameter(str(exc), param_hint="--phone") from None
+    asyncio.run(_check_startup(settings))
+    asyncio.run(_converse(settings, canonical))
+
+
+async def _converse(settings: Settings, phone: str) -> None:
+    state = build_state(settings)
+    try:
+        while True:
+            try:
+                question = await asyncio.to_thread(input, "tú> ")
+            except EOFError:
+                break
+            if not question.strip():
+                continue
+            try:
+                answer = await state.chat.ask(phone, question.strip()[:4000])
+            except BedelError as exc:
+                typer.echo(f"[{exc.code}] {exc.message}", err=True)
+                continue
+            typer.echo(f"bedel> {answer.answer}")
+    finally:
+        await state.model.aclose()
+        await state.engine.dispose()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,133 @@
+"""Settings: one `Settings` object built from BEDEL_* environment variables and `.env`."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class LLMProvider(StrEnum):
+    offline = "offline"
+    openai_compatible = "openai_compatible"
+
+
+class ConfigError(Exception):
+    """A setting that prevents start-up, with the fix in the message."""
+
+
+KeyList = Annotated[list[SecretStr], NoDecode]
+ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BEDEL_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    env: Environment = Environment.development
+    database_url: str = "sqlite+aiosqlite:///./data/bedel.db"
+    host: str | None = None
+    port: int = Field(default=3000, ge=1, le=65535)
+    metrics_port: int = Field(default=9464, ge=1, le=65535)
+    shutdown_drain_s: float = Field(default=0.0, ge=0)
+    api_keys: KeyList = []
+    staff_api_keys: KeyList = []
+
+    llm_provider: LLMProvider = LLMProvider.offline
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("BEDEL_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+    llm_breaker_threshold: int = Field(default=5, ge=1)
+    llm_breaker_reset_s: float = Field(default=30.0, gt=0)
+
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_output_tokens: int = Field(default=500, ge=1)
+    history_token_budget: int = Field(default=1500, ge=0)
+    language: str = "es"
+    institution_name: str = "la institución"
+    contact: str = "la oficina de servicios escolares"
+    instructions_file: Path | None = None
+    fields_file: Path | None = None
+
+    rate_limit_per_phone: str = "20/minute"
+    rate_limit_per_key: str = "600/minute"
+    rate_limit_storage_url: str = "memory://"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError("not a database URL") from None
+        if driver not in ASYNC_DRIVERS:
+            raise ValueError(f"use one of {', '.join(ASYNC_DRIVERS)} (for example sqlite+aiosqlite:///./data/bedel.db)")
+        return value
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty line in an env file means "not set"
+        try:
+            parts = urlsplit(value)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid:
+            raise ValueError("not an http(s) URL; use the server's API root, such as http://localhost:11434/v1")
+        return value
+
+    @field_validator("api_keys", "staff_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys or self.staff_api_keys)
+
+
+def load_settings() -> Settings:
+    """Build settings, turning any invalid value into one `ConfigError` line."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = _env_name(error["loc"])
+        # The value itself is not echoed: it may be a key or a URL with a password.
+        raise ConfigError(f"{name}: {error['msg'].removeprefix('Value error, ')}; fix {name}") from None
+    if settings.env is Environment.production and not settings.auth_enabled:
+        raise ConfigError(
+            "BEDEL_API_KEYS: production refuses to start without API keys; "
+            "set BEDEL_API_KEYS and/or BEDEL_STAFF_API_KEYS"
+        )
+    if settings.llm_provider is LLMProvider.openai_compatible and not (settings.llm_base_url or settings.llm_api_key):
+        raise ConfigError(
+            "BEDEL_LLM_API_KEY: OpenAI needs a key; set BEDEL_LLM_API_KEY (or OPENAI_API_KEY), "
+            "or BEDEL_LLM_BASE_URL for a local server"
+        )
+    return settings
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "settings"
+    if field.isupper():
+        return field
+    return f"BEDEL_{field.upper()}"

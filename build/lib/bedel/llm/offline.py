@@ -1,0 +1,267 @@
+"""A deterministic `ChatModel` that answers in Spanish from the caller's own record.
+
+It needs no network and no weights (development, demos, tests, the default provider),
+and it never invents personal data: what the record lacks, it says it lacks.
+"""
+
+import json
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from bedel.llm.ports import Completion, Prompt, StudentRecord, Toolbox, Turn, Usage
+from bedel.llm.tokens import estimate_tokens
+from bedel.students.fields import (
+    FieldCatalog,
+    FieldConcept,
+    FieldKind,
+    IdentityRole,
+    PhraseMatcher,
+    fold_words,
+    humanize_column,
+)
+
+SUMMARY_MAX_CHARS = 1500
+_QUESTION_MAX_CHARS = 200
+_WORDS_PER_DELTA = 4
+
+_GREETING_PHRASES = (
+    "hola", "buen dia", "buenos dias", "buenas", "saludos", "que tal", "hey", "hi", "hello",
+    "ayud", "necesito informacion",
+)  # fmt: skip
+# "¿Quién es mi asesor?" asks the record; "quiero hablar con un asesor" asks for a person.
+_HANDOFF_PHRASES = (
+    "habl con", "platic con", "comunic con", "comuniq con", "contact con", "pasame con",
+    "pasen con", "una persona", "alguna persona", "persona real", "un human", "una human",
+    "ser human", "agente", "operador", "pued llam", "llamen", "llamame", "marquen", "marcame",
+)  # fmt: skip
+_GREETINGS = PhraseMatcher((phrase, True) for phrase in _GREETING_PHRASES)
+_HANDOFF = PhraseMatcher((phrase, True) for phrase in _HANDOFF_PHRASES)
+_POSSESSIVES = frozenset({"mi", "mis"})
+_MONEY = re.compile(r"-?\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
+_PIECES = re.compile(r"\s*\S+\s*")
+
+
+@dataclass(frozen=True)
+class _Field:
+    column: str
+    concept: FieldConcept | None
+    value: Any
+
+
+class OfflineModel:
+    """Answers greetings, questions about the caller's own record and requests for a person."""
+
+    def __init__(self, catalog: FieldCatalog, institution_name: str, contact: str) -> None:
+        self._catalog = catalog
+        self._institution = institution_name
+        self._contact = contact
+
+    async def complete(self, prompt: Prompt, tools: Toolbox) -> Completion:
+        text = await self._answer(prompt, tools)
+        input_tokens = sum(estimate_tokens(m.get("content", "")) for m in prompt.messages)
+        usage = Usage(input_tokens, estimate_tokens(text), estimated=True)
+        return Completion(text=text, usage=usage, model="offline")
+
+    async def stream(self, prompt: Prompt, tools: Toolbox) -> AsyncIterator[str | Completion]:
+        completion = await self.complete(prompt, tools)
+        pieces = _PIECES.findall(completion.text)
+        for start in range(0, len(pieces), _WORDS_PER_DELTA):
+            yield "".join(pieces[start : start + _WORDS_PER_DELTA])
+        yield completion
+
+    async def summarize(self, summary: str, turns: list[Turn], language: str) -> str:
+        """Keep the previous summary and the student's questions, newest last, bounded in length."""
+        lines = [summary.strip()] if summary.strip() else []
+        lines += [
+            f"- Preguntó: {_shorten(turn.content, _QUESTION_MAX_CHARS)}"
+            for turn in turns
+            if turn.role == "user" and turn.content.strip()
+        ]
+        return _keep_tail("\n".join(lines), SUMMARY_MAX_CHARS)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def _answer(self, prompt: Prompt, tools: Toolbox) -> str:
+        words = fold_words(prompt.question)
+        student = prompt.student
+        parts = [self._hello(student)] if _GREETINGS.find(words) else []
+        if _HANDOFF.find(words):
+            reason = f"Pidió hablar con una persona: {_shorten(prompt.question, 200)}"
+            await tools.call("request_human", json.dumps({"reason": reason}, ensure_ascii=False))
+            parts.append(
+                f"Le pedí a una persona de {self._contact} que continúe esta conversación; "
+                "te contactará pronto por este medio."
+            )
+            return " ".join(parts)
+        concepts = self._catalog.concepts_in_question(prompt.question)
+        possessive = not _POSSESSIVES.isdisjoint(words)
+        personal = bool(concepts) or possessive
+        if student is None:
+            if personal:
+                parts.append(self._no_record())
+            else:
+                parts.append(self._offer(None) if parts else self._unknown_answer())
+            return " ".join(parts)
+        fields = _record_fields(self._catalog, student)
+        answer = self._record_answer(prompt.question, concepts, fields, possessive=possessive)
+        if answer:
+            parts.append(answer)
+        elif personal:
+            parts.append(f"No tengo ese dato en tu registro. Puedes consultarlo con {self._contact}.")
+        else:
+            parts.append(self._offer(fields) if parts else self._unknown_answer())
+        return " ".join(parts)
+
+    def _record_answer(
+        self,
+        question: str,
+        concepts: Sequence[FieldConcept],
+        fields: Sequence[_Field],
+        *,
+        possessive: bool,
+    ) -> str:
+        found: list[tuple[str, str]] = []
+        missing: list[str] = []
+        for concept in concepts:
+            present = [f for f in fields if f.concept is concept and not _is_blank(f.value)]
+            if not present:
+                missing.append(concept.label)
+            for field in present:
+                label = concept.label if len(present) == 1 else humanize_column(field.column)
+                found.append((label, format_value(field.value, concept.kind)))
+        # Columns no concept claims answer when the question names them about the student
+        # ("¿cuál es mi fecha de nacimiento?"), not in passing ("el teléfono de la escuela").
+        others = {f.column: f for f in fields if f.concept is None} if possessive else {}
+        for column in self._catalog.columns_in_question(question, others):
+            if _is_blank(others[column].value):
+                missing.append(humanize_column(column))
+            else:
+                found.append((humanize_column(column), format_value(others[column].value, "text")))
+        lines = []
+        if found:
+            lines.append("Según tu registro:\n" + "\n".join(f"- {k}: {v}" for k, v in found))
+        if len(missing) == 1:
+            lines.append(f"No tengo ese dato en tu registro ({missing[0]}). Puedes consultarlo con {self._contact}.")
+        elif missing:
+            lines.append(
+                f"No tengo esos datos en tu registro ({', '.join(missing)}). Puedes consultarlos con {self._contact}."
+            )
+        return "\n".join(lines)
+
+    def _hello(self, student: StudentRecord | None) -> str:
+        name = (student.name or "").strip() if student else ""
+        if not name:
+            return "¡Hola!"
+        return f"¡Hola, {name.title() if name.isupper() else name}!"
+
+    def _offer(self, fields: Sequence[_Field] | None) -> str:
+        intro = f"Soy el asistente virtual de {self._institution}."
+        if fields is None:
+            return (
+                f"{intro} Puedo responder dudas generales o pedir que una persona te atienda. "
+                "No encuentro un registro asociado a este número, así que no puedo consultar "
+                f"datos personales; para eso comunícate con {self._contact}."
+            )
+        labels = [f.concept.label.lower() for f in fields if f.concept and not _is_blank(f.value)]
+        topics = ", ".join(dict.fromkeys(labels[:4])) or "los datos de tu registro"
+        return (
+            f"{intro} Puedo decirte datos de tu registro ({topics}), responder dudas "
+            "o pedir que una persona te atienda. ¿En qué te ayudo?"
+        )
+
+    def _no_record(self) -> str:
+        return (
+            "No encuentro un registro asociado a este número, así que no puedo consultar tus "
+            f"datos personales. Para consultarlos, comunícate con {self._contact}."
+        )
+
+    def _unknown_answer(self) -> str:
+        return (
+            f"No tengo esa información. Te sugiero consultarlo con {self._contact}. "
+            "Si quieres que una persona te atienda, escribe «quiero hablar con una persona»."
+        )
+
+
+def _record_fields(catalog: FieldCatalog, student: StudentRecord) -> list[_Field]:
+    fields = [_Field(column, catalog.concept_for_column(column), value) for column, value in student.attributes.items()]
+    # The record's own fields (name, email, id, phone) answer too, unless an attribute already does.
+    taken = {catalog.identity_role(column) for column in student.attributes}
+    own: list[tuple[IdentityRole, str | None]] = [
+        ("name", student.name),
+        ("email", student.email),
+        ("external_id", student.external_id),
+        ("phone", student.phone),
+    ]
+    for role, value in own:
+        columns = catalog.identity.get(role, ())
+        if value and columns and role not in taken:
+            fields.append(_Field(columns[0], catalog.identity_concept(role), value))
+    return fields
+
+
+def format_value(value: Any, kind: FieldKind) -> str:
+    """Show a record value: money as $4,500.00, dates as dd/mm/yyyy, the rest as given."""
+    if isinstance(value, bool):
+        return "Sí" if value else "No"
+    if kind == "money" and (amount := _as_decimal(value)) is not None:
+        return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
+    if kind == "date":
+        return _format_date(value)
+    if isinstance(value, dict):
+        return "; ".join(f"{humanize_column(str(k))}: {format_value(v, 'text')}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(item, "text") for item in value)
+    if isinstance(value, float | Decimal):
+        return f"{value:.2f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+    return str(value).strip()
+
+
+def _as_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, int | float | Decimal):
+        amount = Decimal(str(value))
+    elif isinstance(value, str) and _MONEY.fullmatch(value.strip()):
+        amount = Decimal(re.sub(r"[$,\s]", "", value))
+    else:
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _format_date(value: Any) -> str:
+    if isinstance(value, date | datetime):
+        return value.strftime("%d/%m/%Y")
+    text = str(value).strip()
+    if _ISO_DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text[:10]).strftime("%d/%m/%Y")
+        except ValueError:
+            return text
+    return text
+
+
+def _is_blank(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    if isinstance(value, str | list | dict | tuple):
+        return not (value.strip() if isinstance(value, str) else value)
+    return False
+
+
+def _shorten(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _keep_tail(text: str, limit: int) -> str:
+    """The newest `limit` characters, starting at a line when possible."""
+    if len(text) <= limit:
+        return text
+    tail = text[-(limit - 1) :]
+    newline = tail.find("\n")
+    return "…" + (tail[newline + 1 :] if newline != -1 else tail)

@@ -1,0 +1,82 @@
+"""What the chat engine needs from a language model, whatever serves it."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StudentRecord:
+    """The caller's own record, the only one a prompt ever carries."""
+
+    phone: str
+    name: str | None
+    external_id: str | None
+    email: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Everything one answer is built from.
+
+    `messages` is the rendered Chat Completions conversation (system
+    instructions, summary, recent turns, question); the structured fields let
+    the offline engine answer without parsing text.
+    """
+
+    messages: list[dict[str, str]]
+    question: str
+    student: StudentRecord | None
+    history: list[Turn]
+    model: str
+    temperature: float
+    max_output_tokens: int
+    language: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    model: str
+
+
+class Toolbox(Protocol):
+    """Tools bound to one caller: whatever the model asks, they act on that caller only."""
+
+    @property
+    def definitions(self) -> list[dict[str, Any]]: ...
+
+    async def call(self, name: str, arguments: str) -> str: ...
+
+
+class ChatModel(Protocol):
+    async def complete(self, prompt: Prompt, tools: Toolbox) -> Completion: ...
+
+    def stream(self, prompt: Prompt, tools: Toolbox) -> AsyncIterator[str | Completion]:
+        """Yield text deltas, then exactly one `Completion` with the whole answer."""
+        ...
+
+    async def summarize(self, summary: str, turns: list[Turn], language: str) -> str:
+        """Fold `turns` into the running `summary` of a conversation."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,52 @@
+"""Phone normalisation: phones are identifiers first, numbers second."""
+
+import re
+
+import phonenumbers
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+_MEXICO_MOBILE_PREFIX = "521"
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and other scripts' digits
+
+
+class InvalidPhone(ValueError):
+    pass
+
+
+def normalize_phone(raw: str, default_region: str = "MX") -> str:
+    """Return the canonical key (`+` and digits) of a phone in any common shape.
+
+    Mexico's `+52 1 XX...` (what WhatsApp sends) and `+52 XX...` (what school
+    records hold) map to the same key, without the `1`: no Mexican area code
+    starts with 1, so dropping it never merges two real numbers.
+    """
+    text = _SEPARATORS.sub("", raw.strip())
+    international = text.startswith(("+", "00"))
+    digits = text.removeprefix("+").removeprefix("00") if international else text
+    if not _DIGITS.fullmatch(digits):
+        raise InvalidPhone("a phone may only hold digits, spaces, dashes, dots, parentheses and a leading +")
+    if not 8 <= len(digits) <= 15:
+        raise InvalidPhone("a phone must have between 8 and 15 digits")
+    if not international:
+        digits = _national_to_international(digits, default_region)
+    if digits.startswith(_MEXICO_MOBILE_PREFIX) and len(digits) >= 11:
+        digits = "52" + digits[3:]
+    return "+" + digits
+
+
+def _national_to_international(digits: str, region: str) -> str:
+    """Read digits without `+`: as international when valid (WhatsApp's wa_id), else as national."""
+    for candidate, hint in (("+" + digits, None), (digits, region)):
+        try:
+            number = phonenumbers.parse(candidate, hint)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    return digits
+
+
+def mask_phone(phone: str) -> str:
+    """`+52*****7788`: enough to tell conversations apart in logs, not enough to call."""
+    visible = phone[-4:] if len(phone) >= 10 else phone[-2:]
+    return phone[:3] + "*" * (len(phone) - 3 - len(visible)) + visible

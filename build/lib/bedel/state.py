@@ -1,0 +1,40 @@
+"""The typed state the lifespan builds once and every request reads."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bedel.chat.service import ChatService
+from bedel.config import Settings
+from bedel.db import session_scope
+from bedel.llm.ports import ChatModel
+from bedel.rate_limits import RequestLimiter
+from bedel.students.fields import FieldCatalog
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    catalog: FieldCatalog
+    model: ChatModel
+    chat: ChatService
+    limiter: RequestLimiter
+    shutting_down: bool = False
+
+
+def get_state(request: Request) -> AppState:
+    return cast(AppState, request.app.state.bedel)
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request owns the transaction: commit on success, roll back on error."""
+    async for session in session_scope(get_state(request).sessionmaker):
+        yield session
+
+
+DBSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]
