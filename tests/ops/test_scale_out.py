@@ -139,7 +139,7 @@ class TestTwoReplicas:
             load = asyncio.gather(*(student(client, n) for n in range(12)))
             # Kill once the load is under way and a question is with the doomed replica while
             # the model (0.2 s) works on it: stored, but its answer not yet sent.
-            while not (
+            while not load.done() and not (
                 sum(map(len, answered.values())) >= 6
                 and any(0.05 < time.monotonic() - sent < 0.15 for sent in on_doomed.values())
             ):
