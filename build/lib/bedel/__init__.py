@@ -1,1 +1,0 @@
-"""Bedel: a self-hosted assistant that answers students' questions."""
