@@ -12,7 +12,8 @@ from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.exception_handlers import install_exception_handlers
-from bedel.llm.factory import create_chat_model
+from bedel.knowledge.retriever import KnowledgeRetriever
+from bedel.llm.factory import create_chat_model, create_embedder
 from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
@@ -29,6 +30,10 @@ def build_state(settings: Settings) -> AppState:
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
     model = create_chat_model(settings, catalog)
+    embedder = create_embedder(settings)
+    knowledge = KnowledgeRetriever(
+        sessionmaker, settings.knowledge_index_dir, embedder=embedder, refresh_s=settings.knowledge_refresh_s
+    )
     options = AssistantOptions(
         model=settings.llm_model,
         temperature=settings.temperature,
@@ -37,6 +42,8 @@ def build_state(settings: Settings) -> AppState:
         language=settings.language,
         institution_name=settings.institution_name,
         contact=settings.contact,
+        passages_limit=settings.knowledge_top_k,
+        min_relevance=settings.knowledge_min_relevance,
     )
     chat = ChatService(
         sessionmaker=sessionmaker,
@@ -44,6 +51,7 @@ def build_state(settings: Settings) -> AppState:
         catalog=catalog,
         template=template,
         options=options,
+        knowledge=knowledge,
     )
     return AppState(
         settings=settings,
@@ -52,6 +60,8 @@ def build_state(settings: Settings) -> AppState:
         catalog=catalog,
         model=model,
         chat=chat,
+        knowledge=knowledge,
+        embedder=embedder,
         limiter=RequestLimiter(settings),
     )
 
@@ -68,11 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings or load_settings())
         app.state.bedel = state
+        await state.knowledge.start()
         log.info("started", provider=state.settings.llm_provider, auth=state.settings.auth_enabled)
         try:
             yield
         finally:
             state.shutting_down = True
+            await state.knowledge.aclose()
+            if state.embedder is not None:
+                await state.embedder.aclose()
             await state.model.aclose()
             await state.engine.dispose()
             forget_this_process()

@@ -1,10 +1,15 @@
-"""`bedel serve | db upgrade | students import | chat`: one line and a distinct exit code per start-up error."""
+"""The `bedel` command: serve, db upgrade, students import, kb add, chat, eval.
+
+Start-up errors print one line and exit with a distinct code.
+"""
 
 import asyncio
 import socket
 import time
+from pathlib import Path
 from typing import Annotated, NoReturn
 
+import httpx
 import structlog
 import typer
 import uvicorn
@@ -15,12 +20,15 @@ from bedel.app import build_state, create_app, mark_stopping
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import create_engine
 from bedel.errors import BedelError
+from bedel.knowledge.cli import app as knowledge_app
+from bedel.knowledge.evaluation import EvalCase, EvalReport, format_report, load_cases, run_eval
 from bedel.ops.lifecycle import GRACE_S, DrainingServer
 from bedel.ops.logging import configure_logging
 from bedel.ops.metrics import start_metrics_server
 from bedel.phones import InvalidPhone, normalize_phone
 from bedel.students.cli import app as students_app
 
+EXIT_FILE = 1
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_MIGRATIONS = 4
@@ -33,6 +41,7 @@ app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=Tr
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(students_app, name="students")
+app.add_typer(knowledge_app, name="kb")
 log = structlog.get_logger()
 
 
@@ -204,6 +213,7 @@ def chat(
 
 async def _converse(settings: Settings, phone: str) -> None:
     state = build_state(settings)
+    await state.knowledge.start()
     try:
         while True:
             try:
@@ -219,8 +229,44 @@ async def _converse(settings: Settings, phone: str) -> None:
                 continue
             typer.echo(f"bedel> {answer.answer}")
     finally:
+        await state.knowledge.aclose()
         await state.model.aclose()
         await state.engine.dispose()
+
+
+@app.command("eval")
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="JSONL cases: question, expected_document, expected_facts, ...")],
+    url: Annotated[str | None, typer.Option(help="A running Bedel (default: this configuration, in process)")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="BEDEL_EVAL_API_KEY", help="Staff key for --url")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write every case's result here, as JSON")] = None,
+) -> None:
+    """Run evaluation cases through /chat and report hit rate, fact rate and forbidden facts."""
+    settings = settings_or_exit()
+    try:
+        cases = load_cases(file)
+    except OSError as exc:
+        fail(EXIT_FILE, "eval_file_unreadable", f"cannot read {file}: {exc.strerror}")
+    except BedelError as exc:
+        fail(EXIT_FILE, "eval_file_invalid", exc.message)
+    if url is None:
+        asyncio.run(_check_startup(settings))
+    report = asyncio.run(_evaluate(settings, cases, url, api_key))
+    typer.echo(format_report(report))
+    if output is not None:
+        output.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+
+
+async def _evaluate(settings: Settings, cases: list[EvalCase], url: str | None, api_key: str | None) -> EvalReport:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    if url is not None:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+            return await run_eval(client, cases)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bedel.local", timeout=120) as client:
+            return await run_eval(client, cases)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     instructions_file: Path | None = None
     fields_file: Path | None = None
 
+    knowledge_index_dir: Path = Path("./data/index")
+    knowledge_top_k: int = Field(default=4, ge=1, le=20)
+    knowledge_min_relevance: float = Field(default=0.3, ge=0, le=1)
+    knowledge_refresh_s: float = Field(default=5.0, gt=0)
+    embedding_model: str | None = None
+    embedding_base_url: str | None = None
+
     rate_limit_per_phone: str = "20/minute"
     rate_limit_per_key: str = "600/minute"
     rate_limit_storage_url: str = "memory://"

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bedel.chat.service import ChatService
 from bedel.config import Settings
 from bedel.db import session_scope
-from bedel.llm.ports import ChatModel
+from bedel.knowledge.retriever import KnowledgeRetriever
+from bedel.llm.ports import ChatModel, Embedder
 from bedel.rate_limits import RequestLimiter
 from bedel.students.fields import FieldCatalog
 
@@ -23,6 +24,8 @@ class AppState:
     catalog: FieldCatalog
     model: ChatModel
     chat: ChatService
+    knowledge: KnowledgeRetriever
+    embedder: Embedder | None
     limiter: RequestLimiter
     shutting_down: bool = False
 

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import bedel.chat.models
+import bedel.knowledge.models
 import bedel.students.models  # noqa: F401
 from bedel.config import load_settings
 from bedel.db import Base, create_engine
