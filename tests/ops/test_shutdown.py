@@ -59,3 +59,31 @@ class TestGracefulShutdown:
             ("user", "dos"),
             ("user", "uno"),
         ]
+
+    async def test_without_a_drain_sigterm_stops_accepting_at_once_and_still_answers(
+        self, tmp_path: Path, fake_llm: FakeLLM
+    ) -> None:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        await asyncio.to_thread(migrate.upgrade, database_url)
+        served = await start_serve(serve_env(database_url, fake_llm.url), tmp_path)
+        try:
+            async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+                in_flight = asyncio.create_task(client.post("/chat", json={"phone": "+34612345678", "question": "uno"}))
+                await asyncio.sleep(0.3)
+                served.process.send_signal(signal.SIGTERM)
+                refused = None
+                for _ in range(50):
+                    try:
+                        await client.get("/healthz")
+                    except httpx.ConnectError as exc:
+                        refused = exc
+                        break
+                    await asyncio.sleep(0.02)
+                answered = await in_flight
+            exit_code = await asyncio.to_thread(served.process.wait, 40)
+        finally:
+            served.stop()
+
+        assert refused is not None
+        assert (answered.status_code, answered.json()["answer"]) == (200, "ok: uno")
+        assert exit_code == -signal.SIGTERM
