@@ -14,6 +14,7 @@ from bedel.db import create_engine, create_sessionmaker
 from bedel.exception_handlers import install_exception_handlers
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.factory import create_chat_model, create_embedder
+from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
 from bedel.state import AppState
@@ -69,6 +70,13 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
+def mark_stopping(app: FastAPI) -> None:
+    """From now on readiness answers 503 (called on SIGTERM, maybe before the lifespan has run)."""
+    state: AppState | None = getattr(app.state, "bedel", None)
+    if state is not None:
+        state.shutting_down = True
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await state.embedder.aclose()
             await state.model.aclose()
             await state.engine.dispose()
+            forget_this_process()
             log.info("stopped")
 
     app = FastAPI(

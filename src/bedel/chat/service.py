@@ -27,6 +27,7 @@ from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
 from bedel.errors import Conflict, UpstreamUnavailable
 from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, StudentRecord, Turn
+from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
 
@@ -108,11 +109,16 @@ class ChatService:
         started = time.perf_counter()
         options = options or self.options
         async with self._locks.hold(phone):
+            begun = time.perf_counter()
             turn = await self._begin(phone, question)
+            database_s = time.perf_counter() - begun
             keeper = asyncio.create_task(self._keep_lease(turn))
             try:
                 tools = CallerTools(turn.student)
+                retrieving = time.perf_counter()
                 passages = await self._passages(turn, question, options)
+                asked = time.perf_counter()
+                chat_stage(ChatStage.retrieval).observe(asked - retrieving)
                 window, folded = await self._memory(turn, options)
                 prompt = build_prompt(
                     template=template or self._template,
@@ -137,8 +143,11 @@ class ChatService:
                     assert completion is not None
                 else:
                     completion = await self._model.complete(prompt, tools)
+                chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = round((time.perf_counter() - started) * 1000)
+                finishing = time.perf_counter()
                 answer = await self._finish(turn, completion, passages, tools.handoff_requested, folded, latency_ms)
+                chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
                 await self._release(turn)
                 raise
