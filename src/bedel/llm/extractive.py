@@ -11,14 +11,15 @@ from bedel.llm.ports import Prompt
 
 ANSWER_SENTENCES = 3
 # A later passage must match clearly better to be preferred over an earlier one.
-RANK_PENALTY = 0.15
+RANK_PENALTY = 0.3
 _NUMBERED = re.compile(r"\s*\d+[.)]\s")
 _MONTHS = "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre"
 _DAYS = "lunes|martes|miercoles|jueves|viernes|sabado|domingo"
 # What kind of line answers a kind of question: "¿cuánto?" wants a figure, "¿cuándo?" a date...
 _INTENTS = (
     (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), re.compile(r"\d")),
-    (re.compile(r"\bcuando\b|\bfecha|\bdia\b|\bdias\b|\bplazo|\bhasta\b"), re.compile(rf"\d|{_MONTHS}|{_DAYS}")),
+    (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}")),
+    (re.compile(r"\bplazo|\btarda|\btiempo\b|\bdias\b"), re.compile(r"\d+\s*(dias|semanas|meses|horas)")),
     (re.compile(r"\bhora|\bhorario|\babre|\bcierra"), re.compile(r"\d{1,2}:\d{2}|\bhoras?\b")),
     (re.compile(r"\bcorreo|\bemail|\bmail\b"), re.compile(r"@")),
     (
