@@ -15,6 +15,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/bedel db upgrade
 	$(BIN)/bedel students import demo/students.csv
+	$(BIN)/bedel kb add demo/knowledge
 	$(BIN)/bedel serve
 
 test: install

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
 DEMO_STUDENTS = ROOT / "demo" / "students.csv"
+DEMO_KNOWLEDGE = ROOT / "demo" / "knowledge"
 BIN_DIR = Path(sys.executable).parent
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -71,7 +72,7 @@ QUESTIONS = (
     "¿Cuánto debo de colegiatura y cuándo vence el pago?",
     "¿Cuál es mi promedio?",
     "¿Quién es mi tutor?",
-    "Gracias. ¿Con quién hablo si tengo otra duda?",
+    "Gracias. ¿Cuánto es el recargo si pago tarde?",
 )
 # The even conversations below this number, per client, belong to students on the roster:
 # half the askers are known students whose record goes into the prompt.
@@ -806,7 +807,7 @@ def start_bedel(
     roster: Path,
     demo_in_roster: bool,
 ) -> Server:
-    """`bedel db upgrade`, the students imported, then `bedel serve` on a fresh database."""
+    """`bedel db upgrade`, the students and the demo documents loaded, then `bedel serve` on a fresh database."""
     url = postgres_url or f"sqlite+aiosqlite:///{workdir / name}.db"
     env = bedel_env(url, upstream)
     if postgres_url and prepare_postgres() is None:  # each variant starts from an empty database
@@ -815,6 +816,7 @@ def start_bedel(
     if DEMO_STUDENTS.exists() and not demo_in_roster:
         bedel_cli(["students", "import", str(DEMO_STUDENTS)], env, workdir)
     bedel_cli(["students", "import", str(roster)], env, workdir)
+    bedel_cli(["kb", "add", str(DEMO_KNOWLEDGE)], env, workdir)
     port = free_port()
     return fleet.start(name, [str(BIN_DIR / "bedel"), "serve", "--port", str(port)], env, port)
 

@@ -1,6 +1,7 @@
 """Real databases: every test that takes `database_url` runs on SQLite and on PostgreSQL."""
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture
 async def clean_database(database_url: str) -> AsyncIterator[str]:
-    """Each test starts from empty tables."""
+    """Each test starts from empty tables, and a new knowledge revision (the row migration 0002 seeds)."""
     engine = create_engine(database_url)
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(text(f"DELETE FROM {table.name}"))
+        await connection.execute(
+            text("INSERT INTO knowledge_version (id, revision, changed_at) VALUES (1, :revision, CURRENT_TIMESTAMP)"),
+            {"revision": uuid.uuid4().hex},
+        )
     await engine.dispose()
     yield database_url
 
@@ -51,10 +56,11 @@ async def session(clean_database: str) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture
-def make_settings(clean_database: str) -> Callable[..., Settings]:
+def make_settings(clean_database: str, tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": clean_database,
+            "knowledge_index_dir": tmp_path / "index",
             "rate_limit_per_phone": "1000/minute",
             # Only the tests of background work run the job runner (tests/channels turn it on).
             "jobs_in_process": False,

@@ -86,3 +86,22 @@ def stream_response(pieces: list[str], *, model: str = "gpt-4o-mini-2024-07-18")
 
 def sent_messages(request: httpx.Request) -> list[dict[str, Any]]:
     return json.loads(request.content)["messages"]  # type: ignore[no-any-return]
+
+
+def embeddings_response(vectors: list[list[float]], *, model: str = "text-embedding-3-small") -> httpx.Response:
+    """An OpenAI `/embeddings` response: one vector per input, tagged with its input's index."""
+    return httpx.Response(
+        200,
+        json={
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
+            "model": model,
+            "usage": {"prompt_tokens": 8 * len(vectors), "total_tokens": 8 * len(vectors)},
+        },
+    )
+
+
+def sent_inputs(request: httpx.Request) -> list[str]:
+    """The texts an `/embeddings` request asked for (the SDK may send one string or a list)."""
+    body = json.loads(request.content)["input"]
+    return [body] if isinstance(body, str) else body  # type: ignore[no-any-return]

@@ -2,13 +2,16 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from bedel import migrate
+from tests.conftest import POSTGRES_URL
 
 
 def run_bedel(*args: str, env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -62,6 +65,16 @@ class TestStartupErrors:
                 "BEDEL_PUBLIC_URL",
                 2,
             ),
+            ({"BEDEL_LLM_BASE_URL": "localhost:11434/v1"}, "BEDEL_LLM_BASE_URL", 2),
+            ({"BEDEL_LLM_BASE_URL": "http://localhost:port/v1"}, "BEDEL_LLM_BASE_URL", 2),
+            ({"BEDEL_METRICS_PORT": "0"}, "BEDEL_METRICS_PORT", 2),
+            ({"BEDEL_RATE_LIMIT_STORAGE_URL": "memcache://cache"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 2),
+            ({"BEDEL_RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:1"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 6),
+            (
+                {"BEDEL_DATABASE_URL": make_url(POSTGRES_URL).set(database="bedel_no_such_db").render_as_string(False)},
+                "BEDEL_DATABASE_URL",
+                3,
+            ),
         ],
     )
     def test_serve_stops_with_one_line_naming_the_setting(
@@ -89,6 +102,29 @@ class TestStartupErrors:
         assert result.returncode == 2
         assert "BEDEL_PORT" in json.loads(result.stderr.strip())["message"]
 
+    def test_serve_names_a_template_that_does_not_compile(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        (tmp_path / "instructions.md.j2").write_text("Eres {{ institution_name", encoding="utf-8")
+
+        result = run_bedel(
+            "serve",
+            env={"BEDEL_DATABASE_URL": migrated_sqlite, "BEDEL_INSTRUCTIONS_FILE": "instructions.md.j2"},
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 2
+        assert "BEDEL_INSTRUCTIONS_FILE" in json.loads(result.stderr.strip())["message"]
+
+    @pytest.mark.parametrize("setting", ["BEDEL_PORT", "BEDEL_METRICS_PORT"])
+    def test_serve_names_a_port_already_taken(self, tmp_path: Path, migrated_sqlite: str, setting: str) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = str(taken.getsockname()[1])
+            result = run_bedel("serve", env={"BEDEL_DATABASE_URL": migrated_sqlite, setting: port}, cwd=tmp_path)
+
+        assert result.returncode == 5
+        error = json.loads(result.stderr.strip())
+        assert error["event"] == "port_unavailable"
+        assert setting in error["message"] and port in error["message"]
+
     def test_serve_refuses_a_database_with_pending_migrations(self, tmp_path: Path) -> None:
         result = run_bedel(
             "serve",
@@ -98,6 +134,49 @@ class TestStartupErrors:
 
         assert result.returncode == 4
         assert "bedel db upgrade" in json.loads(result.stderr.strip())["message"]
+
+
+class TestDatabaseWait:
+    def test_wait_returns_once_the_migration_lands(self, tmp_path: Path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("BEDEL_", "OPENAI_"))}
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "bedel.cli", "db", "wait", "--timeout", "60"],
+            env={**clean, "BEDEL_DATABASE_URL": url},
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            migrate.upgrade(url)
+            _, stderr = waiting.communicate(timeout=60)
+        finally:
+            waiting.kill()
+
+        assert waiting.returncode == 0
+        assert json.loads(stderr.strip())["event"] == "database_ready"
+
+    def test_wait_gives_up_with_the_pending_line(self, tmp_path: Path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        result = run_bedel("db", "wait", "--timeout", "0", env={"BEDEL_DATABASE_URL": url}, cwd=tmp_path)
+
+        assert result.returncode == 4
+        assert "bedel db upgrade" in json.loads(result.stderr.strip())["message"]
+
+    def test_a_newer_schema_does_not_stop_serve_mid_rollout(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        stamp_future_revision(migrated_sqlite)
+
+        result = run_bedel("db", "wait", "--timeout", "0", env={"BEDEL_DATABASE_URL": migrated_sqlite}, cwd=tmp_path)
+
+        assert result.returncode == 0, result.stderr
+
+
+def stamp_future_revision(url: str) -> None:
+    """What the next version's migration leaves behind: a revision this code does not know."""
+    engine = create_engine(url.replace("+aiosqlite", ""))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_next_version'"))
+    engine.dispose()
 
 
 class TestTerminalChat:

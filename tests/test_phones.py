@@ -1,5 +1,5 @@
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bedel.phones import InvalidPhone, mask_phone, normalize_phone
@@ -27,6 +27,7 @@ class TestNormalizePhone:
             normalize_phone(raw)
 
     @given(st.from_regex(r"\+[2-9][0-9]{7,14}", fullmatch=True))
+    @example("+521100000000")
     def test_normalising_is_idempotent(self, raw: str) -> None:
         key = normalize_phone(raw)
         assert normalize_phone(key) == key

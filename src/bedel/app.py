@@ -15,7 +15,9 @@ from bedel.config import Settings, load_settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.exception_handlers import install_exception_handlers
 from bedel.jobs.runner import JobRunner
-from bedel.llm.factory import create_chat_model
+from bedel.knowledge.retriever import KnowledgeRetriever
+from bedel.llm.factory import create_chat_model, create_embedder
+from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
 from bedel.state import AppState
@@ -31,6 +33,14 @@ def build_state(settings: Settings) -> AppState:
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
     model = create_chat_model(settings, catalog)
+    embedder = create_embedder(settings)
+    knowledge = KnowledgeRetriever(
+        settings.database_url,
+        sessionmaker,
+        settings.knowledge_index_dir,
+        embedder=embedder,
+        refresh_s=settings.knowledge_refresh_s,
+    )
     options = AssistantOptions(
         model=settings.llm_model,
         temperature=settings.temperature,
@@ -39,6 +49,8 @@ def build_state(settings: Settings) -> AppState:
         language=settings.language,
         institution_name=settings.institution_name,
         contact=settings.contact,
+        passages_limit=settings.knowledge_top_k,
+        min_relevance=settings.knowledge_min_relevance,
     )
     chat = ChatService(
         sessionmaker=sessionmaker,
@@ -46,6 +58,7 @@ def build_state(settings: Settings) -> AppState:
         catalog=catalog,
         template=template,
         options=options,
+        knowledge=knowledge,
     )
     senders = create_senders(settings)
     jobs = JobRunner(
@@ -62,10 +75,19 @@ def build_state(settings: Settings) -> AppState:
         catalog=catalog,
         model=model,
         chat=chat,
+        knowledge=knowledge,
+        embedder=embedder,
         limiter=RequestLimiter(settings),
         senders=senders,
         jobs=jobs,
     )
+
+
+def mark_stopping(app: FastAPI) -> None:
+    """From now on readiness answers 503 (called on SIGTERM, maybe before the lifespan has run)."""
+    state: AppState | None = getattr(app.state, "bedel", None)
+    if state is not None:
+        state.shutting_down = True
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings or load_settings())
         app.state.bedel = state
+        await state.knowledge.start()
         if state.settings.jobs_in_process:
             state.jobs.start()
         log.info(
@@ -88,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.shutting_down = True
             await state.jobs.stop()
             await state.aclose()
+            forget_this_process()
             log.info("stopped")
 
     app = FastAPI(

@@ -1,31 +1,48 @@
-"""`bedel serve | worker | db upgrade | students import | chat`; one line and an exit code per start-up error."""
+"""The `bedel` command: serve, worker, db upgrade, students import, kb add, chat, eval.
+
+Start-up errors print one line and exit with a distinct code.
+"""
 
 import asyncio
 import signal
+import socket
+import time
+from pathlib import Path
 from typing import Annotated, NoReturn
 
+import httpx
 import structlog
 import typer
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from bedel import migrate
-from bedel.app import build_state, create_app
+from bedel.app import build_state, create_app, mark_stopping
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import create_engine
 from bedel.errors import BedelError
+from bedel.knowledge.cli import app as knowledge_app
+from bedel.knowledge.evaluation import EvalCase, EvalReport, format_report, load_cases, run_eval
+from bedel.ops.lifecycle import GRACE_S, DrainingServer
 from bedel.ops.logging import configure_logging
+from bedel.ops.metrics import start_metrics_server
 from bedel.phones import InvalidPhone, normalize_phone
 from bedel.students.cli import app as students_app
 
+EXIT_FILE = 1
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_MIGRATIONS = 4
+EXIT_PORT = 5
+EXIT_RATE_LIMIT_STORAGE = 6
+WAIT_POLL_S = 2.0
+BACKLOG = 2048  # uvicorn's default, for connections waiting to be accepted
 
 app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(students_app, name="students")
+app.add_typer(knowledge_app, name="kb")
 log = structlog.get_logger()
 
 
@@ -49,7 +66,16 @@ async def _check_startup(settings: Settings) -> None:
         state = build_state(settings)
     except ConfigError as exc:
         fail(EXIT_CONFIG, "config_error", str(exc))
-    await state.aclose()
+    try:
+        if not await state.limiter.storage_reachable():
+            fail(
+                EXIT_RATE_LIMIT_STORAGE,
+                "rate_limit_storage_unreachable",
+                "BEDEL_RATE_LIMIT_STORAGE_URL: the rate-limit storage does not answer; "
+                "check the URL and that Redis runs, or use memory:// on a single replica",
+            )
+    finally:
+        await state.aclose()
 
 
 async def _check_database(settings: Settings) -> None:
@@ -57,19 +83,35 @@ async def _check_database(settings: Settings) -> None:
     try:
         revision = await migrate.current_revision(engine)
     except (SQLAlchemyError, OSError) as exc:
-        fail(
-            EXIT_DATABASE,
-            "database_unreachable",
-            f"BEDEL_DATABASE_URL: cannot connect ({type(exc).__name__}); check the URL and that the server runs",
-        )
+        _database_unreachable(exc)
     finally:
         await engine.dispose()
-    if revision != migrate.head_revision():
-        fail(
-            EXIT_MIGRATIONS,
-            "migrations_pending",
-            f"database schema is at {revision}, this version needs {migrate.head_revision()}; run `bedel db upgrade`",
-        )
+    if migrate.is_pending(revision):
+        _migrations_pending(revision)
+
+
+def _database_unreachable(exc: BaseException) -> NoReturn:
+    fail(
+        EXIT_DATABASE,
+        "database_unreachable",
+        f"BEDEL_DATABASE_URL: cannot connect ({_root_cause(exc)}); check the host, port, user, "
+        "password and database name in the URL, and that the server runs",
+    )
+
+
+def _migrations_pending(revision: str | None) -> NoReturn:
+    fail(
+        EXIT_MIGRATIONS,
+        "migrations_pending",
+        f"database schema is at {revision}, this version needs {migrate.head_revision()}; run `bedel db upgrade`",
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's class, e.g. InvalidCatalogNameError: it names the cause without echoing the URL."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__
 
 
 @app.command()
@@ -85,16 +127,29 @@ def serve(
     asyncio.run(_check_startup(settings))
     # Without keys anyone who reaches the port is staff: stay on loopback.
     bind = (host or settings.host or "0.0.0.0") if settings.auth_enabled else "127.0.0.1"  # noqa: S104
+    api_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
+    try:
+        start_metrics_server(bind, settings.metrics_port)
+    except OSError as exc:
+        fail(EXIT_PORT, "port_unavailable", _port_message("BEDEL_METRICS_PORT", settings.metrics_port, exc))
     if not settings.auth_enabled:
         log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
-    uvicorn.run(
-        create_app(settings),
-        host=bind,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    bedel = create_app(settings)
+    config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
+    server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
+    server.run(sockets=[api_socket])
+
+
+def _listen(host: str, port: int, setting: str) -> socket.socket:
+    """Bind before anything starts, so a taken port is one clear line rather than uvicorn's."""
+    try:
+        return socket.create_server((host, port), backlog=BACKLOG)
+    except OSError as exc:
+        fail(EXIT_PORT, "port_unavailable", _port_message(setting, port, exc))
+
+
+def _port_message(setting: str, port: int, exc: OSError) -> str:
+    return f"{setting}: cannot listen on port {port} ({exc.strerror}); stop what uses it or choose another port"
 
 
 @app.command()
@@ -111,6 +166,8 @@ async def _work(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # Answers cite the knowledge base, so a worker loads the index like the API does.
+    await state.knowledge.start()
     state.jobs.start()
     log.info("worker_started", concurrency=settings.worker_concurrency, channels=sorted(state.senders))
     try:
@@ -136,6 +193,36 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     log.info("database_upgraded", revision=revision)
 
 
+@db_app.command("wait")
+def db_wait(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait before giving up")] = 300,
+) -> None:
+    """Wait until the database answers and holds every migration of this version (an init container's job)."""
+    settings = settings_or_exit()
+    asyncio.run(_wait_for_schema(settings, timeout))
+
+
+async def _wait_for_schema(settings: Settings, wait_s: float) -> None:
+    engine = create_engine(settings.database_url)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                revision = await migrate.current_revision(engine)
+            except (SQLAlchemyError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    _database_unreachable(exc)
+            else:
+                if not migrate.is_pending(revision):
+                    log.info("database_ready", revision=revision)
+                    return
+                if time.monotonic() > deadline:
+                    _migrations_pending(revision)
+            await asyncio.sleep(WAIT_POLL_S)
+    finally:
+        await engine.dispose()
+
+
 @app.command()
 def chat(
     phone: Annotated[str, typer.Option(help="The student's phone, in any common shape")],
@@ -152,6 +239,7 @@ def chat(
 
 async def _converse(settings: Settings, phone: str) -> None:
     state = build_state(settings)
+    await state.knowledge.start()
     try:
         while True:
             try:
@@ -168,6 +256,41 @@ async def _converse(settings: Settings, phone: str) -> None:
             typer.echo(f"bedel> {answer.answer}")
     finally:
         await state.aclose()
+
+
+@app.command("eval")
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="JSONL cases: question, expected_document, expected_facts, ...")],
+    url: Annotated[str | None, typer.Option(help="A running Bedel (default: this configuration, in process)")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="BEDEL_EVAL_API_KEY", help="Staff key for --url")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write every case's result here, as JSON")] = None,
+) -> None:
+    """Run evaluation cases through /chat and report hit rate, fact rate and forbidden facts."""
+    settings = settings_or_exit()
+    try:
+        cases = load_cases(file)
+    except OSError as exc:
+        fail(EXIT_FILE, "eval_file_unreadable", f"cannot read {file}: {exc.strerror}")
+    except BedelError as exc:
+        fail(EXIT_FILE, "eval_file_invalid", exc.message)
+    if url is None:
+        asyncio.run(_check_startup(settings))
+    report = asyncio.run(_evaluate(settings, cases, url, api_key))
+    typer.echo(format_report(report))
+    if output is not None:
+        output.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+
+
+async def _evaluate(settings: Settings, cases: list[EvalCase], url: str | None, api_key: str | None) -> EvalReport:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    if url is not None:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+            return await run_eval(client, cases)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bedel.local", timeout=120) as client:
+            return await run_eval(client, cases)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/bedel.db"
     host: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)
+    metrics_port: int = Field(default=9464, ge=1, le=65535)
+    shutdown_drain_s: float = Field(default=0.0, ge=0)
     api_keys: KeyList = []
     staff_api_keys: KeyList = []
 
@@ -59,6 +62,13 @@ class Settings(BaseSettings):
     contact: str = "la oficina de servicios escolares"
     instructions_file: Path | None = None
     fields_file: Path | None = None
+
+    knowledge_index_dir: Path = Path("./data/index")
+    knowledge_top_k: int = Field(default=4, ge=1, le=20)
+    knowledge_min_relevance: float = Field(default=0.3, ge=0, le=1)
+    knowledge_refresh_s: float = Field(default=5.0, gt=0)
+    embedding_model: str | None = None
+    embedding_base_url: str | None = None
 
     rate_limit_per_phone: str = "20/minute"
     rate_limit_per_key: str = "600/minute"
@@ -91,6 +101,20 @@ class Settings(BaseSettings):
             raise ValueError("not a database URL") from None
         if driver not in ASYNC_DRIVERS:
             raise ValueError(f"use one of {', '.join(ASYNC_DRIVERS)} (for example sqlite+aiosqlite:///./data/bedel.db)")
+        return value
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty line in an env file means "not set"
+        try:
+            parts = urlsplit(value)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid:
+            raise ValueError("not an http(s) URL; use the server's API root, such as http://localhost:11434/v1")
         return value
 
     @field_validator("api_keys", "staff_api_keys", mode="before")

@@ -32,6 +32,23 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+@lru_cache(maxsize=1)
+def _known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in ScriptDirectory(str(MIGRATIONS)).walk_revisions())
+
+
+def is_pending(revision: str | None) -> bool:
+    """Whether the database lacks migrations of this version.
+
+    A revision this version does not know is newer: a rollout is under way and the next
+    version migrated first. Migrations add before they remove (docs/operations.md), so this
+    version keeps working against the newer schema and is not held back.
+    """
+    if revision == head_revision():
+        return False
+    return revision is None or revision in _known_revisions()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
         return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())

@@ -29,7 +29,8 @@ def normalize_phone(raw: str, default_region: str = "MX") -> str:
         raise InvalidPhone("a phone must have between 8 and 15 digits")
     if not international:
         digits = _national_to_international(digits, default_region)
-    if digits.startswith(_MEXICO_MOBILE_PREFIX) and len(digits) >= 11:
+    # "5211..." is left alone: stripping its 1 would leave a key starting "521" again.
+    if digits.startswith(_MEXICO_MOBILE_PREFIX) and len(digits) >= 11 and digits[3] != "1":
         digits = "52" + digits[3:]
     return "+" + digits
 

@@ -6,6 +6,7 @@ import time
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
 from bedel.config import ConfigError, Settings
@@ -21,10 +22,19 @@ class RequestLimiter:
             raise ConfigError(
                 f"BEDEL_RATE_LIMIT_PER_PHONE/BEDEL_RATE_LIMIT_PER_KEY: {exc}; fix them to the form '20/minute'"
             ) from None
-        storage = storage_from_string(f"async+{settings.rate_limit_storage_url}")
+        try:
+            storage = storage_from_string(f"async+{settings.rate_limit_storage_url}")
+        except ConfigurationError:
+            raise ConfigError(
+                "BEDEL_RATE_LIMIT_STORAGE_URL: unknown storage; use memory:// or redis://host:6379"
+            ) from None
         assert isinstance(storage, Storage)
+        self._storage = storage
         # Two counters per key: O(1) a hit, where a moving window keeps every hit's timestamp.
         self._limiter = SlidingWindowCounterRateLimiter(storage)
+
+    async def storage_reachable(self) -> bool:
+        return await self._storage.check()
 
     async def check_phone(self, phone: str) -> None:
         await self._hit(self._per_phone, "phone", phone, "too many questions from this phone")

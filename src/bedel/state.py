@@ -13,7 +13,8 @@ from bedel.chat.service import ChatService
 from bedel.config import Settings
 from bedel.db import session_scope
 from bedel.jobs.runner import JobRunner
-from bedel.llm.ports import ChatModel
+from bedel.knowledge.retriever import KnowledgeRetriever
+from bedel.llm.ports import ChatModel, Embedder
 from bedel.rate_limits import RequestLimiter
 from bedel.students.fields import FieldCatalog
 
@@ -26,6 +27,8 @@ class AppState:
     catalog: FieldCatalog
     model: ChatModel
     chat: ChatService
+    knowledge: KnowledgeRetriever
+    embedder: Embedder | None
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
     jobs: JobRunner
@@ -34,6 +37,9 @@ class AppState:
     async def aclose(self) -> None:
         for sender in self.senders.values():
             await sender.aclose()
+        await self.knowledge.aclose()
+        if self.embedder is not None:
+            await self.embedder.aclose()
         await self.model.aclose()
         await self.engine.dispose()
 

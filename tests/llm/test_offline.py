@@ -30,7 +30,7 @@ def prompt(question: str, caller: StudentRecord | None) -> Prompt:
         {"role": "system", "content": "Eres el asistente de la Universidad Demo."},
         {"role": "user", "content": question},
     ]
-    return Prompt(messages, question, caller, [], "offline", 0.2, 500, "es")
+    return Prompt(messages, question, caller, [], [], "offline", 0.2, 500, "es")
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ def make_prompt(question: str = "¿Cuál es mi promedio?") -> Prompt:
         question=question,
         student=STUDENT,
         history=[],
+        passages=[],
         model=MODEL,
         temperature=0.2,
         max_output_tokens=300,

@@ -1,10 +1,13 @@
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bedel import migrate
 from bedel.config import Settings
+from tests.test_cli import stamp_future_revision
 
 
 class TestHealth:
@@ -28,6 +31,17 @@ class TestHealth:
         assert ready.status_code == 503
         assert "bedel db upgrade" in ready.json()["reason"]
         assert alive.status_code == 200
+
+    async def test_readyz_stays_ready_on_a_newer_schema_during_a_rollout(
+        self, make_client: Callable[[Settings], Any], tmp_path: Path
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        stamp_future_revision(url)
+        settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+        async with make_client(settings) as client:
+            ready = await client.get("/readyz")
+        assert ready.status_code == 200
 
     async def test_readyz_fails_while_the_database_is_unreachable(self, make_client: Callable[[Settings], Any]) -> None:
         settings = Settings(_env_file=None, database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none")  # type: ignore[call-arg]

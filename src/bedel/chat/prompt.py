@@ -8,7 +8,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bedel.config import ConfigError
-from bedel.llm.ports import Prompt, StudentRecord, Turn
+from bedel.llm.ports import Passage, Prompt, StudentRecord, Turn
 from bedel.llm.tokens import estimate_tokens
 from bedel.students.fields import FieldCatalog
 
@@ -28,6 +28,8 @@ class AssistantOptions:
     language: str
     institution_name: str
     contact: str
+    passages_limit: int
+    min_relevance: float
 
 
 _PROBE_STUDENT = {
@@ -39,6 +41,9 @@ _PROBE_STUDENT = {
 }
 
 
+_PROBE_PASSAGES = [{"number": 1, "title": "Calendario", "heading": "Inicio", "text": "Las clases inician el lunes."}]
+
+
 def compile_instructions(source: str) -> Any:
     """Compile an instructions template once and try it on a known and an unknown caller.
 
@@ -48,7 +53,13 @@ def compile_instructions(source: str) -> Any:
         template = _environment.from_string(source)
         for student in (_PROBE_STUDENT, None):
             template.render(
-                institution_name="", contact="", language="es", language_name="español", student=student, summary=""
+                institution_name="",
+                contact="",
+                language="es",
+                language_name="español",
+                student=student,
+                summary="",
+                passages=_PROBE_PASSAGES,
             )
     except TemplateError as exc:
         raise ConfigError(f"BEDEL_INSTRUCTIONS_FILE: the template fails ({exc}); fix the template") from None
@@ -89,6 +100,7 @@ def build_prompt(
     summary: str,
     history: list[Turn],
     question: str,
+    passages: list[Passage],
 ) -> Prompt:
     try:
         instructions = template.render(
@@ -98,6 +110,10 @@ def build_prompt(
             language_name=LANGUAGE_NAMES.get(options.language, options.language),
             student=_student_context(student, catalog),
             summary=summary,
+            passages=[
+                {"number": number, "title": p.title, "heading": p.heading, "text": p.text}
+                for number, p in enumerate(passages, 1)
+            ],
         )
     except TemplateError as exc:
         raise ConfigError(f"BEDEL_INSTRUCTIONS_FILE: the template failed to render ({exc})") from None
@@ -109,6 +125,7 @@ def build_prompt(
         question=question,
         student=student,
         history=history,
+        passages=passages,
         model=options.model,
         temperature=options.temperature,
         max_output_tokens=options.max_output_tokens,

@@ -18,6 +18,7 @@ import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.chat.citations import MarkerFilter, cited_sources
 from bedel.chat.locks import ConversationLocks
 from bedel.chat.models import Role, ThreadStatus
 from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
@@ -25,7 +26,8 @@ from bedel.chat.repository import StoredTurn, ThreadRepository
 from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
 from bedel.errors import Conflict, UpstreamUnavailable
-from bedel.llm.ports import ChatModel, Completion, StudentRecord, Turn
+from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, StudentRecord, Turn
+from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
 
@@ -33,6 +35,8 @@ log = structlog.get_logger()
 
 RECENT_MESSAGES_LIMIT = 60
 SUMMARY_BATCH = 8
+# Earlier questions that join the current one in the search: "¿y cuánto tarda?" needs its topic.
+CONTEXT_QUESTIONS = 2
 LEASE_POLL_S = 0.05
 # How long a turn may go silent before another replica may take the conversation over.
 LEASE_TTL = timedelta(seconds=60)
@@ -61,12 +65,14 @@ class ChatService:
         catalog: FieldCatalog,
         template: Any,
         options: AssistantOptions,
+        knowledge: Retriever,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
         self._catalog = catalog
         self._template = template
         self.options = options
+        self._knowledge = knowledge
         self._locks = ConversationLocks()
 
     async def ask(
@@ -103,10 +109,16 @@ class ChatService:
         started = time.perf_counter()
         options = options or self.options
         async with self._locks.hold(phone):
+            begun = time.perf_counter()
             turn = await self._begin(phone, question)
+            database_s = time.perf_counter() - begun
             keeper = asyncio.create_task(self._keep_lease(turn))
             try:
                 tools = CallerTools(turn.student)
+                retrieving = time.perf_counter()
+                passages = await self._passages(turn, question, options)
+                asked = time.perf_counter()
+                chat_stage(ChatStage.retrieval).observe(asked - retrieving)
                 window, folded = await self._memory(turn, options)
                 prompt = build_prompt(
                     template=template or self._template,
@@ -116,19 +128,26 @@ class ChatService:
                     summary=folded[0] if folded else turn.summary,
                     history=window,
                     question=question,
+                    passages=passages,
                 )
                 if streaming:
                     completion = None
+                    markers = MarkerFilter()
                     async for item in self._model.stream(prompt, tools):
                         if isinstance(item, Completion):
                             completion = item
-                        else:
-                            yield item
+                        elif text := markers.feed(item):
+                            yield text
+                    if rest := markers.flush():
+                        yield rest
                     assert completion is not None
                 else:
                     completion = await self._model.complete(prompt, tools)
+                chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = round((time.perf_counter() - started) * 1000)
-                answer = await self._finish(turn, completion, tools.handoff_requested, folded, latency_ms)
+                finishing = time.perf_counter()
+                answer = await self._finish(turn, completion, passages, tools.handoff_requested, folded, latency_ms)
+                chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
                 await self._release(turn)
                 raise
@@ -162,6 +181,12 @@ class ChatService:
             if time.monotonic() > deadline:
                 raise Conflict("an earlier question from this phone is still being answered; ask again", retry_after=5)
             await asyncio.sleep(LEASE_POLL_S)
+
+    async def _passages(self, turn: Turnaround, question: str, options: AssistantOptions) -> list[Passage]:
+        """Passages relevant enough to answer from, found with the question and the student's previous ones."""
+        earlier = [message.content for message in turn.history if message.role == Role.user][-CONTEXT_QUESTIONS:]
+        found = await self._knowledge.retrieve(question, earlier, options.passages_limit)
+        return [passage for passage in found if passage.relevance >= options.min_relevance]
 
     async def _keep_lease(self, turn: Turnaround) -> None:
         """Renew the lease while the model works: a slow turn keeps its place, a dead replica loses it."""
@@ -200,10 +225,12 @@ class ChatService:
         self,
         turn: Turnaround,
         completion: Completion,
+        passages: list[Passage],
         handoff: bool,
         folded: tuple[str, int] | None,
         latency_ms: int,
     ) -> ChatAnswer:
+        text, sources = cited_sources(completion.text, passages)
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
             closed = await threads.close_turn(
@@ -220,7 +247,8 @@ class ChatService:
                 thread_id=turn.thread_id,
                 seq=turn.next_seq,
                 role=Role.assistant,
-                content=completion.text,
+                content=text,
+                sources=[source.model_dump() for source in sources],
                 handoff=handoff,
                 model=completion.model,
                 input_tokens=completion.usage.input_tokens,
@@ -230,11 +258,11 @@ class ChatService:
             )
         student = turn.student
         return ChatAnswer(
-            answer=completion.text,
+            answer=text,
             thread_id=turn.thread_id,
             message_id=message_id,
             student=StudentSummary(known=student is not None, name=student.name if student else None),
-            sources=[],
+            sources=sources,
             handoff=handoff,
             usage=UsageOut(
                 input_tokens=completion.usage.input_tokens,

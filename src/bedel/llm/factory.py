@@ -1,7 +1,8 @@
 from bedel.config import LLMProvider, Settings
+from bedel.llm.embeddings import OpenAIEmbeddings
 from bedel.llm.offline import OfflineModel
 from bedel.llm.openai_compatible import OpenAICompatibleModel
-from bedel.llm.ports import ChatModel
+from bedel.llm.ports import ChatModel, Embedder
 from bedel.students.fields import FieldCatalog
 
 
@@ -11,3 +12,10 @@ def create_chat_model(settings: Settings, catalog: FieldCatalog) -> ChatModel:
             return OfflineModel(catalog, settings.institution_name, settings.contact)
         case LLMProvider.openai_compatible:
             return OpenAICompatibleModel(settings)
+
+
+def create_embedder(settings: Settings) -> Embedder | None:
+    """Dense embeddings only when a model is configured; BM25 alone otherwise."""
+    if settings.embedding_model is None:
+        return None
+    return OpenAIEmbeddings(settings, settings.embedding_model)

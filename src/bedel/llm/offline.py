@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from bedel.llm.extractive import passage_answer
 from bedel.llm.ports import Completion, Prompt, StudentRecord, Toolbox, Turn, Usage
 from bedel.llm.tokens import estimate_tokens
 from bedel.students.fields import (
@@ -103,16 +104,16 @@ class OfflineModel:
         concepts = self._catalog.concepts_in_question(prompt.question)
         possessive = not _POSSESSIVES.isdisjoint(words)
         personal = bool(concepts) or possessive
-        if student is None:
-            if personal:
-                parts.append(self._no_record())
-            else:
-                parts.append(self._offer(None) if parts else self._unknown_answer())
-            return " ".join(parts)
-        fields = _record_fields(self._catalog, student)
-        answer = self._record_answer(prompt.question, concepts, fields, possessive=possessive)
-        if answer:
-            parts.append(answer)
+        fields = _record_fields(self._catalog, student) if student is not None else []
+        found, missing = self._record_answer(prompt.question, concepts, fields, possessive=possessive)
+        if found:
+            parts += [found, missing] if missing else [found]
+        elif prompt.passages:
+            parts.append(passage_answer(prompt))
+        elif student is None:
+            parts.append(self._no_record() if personal else self._offer(None) if parts else self._unknown_answer())
+        elif missing:
+            parts.append(missing)
         elif personal:
             parts.append(f"No tengo ese dato en tu registro. Puedes consultarlo con {self._contact}.")
         else:
@@ -126,7 +127,8 @@ class OfflineModel:
         fields: Sequence[_Field],
         *,
         possessive: bool,
-    ) -> str:
+    ) -> tuple[str, str]:
+        """What the record says about the question, and what it lacks."""
         found: list[tuple[str, str]] = []
         missing: list[str] = []
         for concept in concepts:
@@ -144,16 +146,16 @@ class OfflineModel:
                 missing.append(humanize_column(column))
             else:
                 found.append((humanize_column(column), format_value(others[column].value, "text")))
-        lines = []
-        if found:
-            lines.append("Según tu registro:\n" + "\n".join(f"- {k}: {v}" for k, v in found))
         if len(missing) == 1:
-            lines.append(f"No tengo ese dato en tu registro ({missing[0]}). Puedes consultarlo con {self._contact}.")
+            absent = f"No tengo ese dato en tu registro ({missing[0]}). Puedes consultarlo con {self._contact}."
         elif missing:
-            lines.append(
+            absent = (
                 f"No tengo esos datos en tu registro ({', '.join(missing)}). Puedes consultarlos con {self._contact}."
             )
-        return "\n".join(lines)
+        else:
+            absent = ""
+        said = "Según tu registro:\n" + "\n".join(f"- {k}: {v}" for k, v in found) if found else ""
+        return said, absent
 
     def _hello(self, student: StudentRecord | None) -> str:
         name = (student.name or "").strip() if student else ""

@@ -32,6 +32,7 @@ from bedel.config import Settings
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import Completion, Prompt, Toolbox, Turn, Usage
 from bedel.llm.tokens import estimate_tokens
+from bedel.ops.metrics import LLMOutcome, count_llm_call, count_llm_tokens, record_breaker_state
 
 MAX_TOOL_ROUNDS = 3
 DEFAULT_RETRY_AFTER_S = 5
@@ -123,12 +124,13 @@ class OpenAICompatibleModel:
             default_ttl=settings.llm_breaker_reset_s,
             exclude=[(BaseException, lambda exc: not is_upstream_failure(exc))],
         )
+        self._breakers.add_listener(record_breaker_state)
 
     async def complete(self, prompt: Prompt, tools: Toolbox) -> Completion:
         messages: list[_Message] = list(prompt.messages)
         tally, text, model = _Tally(), "", prompt.model
         for round_ in range(MAX_TOOL_ROUNDS + 1):
-            async with self._guard():
+            async with self._guard(prompt.model):
                 response = await self._post(_body(prompt, messages, tools))
             model = response.model or model
             message = response.choices[0].message if response.choices else None
@@ -143,6 +145,7 @@ class OpenAICompatibleModel:
             if not calls or round_ == MAX_TOOL_ROUNDS:
                 break
             await _run_tools(messages, content, calls, tools)
+        count_llm_tokens(prompt.model, tally.input_tokens, tally.output_tokens)
         return Completion(text=text, usage=tally.usage(), model=model)
 
     async def stream(self, prompt: Prompt, tools: Toolbox) -> AsyncIterator[str | Completion]:
@@ -150,7 +153,7 @@ class OpenAICompatibleModel:
         tally, text, model = _Tally(), "", prompt.model
         for round_ in range(MAX_TOOL_ROUNDS + 1):
             content, usage, calls = "", None, dict[int, _ToolCall]()
-            async with self._guard():
+            async with self._guard(prompt.model):
                 body = {**_body(prompt, messages, tools), "stream": True, "stream_options": {"include_usage": True}}
                 chunks = await self._client.post(
                     "/chat/completions",
@@ -182,6 +185,7 @@ class OpenAICompatibleModel:
             if not calls or round_ == MAX_TOOL_ROUNDS:
                 break
             await _run_tools(messages, content, list(calls.values()), tools)
+        count_llm_tokens(prompt.model, tally.input_tokens, tally.output_tokens)
         yield Completion(text=text, usage=tally.usage(), model=model)
 
     async def summarize(self, summary: str, turns: list[Turn], language: str) -> str:
@@ -194,8 +198,10 @@ class OpenAICompatibleModel:
             },
         ]
         body = {"model": self._model, "messages": messages, "temperature": 0, "max_tokens": _SUMMARY_MAX_TOKENS}
-        async with self._guard():
+        async with self._guard(self._model):
             response = await self._post(body)
+        if response.usage:
+            count_llm_tokens(self._model, response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
         text = response.choices[0].message.content if response.choices else None
         return text.strip() if text else summary  # an empty answer keeps the old summary
 
@@ -213,13 +219,15 @@ class OpenAICompatibleModel:
         await self._http.aclose()
 
     @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        """Run one call through the breaker; every SDK error becomes `UpstreamUnavailable`."""
+    async def _guard(self, model: str) -> AsyncIterator[None]:
+        """Run one call through the breaker, counting it; every SDK error becomes `UpstreamUnavailable`."""
         breaker = await self._breakers.get_breaker(_CIRCUIT)
         try:
             async with breaker:
                 yield
+            count_llm_call(model, LLMOutcome.ok)
         except OpenedState as exc:
+            count_llm_call(model, LLMOutcome.breaker_open)
             raise UpstreamUnavailable(
                 "The language model keeps failing; calls are paused for a while.",
                 retry_after=self._seconds_left(exc.opened_at),
@@ -227,17 +235,20 @@ class OpenAICompatibleModel:
         except APIStatusError as exc:
             status = exc.status_code
             if not is_upstream_failure(exc):
+                count_llm_call(model, LLMOutcome.rejected)
                 raise UpstreamUnavailable(
                     f"The language model server rejected the request (HTTP {status}); "
                     "check BEDEL_LLM_BASE_URL, BEDEL_LLM_API_KEY and BEDEL_LLM_MODEL.",
                     retry_after=DEFAULT_RETRY_AFTER_S,
                 ) from None
+            count_llm_call(model, LLMOutcome.unavailable)
             after = _header_seconds(exc.response.headers.get("retry-after"))
             raise UpstreamUnavailable(
                 f"The language model server is unavailable (HTTP {status}).",
                 retry_after=after or self._seconds_left(breaker.context.opened_at),
             ) from exc
         except OpenAIError as exc:  # connection errors, timeouts, anything else from the SDK
+            count_llm_call(model, LLMOutcome.unavailable)
             what = "did not answer in time" if isinstance(exc, APITimeoutError) else "is unreachable"
             raise UpstreamUnavailable(
                 f"The language model server {what}.",

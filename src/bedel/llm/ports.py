@@ -1,6 +1,6 @@
 """What the chat engine needs from a language model, whatever serves it."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +23,20 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A piece of an institution's document retrieved for a question."""
+
+    chunk_id: int
+    document_id: str
+    title: str
+    heading: str
+    text: str
+    score: float
+    # Share of the question's weight (IDF) found in this passage, 0 to 1.
+    relevance: float
+
+
+@dataclass(frozen=True)
 class Prompt:
     """Everything one answer is built from.
 
@@ -35,6 +49,7 @@ class Prompt:
     question: str
     student: StudentRecord | None
     history: list[Turn]
+    passages: list[Passage]
     model: str
     temperature: float
     max_output_tokens: int
@@ -80,3 +95,17 @@ class ChatModel(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class Embedder(Protocol):
+    """Dense vectors for texts through an embeddings endpoint."""
+
+    async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Retriever(Protocol):
+    async def retrieve(self, question: str, context: Sequence[str], limit: int) -> list[Passage]:
+        """Passages for `question`, with earlier questions of the conversation as `context`."""
+        ...

@@ -6,6 +6,7 @@ from sqlalchemy.engine import Connection
 import bedel.channels.models
 import bedel.chat.models
 import bedel.jobs.models
+import bedel.knowledge.models
 import bedel.students.models  # noqa: F401
 from bedel.config import load_settings
 from bedel.db import Base, create_engine

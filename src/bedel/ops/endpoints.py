@@ -2,7 +2,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bedel.migrate import current_revision, head_revision
+from bedel.migrate import current_revision, head_revision, is_pending
 from bedel.state import get_state
 
 router = APIRouter(tags=["ops"])
@@ -24,7 +24,7 @@ async def readyz(request: Request) -> JSONResponse:
         revision = await current_revision(state.engine)
     except (SQLAlchemyError, OSError) as exc:
         return _not_ready(f"database unreachable: {type(exc).__name__}")
-    if revision != head_revision():
+    if is_pending(revision):
         return _not_ready(f"database schema at {revision}, code expects {head_revision()}: run `bedel db upgrade`")
     return JSONResponse({"status": "ready", "schema": revision})
 

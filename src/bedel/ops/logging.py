@@ -3,7 +3,7 @@
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -32,6 +32,16 @@ def mask_phones(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return {key: _mask(value) for key, value in event_dict.items()}
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written: cached loggers outlive a swapped stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO") -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -44,6 +54,6 @@ def configure_logging(level: str = "INFO") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )

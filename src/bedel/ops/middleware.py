@@ -1,4 +1,4 @@
-"""Request ids, access logs and the body-size limit, as plain ASGI for a cheap hot path."""
+"""Request ids, access logs, request metrics and the body-size limit, as plain ASGI for a cheap hot path."""
 
 import json
 import time
@@ -8,13 +8,15 @@ import structlog
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
+from bedel.ops import metrics
 from bedel.students.endpoints import MAX_IMPORT_BYTES
 
 log = structlog.get_logger()
 
 MAX_BODY_BYTES = 64 * 1024
 # Uploads carry files; everything else is a small JSON document.
-UPLOAD_BODY_BYTES = {"/students/import": MAX_IMPORT_BYTES}
+UPLOAD_BODY_BYTES = {"/students/import": MAX_IMPORT_BYTES, "/knowledge/documents": MAX_UPLOAD_BYTES}
 
 
 class BodyTooLarge(HTTPException):
@@ -39,12 +41,6 @@ class RequestContextMiddleware:
         status = 500
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit, request_id)
-            structlog.contextvars.clear_contextvars()
-            return
-
         received = 0
 
         async def limited_receive() -> Message:
@@ -65,18 +61,25 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        declared = headers.get(b"content-length", b"")
         try:
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge(limit)
             await self.app(scope, limited_receive, send_with_id)
         except BodyTooLarge:
             status = 413
             await _too_large(send, limit, request_id)
         finally:
+            seconds = time.perf_counter() - started
+            # The route template, not the path: one series per endpoint, whatever ids the path holds.
+            route = scope.get("route")
+            metrics.observe_request(scope["method"], getattr(route, "path", metrics.UNROUTED), status, seconds)
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                duration_ms=round(seconds * 1000, 1),
             )
             structlog.contextvars.clear_contextvars()
 

@@ -1,0 +1,94 @@
+"""`bedel kb add PATH...`: load the institution's documents from files and folders."""
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from bedel.config import ConfigError, Settings, load_settings
+from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.knowledge.parsing import supported
+from bedel.knowledge.retriever import KnowledgeRetriever
+from bedel.knowledge.schemas import AddedDocument, AddReport
+from bedel.knowledge.service import add_document, summarize
+from bedel.llm.factory import create_embedder
+from bedel.ops.logging import configure_logging
+
+EXIT_FILE = 1
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+
+app = typer.Typer(help="The institution's documents (knowledge base)", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+) -> None:
+    """Add or replace documents (.md, .txt, .html, .pdf, .docx); a bad file is reported, the rest load."""
+    configure_logging()
+    try:
+        settings = load_settings()
+        report = asyncio.run(_add(settings, list(_files(paths))))
+    except ConfigError as exc:
+        _fail(EXIT_CONFIG, str(exc))
+    except SQLAlchemyError as exc:
+        _fail(
+            EXIT_DATABASE, f"database error ({type(exc).__name__}); check BEDEL_DATABASE_URL and run `bedel db upgrade`"
+        )
+    for result in report.files:
+        typer.echo(result.error if result.error else f"{result.source}: {result.status}")
+    typer.echo(
+        f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, {report.failed} failed"
+    )
+    if report.failed:
+        raise typer.Exit(EXIT_FILE)
+
+
+def _files(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(source name, path) pairs: a folder's files are named relative to it, so re-adding replaces."""
+    found: list[tuple[str, Path]] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append((path.name, path))
+            continue
+        for file in sorted(path.rglob("*")):
+            hidden = any(part.startswith((".", "~$")) for part in file.relative_to(path).parts)
+            if file.is_file() and not hidden and supported(file.name):
+                found.append((file.relative_to(path).as_posix(), file))
+    return found
+
+
+async def _add(settings: Settings, files: list[tuple[str, Path]]) -> AddReport:
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    embedder = create_embedder(settings)
+    results: list[AddedDocument] = []
+    try:
+        for source, path in files:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                results.append(AddedDocument(source=source, status="failed", error=f"{path}: {exc.strerror}"))
+                continue
+            # One transaction per file: a failure never undoes the files before it.
+            async for session in session_scope(sessionmaker):
+                results.append(await add_document(session, source, data, embedder=embedder))
+        # Build and save the new index now, so the server loads it instead of re-indexing.
+        retriever = KnowledgeRetriever(settings.database_url, sessionmaker, settings.knowledge_index_dir)
+        try:
+            await retriever.refresh()
+        finally:
+            await retriever.aclose()
+    finally:
+        if embedder is not None:
+            await embedder.aclose()
+        await engine.dispose()
+    return summarize(results)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,131 @@
+"""Turn an uploaded file into Markdown text: one shape for chunking, whatever the format.
+
+Markdown and text pass through; HTML goes through markdownify; PDF through pypdf
+(text layer only, so a scanned PDF has no text); DOCX through python-docx, with
+heading and list styles kept as Markdown (docs/decisions/0006).
+"""
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import docx
+import pypdf
+from bs4 import BeautifulSoup
+from docx.table import Table
+from markdownify import MarkdownConverter
+from pypdf.errors import PdfReadError
+
+CONTENT_TYPES = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+_FIRST_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_DOCX_HEADING = re.compile(r"^(?:heading|título|titulo)\s*(\d)$", re.IGNORECASE)
+
+
+class UnreadableDocument(Exception):
+    """The file cannot give text: empty, damaged, encrypted or of an unsupported type."""
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    title: str
+    markdown: str
+    content_type: str
+
+
+def supported(name: str) -> bool:
+    return PurePath(name).suffix.lower() in CONTENT_TYPES
+
+
+def parse_document(name: str, data: bytes) -> ParsedDocument:
+    suffix = PurePath(name).suffix.lower()
+    if suffix not in CONTENT_TYPES:
+        accepted = ", ".join(sorted(CONTENT_TYPES))
+        raise UnreadableDocument(f"unsupported file type {suffix or '(none)'}; accepted: {accepted}")
+    if not data.strip():
+        raise UnreadableDocument("the file is empty")
+    match suffix:
+        case ".pdf":
+            markdown = _pdf_text(data)
+        case ".docx":
+            markdown = _docx_markdown(data)
+        case ".html" | ".htm":
+            markdown = _html_markdown(_decode(data))
+        case _:
+            markdown = _decode(data)
+    markdown = markdown.replace("\r\n", "\n").replace("\x00", "").strip()
+    if not markdown:
+        raise UnreadableDocument("no text found in the file (a scanned PDF needs OCR first)")
+    heading = _FIRST_HEADING.search(markdown)
+    title = heading.group(1).strip() if heading else _title_from_name(name)
+    return ParsedDocument(title=title[:300], markdown=markdown, content_type=CONTENT_TYPES[suffix])
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Spanish documents saved by older Windows tools are usually Windows-1252.
+        return data.decode("cp1252", errors="replace")
+
+
+def _html_markdown(html: str) -> str:
+    """The page's content as Markdown: head, site header and footer, scripts, styles and navigation are not."""
+    soup = BeautifulSoup(html, "html.parser")
+    for element in soup(["head", "header", "footer", "script", "style", "nav", "noscript", "template"]):
+        element.decompose()
+    return str(MarkdownConverter(heading_style="ATX", strip=["img"]).convert_soup(soup))
+
+
+def _pdf_text(data: bytes) -> str:
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnreadableDocument("the PDF is encrypted; upload a copy without a password")
+        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise UnreadableDocument(f"the PDF cannot be read ({type(exc).__name__})") from None
+
+
+def _docx_markdown(data: bytes) -> str:
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx raises zipfile, lxml and its own errors for damaged files
+        raise UnreadableDocument(f"the DOCX cannot be read ({type(exc).__name__})") from None
+    lines: list[str] = []
+    # Paragraphs and tables in document order, so a table stays under its heading.
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            rows = ["| " + " | ".join(cell.text.strip() for cell in row.cells) + " |" for row in block.rows]
+            if rows:
+                # The delimiter row makes it a Markdown table, so the chunker keeps its header with its rows.
+                lines += [rows[0], "|" + " --- |" * len(block.rows[0].cells), *rows[1:], ""]
+            continue
+        text = block.text.strip()
+        if not text:
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        level = _DOCX_HEADING.match(style)
+        if style.lower() == "title":
+            lines.append(f"# {text}")
+        elif level:
+            lines.append(f"{'#' * min(int(level.group(1)), 6)} {text}")
+        elif "list" in style.lower():
+            lines.append(f"- {text}")
+        else:
+            lines.append(text)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _title_from_name(name: str) -> str:
+    stem = PurePath(name).stem
+    return re.sub(r"[_\-]+", " ", stem).strip().capitalize() or name

@@ -1,0 +1,119 @@
+"""The institution's documents: add, replace, list and delete.
+
+Business rules: a document is known by its source (the file name) and by its
+content: the same text twice is one document, a changed file replaces its old
+version, and every change moves the knowledge revision so every replica's index
+follows. A file that cannot be read is reported by name and changes nothing;
+the rest of its batch still loads.
+"""
+
+import asyncio
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.errors import NotFound, UpstreamUnavailable
+from bedel.knowledge.chunking import Chunk, chunk_markdown
+from bedel.knowledge.models import Document, DocumentChunk
+from bedel.knowledge.parsing import ParsedDocument, UnreadableDocument, parse_document
+from bedel.knowledge.repository import KnowledgeRepository
+from bedel.knowledge.schemas import AddedDocument, AddReport, DocumentOut
+from bedel.llm.ports import Embedder
+
+MAX_SOURCE_CHARS = 500
+EMBEDDING_BATCH = 64
+
+
+async def add_document(
+    session: AsyncSession,
+    source: str,
+    data: bytes,
+    *,
+    embedder: Embedder | None = None,
+) -> AddedDocument:
+    """Add one file; never raises for a bad file, reports it instead. Flushes, never commits."""
+    source = source.strip()[:MAX_SOURCE_CHARS] or "document"
+    try:
+        parsed = await asyncio.to_thread(parse_document, source, data)
+    except UnreadableDocument as exc:
+        return AddedDocument(source=source, status="failed", error=f"{source}: {exc}")
+    chunks = chunk_markdown(parsed.markdown)
+    content_hash = _content_hash(parsed)
+    repository = KnowledgeRepository.from_session(session)
+    await repository.lock()
+    previous = await repository.get_by_source(source)
+    if previous is not None and previous.content_hash == content_hash:
+        return AddedDocument(source=source, status="unchanged", document=DocumentOut.model_validate(previous))
+    same = await repository.get_by_hash(content_hash)
+    if same is not None:
+        # The text is already known under another name: one document; this name's old text goes.
+        if previous is not None:
+            await repository.delete(previous)
+            await repository.new_revision()
+        status = "replaced" if previous is not None else "unchanged"
+        return AddedDocument(source=source, status=status, document=DocumentOut.model_validate(same))
+    embeddings = None
+    if embedder is not None:
+        try:
+            embeddings = await _embed(embedder, parsed.title, chunks)
+        except UpstreamUnavailable as exc:
+            return AddedDocument(source=source, status="failed", error=f"{source}: embeddings failed ({exc.message})")
+    if previous is not None:
+        await repository.delete(previous)
+    document = Document(
+        id=uuid.uuid4(),
+        source=source,
+        title=parsed.title,
+        content_type=parsed.content_type,
+        content_hash=content_hash,
+        size_bytes=len(data),
+        chunk_count=len(chunks),
+    )
+    await repository.add(document, chunks, embeddings)
+    await repository.new_revision()
+    status = "replaced" if previous is not None else "added"
+    return AddedDocument(source=source, status=status, document=DocumentOut.model_validate(document))
+
+
+def summarize(results: Iterable[AddedDocument]) -> AddReport:
+    files = list(results)
+    counts = {status: sum(1 for f in files if f.status == status) for status in ("added", "replaced", "unchanged")}
+    return AddReport(**counts, failed=sum(1 for f in files if f.status == "failed"), files=files)
+
+
+async def list_documents(session: AsyncSession) -> list[Document]:
+    return list(await KnowledgeRepository.from_session(session).all())
+
+
+async def get_document(session: AsyncSession, document_id: uuid.UUID) -> tuple[Document, list[DocumentChunk]]:
+    repository = KnowledgeRepository.from_session(session)
+    document = await repository.get(document_id)
+    if document is None:
+        raise NotFound("no document with this id")
+    return document, list(await repository.chunks_of(document_id))
+
+
+async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None:
+    repository = KnowledgeRepository.from_session(session)
+    await repository.lock()
+    document = await repository.get(document_id)
+    if document is None:
+        raise NotFound("no document with this id")
+    await repository.delete(document)
+    await repository.new_revision()
+
+
+def _content_hash(parsed: ParsedDocument) -> str:
+    # Whitespace differences are not new content.
+    return hashlib.sha256(re.sub(r"\s+", " ", parsed.markdown).strip().encode()).hexdigest()
+
+
+async def _embed(embedder: Embedder, title: str, chunks: list[Chunk]) -> list[list[float]]:
+    texts = [f"{title}\n{chunk.heading}\n{chunk.text}" for chunk in chunks]
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), EMBEDDING_BATCH):
+        vectors += await embedder.embed(texts[start : start + EMBEDDING_BATCH])
+    return vectors

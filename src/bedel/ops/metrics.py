@@ -1,0 +1,113 @@
+"""Prometheus metrics: every name Bedel exports, and the internal port that serves them.
+
+Metrics are served by `bedel serve` on their own port (`BEDEL_METRICS_PORT`), never on
+the API's, so an Ingress that publishes the API never publishes them and the scraper needs
+no key. With `PROMETHEUS_MULTIPROC_DIR` set (several processes sharing one port, e.g. a
+process manager with workers), prometheus-client keeps the values in files there and the
+port serves the sum of every process.
+"""
+
+import os
+from enum import StrEnum
+from typing import Literal
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
+from purgatory.domain.messages.base import Event
+from purgatory.domain.messages.events import ContextChanged
+
+# prometheus-client itself reads this variable when it is imported, so Bedel reads the same one.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+# Requests answered before routing (unknown paths, an oversized body) share one label.
+UNROUTED = "unrouted"
+# An LLM answer can take the whole timeout; the upper buckets keep those apart.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ChatStage(StrEnum):
+    """Where the time of one /chat answer goes."""
+
+    retrieval = "retrieval"  # finding passages in the knowledge base
+    llm = "llm"  # folding old turns into the summary, building the prompt, the model's calls
+    database = "database"  # the question's and the answer's transactions, waiting for the turn included
+
+
+class LLMOutcome(StrEnum):
+    ok = "ok"
+    unavailable = "unavailable"  # unreachable, timed out, 408/409/429/5xx after the SDK's retries
+    rejected = "rejected"  # another 4xx: the key, model or URL is wrong
+    breaker_open = "breaker_open"  # failed fast, no request sent
+
+
+BREAKER_STATES: dict[str, float] = {"closed": 0, "half-opened": 1, "opened": 2}
+
+HTTP_REQUESTS = Counter(
+    "bedel_http_requests_total", "HTTP requests answered, by route template and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "bedel_http_request_duration_seconds",
+    "Time from a request's arrival to its last byte, by route template",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+CHAT_STAGE_LATENCY = Histogram(
+    "bedel_chat_stage_duration_seconds",
+    "Time one /chat answer spends in each stage",
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+)
+LLM_CALLS = Counter(
+    "bedel_llm_calls_total", "Calls to the language model, by requested model and outcome", ["model", "outcome"]
+)
+LLM_TOKENS = Counter(
+    "bedel_llm_tokens_total", "Tokens the language model reported (or Bedel estimated), by model", ["model", "kind"]
+)
+LLM_BREAKER = Gauge(
+    "bedel_llm_breaker_state",
+    "The LLM circuit breaker of this process: 0 closed, 1 half-open, 2 open",
+    multiprocess_mode="livemax",
+)
+
+for _stage in ChatStage:
+    CHAT_STAGE_LATENCY.labels(_stage)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
+
+
+def chat_stage(stage: ChatStage) -> Histogram:
+    """`with chat_stage(ChatStage.llm).time():` times one stage of an answer."""
+    return CHAT_STAGE_LATENCY.labels(stage)
+
+
+def count_llm_call(model: str, outcome: LLMOutcome) -> None:
+    LLM_CALLS.labels(model, outcome).inc()
+
+
+def count_llm_tokens(model: str, input_tokens: int, output_tokens: int) -> None:
+    LLM_TOKENS.labels(model, "input").inc(input_tokens)
+    LLM_TOKENS.labels(model, "output").inc(output_tokens)
+
+
+def record_breaker_state(
+    _: str, event_name: Literal["circuit_breaker_created", "state_changed", "failed", "recovered"], event: Event
+) -> None:
+    """A purgatory listener: the gauge follows every change of the breaker's state."""
+    if event_name == "state_changed" and isinstance(event, ContextChanged):
+        LLM_BREAKER.set(BREAKER_STATES[event.state])
+
+
+def start_metrics_server(host: str, port: int) -> None:
+    """Serve /metrics on `host:port` from a thread of this process; OSError if the port is taken."""
+    registry = REGISTRY
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)
+
+
+def forget_this_process() -> None:
+    """In multiprocess mode, drop this process's live gauges when it stops."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
