@@ -84,7 +84,7 @@ class TestHandoffRoundTrip:
         assert [m["role"] for m in history] == ["user", "assistant", "user", "staff", "user", "assistant"]
         assert history[3]["delivery_status"] == "sent"
 
-    async def test_staff_take_over_and_the_bot_stops_answering(
+    async def test_staff_take_over_tells_the_student_and_the_bot_stops_answering(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
     ) -> None:
         await post(wa_client, "hola", "wamid.t1")
@@ -92,11 +92,16 @@ class TestHandoffRoundTrip:
         thread = await the_thread(wa_client)
 
         taken = await wa_client.patch(f"/threads/{thread['id']}", json={"status": "handoff"})
+        await eventually(lambda: graph.call_count == 2)
+        notice = json.loads(graph.calls[-1].request.content)["text"]["body"]
         await post(wa_client, "¿me ayudas?", "wamid.t2")
         await eventually(lambda: _last_content(wa_client, thread["id"], "¿me ayudas?"))
 
         assert taken.status_code == 200
-        assert graph.call_count == 1
+        assert "continuará esta conversación" in notice
+        assert graph.call_count == 2
+        history = await messages(wa_client, thread["id"])
+        assert [m["content"] for m in history[-2:]] == [notice, "¿me ayudas?"]
 
 
 async def _last_content(client: httpx.AsyncClient, thread_id: str, content: str) -> bool:

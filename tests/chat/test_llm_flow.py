@@ -107,8 +107,32 @@ class TestPromptCarriesOnlyTheCaller:
         body = (await ask(llm_client, "necesito que alguien revise mi beca")).json()
 
         assert body["handoff"] is True
+        assert body["answer"].startswith("Te comunico con una persona.")
+        assert "continuará esta conversación" in body["answer"]
         threads = (await llm_client.get("/threads", params={"status": "handoff"})).json()["items"]
         assert [t["id"] for t in threads] == [body["thread_id"]]
+
+    @respx.mock
+    async def test_in_a_handed_off_conversation_the_bot_stores_the_question_and_does_not_answer(
+        self, llm_client: httpx.AsyncClient
+    ) -> None:
+        route = respx.post(f"{LLM_BASE_URL}/chat/completions").mock(
+            side_effect=[
+                completion(None, tool_calls=[tool_call("request_human", '{"reason": "beca"}')]),
+                completion("Te comunico con una persona."),
+            ]
+        )
+        first = (await ask(llm_client, "necesito que alguien revise mi beca")).json()
+        calls = route.call_count
+
+        later = (await ask(llm_client, "¿ya me pueden atender?")).json()
+
+        assert route.call_count == calls
+        assert later["handoff"] is True and later["sources"] == []
+        assert "continuará esta conversación" in later["answer"]
+        page = (await llm_client.get(f"/threads/{first['thread_id']}/messages")).json()["items"]
+        assert [m["role"] for m in page] == ["user", "assistant", "user"]
+        assert page[-1]["content"] == "¿ya me pueden atender?"
 
 
 class TestMemory:

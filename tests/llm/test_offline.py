@@ -133,7 +133,8 @@ class TestHandoff:
     async def test_request_for_a_person_calls_request_human(self, model: OfflineModel, question: str) -> None:
         answer, handoff = await ask(model, question, student(asesor="Dra. Ruiz"))
         assert handoff
-        assert "una persona" in answer and CONTACT in answer
+        # The chat service adds the notice that a person takes over; the engine adds no record data.
+        assert "Ruiz" not in answer
 
     async def test_asking_who_the_advisor_is_is_a_record_question(self, model: OfflineModel) -> None:
         answer, handoff = await ask(model, "¿Quién es mi asesor?", student(asesor="Dra. Ruiz"))

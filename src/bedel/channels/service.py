@@ -19,9 +19,9 @@ from bedel.channels.models import MAX_TEXT_LENGTH
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Inbound
 from bedel.channels.text import split_message
-from bedel.chat.models import DeliveryStatus, Message, Role
+from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
-from bedel.chat.threads import append_message, get_thread
+from bedel.chat.threads import append_message, get_thread, set_status
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
 from bedel.jobs.repository import JobRepository
@@ -81,6 +81,24 @@ async def send_staff_message(session: AsyncSession, thread_id: uuid.UUID, text: 
     message = await session.get(Message, message_id)
     assert message is not None
     return message
+
+
+async def hand_over(
+    session: AsyncSession, thread_id: uuid.UUID, status: ThreadStatus, notice: str, now: datetime
+) -> Thread:
+    """Hand a conversation to a person or back to the bot.
+
+    When a person takes it over, the student is told so over the channel they last
+    wrote from, if its 24-hour window is still open; the notice stays in the thread.
+    """
+    thread = await get_thread(session, thread_id)
+    taken_over = status == ThreadStatus.handoff and thread.status != ThreadStatus.handoff
+    await set_status(session, thread_id, status)
+    contact = await ContactRepository.from_session(session).get(thread.phone)
+    if taken_over and contact is not None and now - as_utc(contact.last_inbound_at) <= SESSION_WINDOW:
+        message_id = await append_message(session, thread.phone, Role.assistant, notice)
+        await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, notice, message_id))
+    return thread
 
 
 def _str_or_none(value: uuid.UUID | None) -> str | None:

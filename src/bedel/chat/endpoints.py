@@ -19,7 +19,6 @@ from bedel.chat.schemas import (
     Phone,
     ThreadList,
     ThreadOut,
-    ThreadUpdate,
 )
 from bedel.config import ConfigError
 from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
@@ -103,12 +102,6 @@ async def list_messages(
     items = await threads.list_messages(session, thread_id, after=after, limit=limit)
     next_after = items[-1].seq if len(items) == limit else None
     return MessagePage(items=[MessageOut.model_validate(m) for m in items], next_after=next_after)
-
-
-@threads_router.patch("/{thread_id}", response_model=ThreadOut)
-async def update_thread(thread_id: uuid.UUID, body: ThreadUpdate, session: DBSession) -> ThreadOut:
-    """Hand the conversation to a person (`handoff`) or back to the bot (`active`)."""
-    return ThreadOut.model_validate(await threads.set_status(session, thread_id, body.status))
 
 
 @threads_router.delete("/{thread_id}", status_code=204)

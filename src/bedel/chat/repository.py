@@ -17,6 +17,7 @@ class OpenTurn(NamedTuple):
     seq: int
     summary: str
     summarized_through: int
+    status: str
 
 
 class StoredTurn(NamedTuple):
@@ -41,7 +42,9 @@ _OPEN_TURN = (
         lock_token=bindparam("b_token"),
         message_count=_threads.c.message_count + 1,
     )
-    .returning(_threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through)
+    .returning(
+        _threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through, _threads.c.status
+    )
 )
 # A None parameter leaves its column as it is.
 _CLOSE_TURN = (

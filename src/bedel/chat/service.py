@@ -44,6 +44,10 @@ LEASE_TTL = timedelta(seconds=60)
 TURN_WAIT_S = 60.0
 
 
+def handoff_notice(contact: str) -> str:
+    return f"Una persona de {contact} continuará esta conversación y te responderá pronto por este medio."
+
+
 @dataclass(frozen=True)
 class Turnaround:
     """What the first transaction of a question hands to the model call."""
@@ -54,6 +58,9 @@ class Turnaround:
     summary: str
     history: list[StoredTurn]
     student: StudentRecord | None
+    question_id: uuid.UUID
+    # A person has the conversation: the question is stored and the bot does not answer.
+    handed_off: bool
 
 
 class ChatService:
@@ -112,6 +119,9 @@ class ChatService:
             begun = time.perf_counter()
             turn = await self._begin(phone, question)
             database_s = time.perf_counter() - begun
+            if turn.handed_off:
+                yield self._handed_off(turn, options, started)
+                return
             keeper = asyncio.create_task(self._keep_lease(turn))
             try:
                 tools = CallerTools(turn.student)
@@ -167,8 +177,13 @@ class ChatService:
                     turn = await threads.open_turn(phone, lease, LEASE_TTL)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
-                    await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question)
+                    question_id = await threads.add_message(
+                        thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question
+                    )
                     student = await StudentRepository.from_session(session).get_record(phone)
+                    handed_off = turn.status == ThreadStatus.handoff
+                    if handed_off:
+                        await threads.close_turn(turn.thread_id, lease)
                     return Turnaround(
                         thread_id=turn.thread_id,
                         lease=lease,
@@ -176,6 +191,8 @@ class ChatService:
                         summary=turn.summary,
                         history=history,
                         student=student,
+                        question_id=question_id,
+                        handed_off=handed_off,
                     )
             # Another replica is answering this conversation: wait for its turn to end.
             if time.monotonic() > deadline:
@@ -231,6 +248,9 @@ class ChatService:
         latency_ms: int,
     ) -> ChatAnswer:
         text, sources = cited_sources(completion.text, passages)
+        if handoff:
+            # Whatever the model said, the student learns that a person takes over.
+            text = f"{text}\n\n{handoff_notice(self.options.contact)}".strip()
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
             closed = await threads.close_turn(
@@ -271,6 +291,21 @@ class ChatService:
             ),
             model=completion.model,
             latency_ms=latency_ms,
+        )
+
+    def _handed_off(self, turn: Turnaround, options: AssistantOptions, started: float) -> ChatAnswer:
+        """The answer to a question asked while a person has the conversation: a reminder, not stored."""
+        student = turn.student
+        return ChatAnswer(
+            answer=handoff_notice(options.contact),
+            thread_id=turn.thread_id,
+            message_id=turn.question_id,
+            student=StudentSummary(known=student is not None, name=student.name if student else None),
+            sources=[],
+            handoff=True,
+            usage=UsageOut(input_tokens=0, output_tokens=0, total_tokens=0),
+            model="none",
+            latency_ms=round((time.perf_counter() - started) * 1000),
         )
 
     async def _release(self, turn: Turnaround) -> None:

@@ -95,11 +95,8 @@ class OfflineModel:
         parts = [self._hello(student)] if _GREETINGS.find(words) else []
         if _HANDOFF.find(words):
             reason = f"Pidió hablar con una persona: {_shorten(prompt.question, 200)}"
+            # The chat service tells the student that a person takes over.
             await tools.call("request_human", json.dumps({"reason": reason}, ensure_ascii=False))
-            parts.append(
-                f"Le pedí a una persona de {self._contact} que continúe esta conversación; "
-                "te contactará pronto por este medio."
-            )
             return " ".join(parts)
         concepts = self._catalog.concepts_in_question(prompt.question)
         possessive = not _POSSESSIVES.isdisjoint(words)
