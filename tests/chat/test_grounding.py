@@ -277,3 +277,19 @@ class TestWithEmbeddings:
         assert report["failed"] == 1
         assert report["files"][0]["error"].startswith("colegiaturas.md: embeddings failed")
         assert listed == []
+
+
+class TestFootnotes:
+    async def test_a_bracketed_number_in_a_quoted_passage_is_not_a_citation(self, client: httpx.AsyncClient) -> None:
+        files = [
+            ("files", ("pagos.md", "# Pagos\n\nEl recargo por pago tardío es del 10 % [2].".encode(), "text/markdown")),
+            ("files", ("becas.md", b"# Becas\n\nLa beca deportiva cubre el 50 % de la colegiatura.", "text/markdown")),
+        ]
+        await client.post("/knowledge/documents", files=files)
+
+        body = (
+            await client.post("/chat", json={"phone": "+5215512345678", "question": "recargo por pago tardio"})
+        ).json()
+
+        assert [source["title"] for source in body["sources"]] == ["Pagos"]
+        assert "10 % (2)" in body["answer"]

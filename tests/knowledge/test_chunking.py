@@ -131,3 +131,14 @@ class TestPositions:
         chunks = chunk_markdown(GUIDE + long_section(50) + long_table(30), max_tokens=100, overlap=20)
 
         assert [chunk.position for chunk in chunks] == list(range(len(chunks)))
+
+
+class TestRunOnText:
+    def test_a_sentence_longer_than_a_chunk_is_cut_between_words(self) -> None:
+        chunks = chunk_markdown(
+            "# Aviso\n\n" + " ".join(f"palabra{n}" for n in range(2000)), max_tokens=100, overlap=10
+        )
+
+        assert len(chunks) > 10
+        assert all(chunk.token_count <= 100 for chunk in chunks)
+        assert " ".join(" ".join(c.text.split()) for c in chunks).count("palabra1999") >= 1

@@ -26,7 +26,9 @@ def report(output: str) -> list[str]:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    # Documents are named by their path from the current folder.
+    monkeypatch.chdir(tmp_path)
     url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
     migrate.upgrade(url)
     return {"BEDEL_DATABASE_URL": url, "BEDEL_KNOWLEDGE_INDEX_DIR": str(tmp_path / "index")}
@@ -56,9 +58,9 @@ class TestKbAdd:
 
         assert result.exit_code == 0, result.output
         assert report(result.stdout) == [
-            "calendario.md: added",
-            "finanzas/2027/colegiaturas.md: added",
-            "finanzas/tramites.docx: added",
+            "documentos/calendario.md: added",
+            "documentos/finanzas/2027/colegiaturas.md: added",
+            "documentos/finanzas/tramites.docx: added",
             "3 added, 0 replaced, 0 unchanged, 0 failed",
         ]
 
@@ -101,9 +103,9 @@ class TestKbAdd:
 
         assert result.exit_code == 0, result.output
         assert report(result.stdout) == [
-            "calendario.md: replaced",
-            "finanzas/2027/colegiaturas.md: unchanged",
-            "finanzas/tramites.docx: unchanged",
+            "documentos/calendario.md: replaced",
+            "documentos/finanzas/2027/colegiaturas.md: unchanged",
+            "documentos/finanzas/tramites.docx: unchanged",
             "0 added, 1 replaced, 2 unchanged, 0 failed",
         ]
 
@@ -157,4 +159,25 @@ class TestEval:
             0,
         )
         assert [r["id"] for r in report["results"]] == ["recargo", "estacionamiento"]
-        assert report["results"][0]["sources"] == ["finanzas/2027/colegiaturas.md"]
+        assert report["results"][0]["sources"] == ["documentos/finanzas/2027/colegiaturas.md"]
+
+
+class TestNames:
+    def test_a_file_added_alone_after_its_folder_replaces_its_old_version(
+        self, tmp_path: Path, env: dict[str, str], folder: Path
+    ) -> None:
+        kb_add(folder, env=env)
+        (folder / "calendario.md").write_text(CALENDAR + "\nLas clases terminan el 28 de mayo.\n", encoding="utf-8")
+
+        result = kb_add(folder / "calendario.md", env=env)
+
+        assert report(result.stdout)[0] == "documentos/calendario.md: replaced"
+
+    def test_two_folders_files_of_the_same_name_stay_two_documents(self, tmp_path: Path, env: dict[str, str]) -> None:
+        for name, text in (("becas", FEES), ("biblioteca", CALENDAR)):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "README.md").write_text(text, encoding="utf-8")
+
+        result = kb_add(tmp_path / "becas", tmp_path / "biblioteca", env=env)
+
+        assert report(result.stdout)[-1] == "2 added, 0 replaced, 0 unchanged, 0 failed"

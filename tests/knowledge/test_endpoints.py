@@ -267,3 +267,18 @@ class TestStartup:
         assert alive.status_code == 200
         assert ready.status_code == 503
         assert "bedel db upgrade" in ready.json()["reason"]
+
+
+class TestBatchNames:
+    async def test_a_name_given_twice_in_one_upload_is_refused_the_second_time(self, client: httpx.AsyncClient) -> None:
+        response = await upload(client, markdown("pagos.md", f"# Pagos\n\n{SURCHARGE}"), markdown("pagos.md", "# Otro"))
+
+        assert [(f["status"], f["error"]) for f in response.json()["files"]] == [
+            ("added", None),
+            ("failed", "pagos.md: given twice"),
+        ]
+
+    async def test_a_file_with_only_headings_is_refused(self, client: httpx.AsyncClient) -> None:
+        response = await upload(client, markdown("vacio.md", "# Titulo\n\n## Seccion\n"))
+
+        assert response.json()["files"][0]["error"] == "vacio.md: no text besides headings"

@@ -147,3 +147,12 @@ class TestFusion:
         found = index.search(Query.from_text("recargo por pago tarde", vector=[1.0, 0.0]), limit=1)
 
         assert found[0].document_id == str(FEES)
+
+
+class TestSavingFolder:
+    def test_an_unwritable_folder_is_reported_not_hidden(self, index: SearchIndex, tmp_path: Path) -> None:
+        blocked = tmp_path / "not-a-folder"
+        blocked.write_text("a file where the index folder should be")
+
+        assert index.save(blocked) is False
+        assert SearchIndex.load(blocked, "rev-1") is None

@@ -2,11 +2,12 @@
 
 import io
 import re
+import zipfile
 
 import pypdf
 import pytest
 
-from bedel.knowledge.parsing import UnreadableDocument, parse_document
+from bedel.knowledge.parsing import MAX_DOCX_UNPACKED_BYTES, UnreadableDocument, parse_document
 from tests.knowledge.documents import certificates_docx, pdf_with_text
 
 PAGE = b"""<html><head><title>Portal UTB</title><style>.menu { color: red }</style>
@@ -122,3 +123,26 @@ class TestUnreadable:
     def test_unsupported_type_is_refused_listing_the_accepted_ones(self, name: str) -> None:
         with pytest.raises(UnreadableDocument, match=r"unsupported file type .*accepted: .docx.*\.md.*\.pdf"):
             parse_document(name, b"contenido")
+
+
+class TestOddFiles:
+    def test_old_mac_line_endings_keep_their_lines(self) -> None:
+        parsed = parse_document("aviso.md", b"# Aviso\r\rEl recargo es del 10 %.\r- uno\r- dos\r")
+
+        assert parsed.title == "Aviso"
+        assert "\r" not in parsed.markdown and "El recargo es del 10 %." in parsed.markdown.split("\n")
+
+    def test_a_binary_file_named_as_text_is_refused(self) -> None:
+        with pytest.raises(UnreadableDocument, match="not a text file"):
+            parse_document("foto.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8)
+
+    def test_a_docx_that_unpacks_past_the_limit_is_refused_before_parsing(self) -> None:
+        bomb = io.BytesIO()
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("word/document.xml", b"\0" * (MAX_DOCX_UNPACKED_BYTES + 1))
+
+        with pytest.raises(UnreadableDocument, match="unpacks to"):
+            parse_document("bomba.docx", bomb.getvalue())
+
+    def test_a_title_from_the_file_name_keeps_its_capitals(self) -> None:
+        assert parse_document("reglamento_UNAM-2027.txt", b"Texto.").title == "Reglamento UNAM 2027"

@@ -115,6 +115,7 @@ def _split_unit(unit: _Unit, max_tokens: int) -> list[str]:
     by_line = unit.is_list or unit.is_table
     sentences = [line for line in lines[head:] if line.strip()] if by_line else split_sentences(unit.text)
     budget = max_tokens - estimate_tokens(intro)
+    sentences = [piece for sentence in sentences for piece in _words_within(sentence, budget)]
     parts: list[str] = []
     current: list[str] = []
     for sentence in sentences:
@@ -125,6 +126,23 @@ def _split_unit(unit: _Unit, max_tokens: int) -> list[str]:
     if current:
         parts.append(_join(intro, current, by_line))
     return parts
+
+
+def _words_within(sentence: str, budget: int) -> list[str]:
+    """A sentence longer than the budget (a run-on line, a PDF without punctuation), cut between words."""
+    if estimate_tokens(sentence) <= budget:
+        return [sentence]
+    pieces: list[str] = []
+    words: list[str] = []
+    letters = 0
+    for word in sentence.split():
+        # estimate_tokens of the words so far plus this one, kept as a running sum.
+        if words and (letters + len(word) + 3 * (len(words) + 1)) // 4 > budget:
+            pieces.append(" ".join(words))
+            words, letters = [], 0
+        words.append(word)
+        letters += len(word)
+    return [*pieces, " ".join(words)] if words else pieces
 
 
 def _join(intro: str, sentences: list[str], by_line: bool) -> str:

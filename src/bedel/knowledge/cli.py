@@ -48,17 +48,30 @@ def add(
 
 
 def _files(paths: list[Path]) -> list[tuple[str, Path]]:
-    """(source name, path) pairs: a folder's files are named relative to it, so re-adding replaces."""
-    found: list[tuple[str, Path]] = []
+    """(source name, path) pairs, each file once.
+
+    A file is named by its path from the current folder, so adding a folder and later
+    one file in it (or the same folder again) names each file the same way, and a
+    changed file replaces its old version; two folders' README.md stay two documents.
+    """
+    found: dict[str, Path] = {}
     for path in paths:
         if not path.is_dir():
-            found.append((path.name, path))
+            found.setdefault(_source_name(path), path)
             continue
         for file in sorted(path.rglob("*")):
             hidden = any(part.startswith((".", "~$")) for part in file.relative_to(path).parts)
             if file.is_file() and not hidden and supported(file.name):
-                found.append((file.relative_to(path).as_posix(), file))
-    return found
+                found.setdefault(_source_name(file), file)
+    return list(found.items())
+
+
+def _source_name(path: Path) -> str:
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
 
 
 async def _add(settings: Settings, files: list[tuple[str, Path]]) -> AddReport:

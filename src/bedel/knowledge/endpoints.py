@@ -23,12 +23,11 @@ async def add_documents(
 ) -> AddReport:
     """Add or replace documents by file name; a bad file is reported while the others load."""
     state = get_state(request)
-    results = [
-        await service.add_document(session, file.filename or "document", await file.read(), embedder=state.embedder)
-        for file in files
-    ]
+    # Every file is parsed before the first write: the database is held only for the writes.
+    read = await service.read_documents([(file.filename or "document", await file.read()) for file in files])
+    results = [await service.store_document(session, document, embedder=state.embedder) for document in read]
     # Runs after the request's transaction commits: the index follows the new revision.
-    background.add_task(state.knowledge.refresh)
+    background.add_task(state.knowledge.follow_change)
     return service.summarize(results)
 
 
@@ -51,7 +50,7 @@ async def delete_document(
     document_id: uuid.UUID, request: Request, session: DBSession, background: BackgroundTasks
 ) -> Response:
     await service.delete_document(session, document_id)
-    background.add_task(get_state(request).knowledge.refresh)
+    background.add_task(get_state(request).knowledge.follow_change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -97,7 +97,7 @@ async def _run_case(client: httpx.AsyncClient, number: int, case: EvalCase, sour
             await client.delete(f"/threads/{answer['thread_id']}")
     text = answer["answer"]
     sources = [source_of.get(source["document_id"], source["title"]) for source in answer["sources"]]
-    hit = case.expected_document in sources if case.expected_document else not sources
+    hit = any(_names(source, case.expected_document) for source in sources) if case.expected_document else not sources
     return CaseResult(
         id=case.id,
         hit=hit,
@@ -107,6 +107,11 @@ async def _run_case(client: httpx.AsyncClient, number: int, case: EvalCase, sour
         answer=text,
         sources=sources,
     )
+
+
+def _names(source: str, expected: str) -> bool:
+    """Whether a document's source (a file name, or a path as `kb add` records it) is the expected file."""
+    return source == expected or source.endswith(f"/{expected}")
 
 
 async def _checked(request: Any) -> Any:

@@ -5,6 +5,7 @@ and memory-mapped back, so a restart loads it instead of re-indexing.
 """
 
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -86,21 +87,26 @@ class SearchIndex:
                     vectors[position] = _unit(row["embedding"])
         return cls(revision, retriever, corpus, vectors)
 
-    def save(self, root: Path) -> None:
-        """Write under `root` atomically: readers see a whole index or none."""
+    def save(self, root: Path) -> bool:
+        """Write under `root` atomically (readers see a whole index or none); False if it cannot be written."""
         target = root / directory_name(self.revision)
         if self._retriever is None or target.exists():
-            return
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+            return True
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+        except OSError:
+            return False
         try:
             self._retriever.save(staging, corpus=self._corpus, show_progress=False)
             if self._vectors is not None:
                 np.save(staging / _EMBEDDINGS, self._vectors)
             staging.rename(target)
         except OSError:
-            # Another process saved the same revision first, or the disk is read-only: the index in memory still serves.
             shutil.rmtree(staging, ignore_errors=True)
+            # Another process may have saved the same revision first.
+            return target.exists()
+        return True
 
     @classmethod
     def load(cls, root: Path, revision: str) -> "SearchIndex | None":
@@ -165,6 +171,13 @@ class SearchIndex:
         if vector is None or self._vectors is None or len(vector) != self._vectors.shape[1]:
             return None
         return np.asarray(self._vectors @ _unit(vector))
+
+
+_DIRECTORY = re.compile(r"[0-9a-f]{32}-\d+-[0-9a-f]{16}")
+
+
+def is_index_directory(name: str) -> bool:
+    return bool(_DIRECTORY.fullmatch(name))
 
 
 def directory_name(revision: str) -> str:

@@ -7,6 +7,7 @@ heading and list styles kept as Markdown (docs/decisions/0006).
 
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -15,7 +16,6 @@ import pypdf
 from bs4 import BeautifulSoup
 from docx.table import Table
 from markdownify import MarkdownConverter
-from pypdf.errors import PdfReadError
 
 CONTENT_TYPES = {
     ".md": "text/markdown",
@@ -27,6 +27,9 @@ CONTENT_TYPES = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 _FIRST_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_LINE_ENDS = re.compile(r"\r\n?")
+# A DOCX is a zip: its unpacked size bounds the work (and memory) of parsing it.
+MAX_DOCX_UNPACKED_BYTES = 64 * 2**20
 _DOCX_HEADING = re.compile(r"^(?:heading|título|titulo)\s*(\d)$", re.IGNORECASE)
 
 
@@ -61,7 +64,7 @@ def parse_document(name: str, data: bytes) -> ParsedDocument:
             markdown = _html_markdown(_decode(data))
         case _:
             markdown = _decode(data)
-    markdown = markdown.replace("\r\n", "\n").replace("\x00", "").strip()
+    markdown = _LINE_ENDS.sub("\n", markdown).replace("\x00", "").strip()
     if not markdown:
         raise UnreadableDocument("no text found in the file (a scanned PDF needs OCR first)")
     heading = _FIRST_HEADING.search(markdown)
@@ -70,11 +73,16 @@ def parse_document(name: str, data: bytes) -> ParsedDocument:
 
 
 def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise UnreadableDocument("this is not a text file (it holds binary data)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         # Spanish documents saved by older Windows tools are usually Windows-1252.
-        return data.decode("cp1252", errors="replace")
+        text = data.decode("cp1252", errors="replace")
+    if text.count("\ufffd") > len(text) / 100:
+        raise UnreadableDocument("this is not a text file in UTF-8 or Windows-1252")
+    return text
 
 
 def _html_markdown(html: str) -> str:
@@ -91,13 +99,21 @@ def _pdf_text(data: bytes) -> str:
         if reader.is_encrypted:
             raise UnreadableDocument("the PDF is encrypted; upload a copy without a password")
         return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except UnreadableDocument:
+        raise
+    except Exception as exc:  # pypdf raises its own, and plain Python, errors on damaged files
         raise UnreadableDocument(f"the PDF cannot be read ({type(exc).__name__})") from None
 
 
 def _docx_markdown(data: bytes) -> str:
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+        if unpacked > MAX_DOCX_UNPACKED_BYTES:
+            raise UnreadableDocument(f"the DOCX unpacks to {unpacked // 2**20} MiB, over the 64 MiB limit")
         document = docx.Document(io.BytesIO(data))
+    except UnreadableDocument:
+        raise
     except Exception as exc:  # python-docx raises zipfile, lxml and its own errors for damaged files
         raise UnreadableDocument(f"the DOCX cannot be read ({type(exc).__name__})") from None
     lines: list[str] = []
@@ -127,5 +143,5 @@ def _docx_markdown(data: bytes) -> str:
 
 
 def _title_from_name(name: str) -> str:
-    stem = PurePath(name).stem
-    return re.sub(r"[_\-]+", " ", stem).strip().capitalize() or name
+    words = re.sub(r"[_\-]+", " ", PurePath(name).stem).strip()
+    return words[:1].upper() + words[1:] or name

@@ -15,6 +15,7 @@ import multiprocessing
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import structlog
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.db import create_engine, create_sessionmaker
 from bedel.errors import UpstreamUnavailable
-from bedel.knowledge.index import Query, SearchIndex, directory_name
+from bedel.knowledge.index import Query, SearchIndex, directory_name, is_index_directory
 from bedel.knowledge.repository import KnowledgeRepository
 from bedel.llm.ports import Embedder, Passage
 
@@ -86,13 +87,24 @@ class KnowledgeRetriever:
                 if index is None and not await repository.has_chunks():
                     index = SearchIndex.empty(revision)
             if index is None:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._worker(), build_index, self._database_url, self._index_dir, revision)
+                await self._build(revision)
                 index = await asyncio.to_thread(SearchIndex.load, self._index_dir, revision)
                 # The chunks went between the check and the build: nothing was saved.
                 index = index or SearchIndex.empty(revision)
             self._index = index
             log.info("knowledge_index_ready", revision=revision, chunks=index.size)
+
+    async def _build(self, revision: str) -> None:
+        """Have the worker process build and save `revision`; a worker that died is replaced once."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._worker(), build_index, self._database_url, self._index_dir, revision)
+        except BrokenProcessPool:
+            log.warning("knowledge_builder_replaced", message="the index build process died; starting a new one")
+            assert self._builder is not None
+            self._builder.shutdown(wait=False, cancel_futures=True)
+            self._builder = None
+            await loop.run_in_executor(self._worker(), build_index, self._database_url, self._index_dir, revision)
 
     def _worker(self) -> ProcessPoolExecutor:
         """One long-lived build process, forked from a clean server process ("forkserver"):
@@ -103,13 +115,17 @@ class KnowledgeRetriever:
             self._builder = ProcessPoolExecutor(1, mp_context=context)
         return self._builder
 
+    async def follow_change(self) -> None:
+        """Refresh after a change; a failure is logged and the previous index keeps serving."""
+        try:
+            await self.refresh()
+        except Exception:
+            log.exception("knowledge_refresh_failed")
+
     async def _follow(self) -> None:
         while True:
             await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("knowledge_refresh_failed")
+            await self.follow_change()
 
     async def retrieve(self, question: str, context: Sequence[str], limit: int) -> list[Passage]:
         """Passages for a question, with the recent turns as context ("¿y cuánto tarda?")."""
@@ -130,9 +146,13 @@ def build_index(database_url: str, index_dir: Path, revision: str) -> None:
     revision behind, which the next refresh picks up.
     """
     rows = asyncio.run(_index_rows(database_url))
-    SearchIndex.build(revision, rows).save(index_dir)
+    index = SearchIndex.build(revision, rows)
+    if index.size and not index.save(index_dir):
+        # The replica keeps its previous index and tries again at its next refresh.
+        raise OSError(f"cannot save the search index under {index_dir}; check BEDEL_KNOWLEDGE_INDEX_DIR is writable")
     for stale in index_dir.glob("*"):
-        if stale.is_dir() and stale.name != directory_name(revision) and not stale.name.startswith("."):
+        # Only indexes this code saved, never anything else kept in the folder.
+        if stale.is_dir() and is_index_directory(stale.name) and stale.name != directory_name(revision):
             shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -12,6 +12,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,27 +28,56 @@ MAX_SOURCE_CHARS = 500
 EMBEDDING_BATCH = 64
 
 
-async def add_document(
-    session: AsyncSession,
-    source: str,
-    data: bytes,
-    *,
-    embedder: Embedder | None = None,
-) -> AddedDocument:
-    """Add one file; never raises for a bad file, reports it instead. Flushes, never commits."""
+@dataclass(frozen=True)
+class ReadDocument:
+    """A file turned into passages, before anything is written."""
+
+    source: str
+    parsed: ParsedDocument
+    chunks: list[Chunk]
+    content_hash: str
+    size_bytes: int
+
+
+def read_document(source: str, data: bytes) -> ReadDocument | AddedDocument:
+    """Parse and chunk one file (CPU-bound: run it in a thread); a bad file comes back as `failed`."""
     source = source.strip()[:MAX_SOURCE_CHARS] or "document"
     try:
-        parsed = await asyncio.to_thread(parse_document, source, data)
+        parsed = parse_document(source, data)
     except UnreadableDocument as exc:
         return AddedDocument(source=source, status="failed", error=f"{source}: {exc}")
     chunks = chunk_markdown(parsed.markdown)
-    content_hash = _content_hash(parsed)
+    if not chunks:
+        return AddedDocument(source=source, status="failed", error=f"{source}: no text besides headings")
+    return ReadDocument(source, parsed, chunks, _content_hash(parsed), len(data))
+
+
+async def read_documents(files: Iterable[tuple[str, bytes]]) -> list[ReadDocument | AddedDocument]:
+    """Read a batch off the event loop; a name given twice in one batch is refused the second time."""
+    results: list[ReadDocument | AddedDocument] = []
+    seen: set[str] = set()
+    for source, data in files:
+        result = await asyncio.to_thread(read_document, source, data)
+        if result.source in seen:
+            result = AddedDocument(source=result.source, status="failed", error=f"{result.source}: given twice")
+        seen.add(result.source)
+        results.append(result)
+    return results
+
+
+async def store_document(
+    session: AsyncSession, read: ReadDocument | AddedDocument, *, embedder: Embedder | None = None
+) -> AddedDocument:
+    """Add, replace or recognise one read document. Flushes, never commits."""
+    if isinstance(read, AddedDocument):
+        return read
+    source, parsed, chunks = read.source, read.parsed, read.chunks
     repository = KnowledgeRepository.from_session(session)
     await repository.lock()
     previous = await repository.get_by_source(source)
-    if previous is not None and previous.content_hash == content_hash:
+    if previous is not None and previous.content_hash == read.content_hash:
         return AddedDocument(source=source, status="unchanged", document=DocumentOut.model_validate(previous))
-    same = await repository.get_by_hash(content_hash)
+    same = await repository.get_by_hash(read.content_hash)
     if same is not None:
         # The text is already known under another name: one document; this name's old text goes.
         if previous is not None:
@@ -68,14 +98,22 @@ async def add_document(
         source=source,
         title=parsed.title,
         content_type=parsed.content_type,
-        content_hash=content_hash,
-        size_bytes=len(data),
+        content_hash=read.content_hash,
+        size_bytes=read.size_bytes,
         chunk_count=len(chunks),
     )
     await repository.add(document, chunks, embeddings)
     await repository.new_revision()
     status = "replaced" if previous is not None else "added"
     return AddedDocument(source=source, status=status, document=DocumentOut.model_validate(document))
+
+
+async def add_document(
+    session: AsyncSession, source: str, data: bytes, *, embedder: Embedder | None = None
+) -> AddedDocument:
+    """Read and store one file; never raises for a bad file, reports it instead. Flushes, never commits."""
+    read = await asyncio.to_thread(read_document, source, data)
+    return await store_document(session, read, embedder=embedder)
 
 
 def summarize(results: Iterable[AddedDocument]) -> AddReport:
@@ -107,8 +145,8 @@ async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None
 
 
 def _content_hash(parsed: ParsedDocument) -> str:
-    # Whitespace differences are not new content.
-    return hashlib.sha256(re.sub(r"\s+", " ", parsed.markdown).strip().encode()).hexdigest()
+    # Trailing spaces are not new content; line breaks are (they make headings and lists).
+    return hashlib.sha256(re.sub(r"[ \t]+\n", "\n", parsed.markdown).strip().encode()).hexdigest()
 
 
 async def _embed(embedder: Embedder, title: str, chunks: list[Chunk]) -> list[list[float]]:

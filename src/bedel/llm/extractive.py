@@ -12,6 +12,9 @@ from bedel.llm.ports import Prompt
 ANSWER_SENTENCES = 3
 # A later passage must match clearly better to be preferred over an earlier one.
 RANK_PENALTY = 0.3
+MIN_RANK_FACTOR = 0.1
+# A "[2]" footnote in a quoted line must not read as a citation of passage 2.
+_BRACKETED_NUMBER = re.compile(r"\[(\d[\d,\s]*)\]")
 _NUMBERED = re.compile(r"\s*\d+[.)]\s")
 _MONTHS = "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre"
 _DAYS = "lunes|martes|miercoles|jueves|viernes|sabado|domingo"
@@ -42,7 +45,7 @@ def passage_answer(prompt: Prompt) -> str:
         lines = split_sentences(passage.text)
         scores = [(_score(line, weights, wanted), index) for index, line in enumerate(lines)]
         scored.append(scores)
-        top = max((score for score, _ in scores), default=0.0) * (1 - RANK_PENALTY * rank)
+        top = max((score for score, _ in scores), default=0.0) * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank)
         if top > best[0]:
             best = (top, rank)
     rank = best[1]
@@ -78,7 +81,7 @@ def _is_item(line: str) -> bool:
 
 def _plain(line: str) -> str:
     """A Markdown line as chat text: no emphasis marks, table cells joined, list items as bullets."""
-    text = line.strip().replace("**", "").replace("__", "")
+    text = _BRACKETED_NUMBER.sub(r"(\1)", line.strip().replace("**", "").replace("__", ""))
     if text.startswith("|"):
         cells = [cell.strip() for cell in text.strip("|").split("|")]
         shown = [cell for cell in cells if cell and not set(cell) <= set("-: ")]

@@ -105,6 +105,9 @@ class OfflineModel:
         found, missing = self._record_answer(prompt.question, concepts, fields, possessive=possessive)
         if found:
             parts += [found, missing] if missing else [found]
+        elif missing and possessive and student is not None:
+            # "¿cuál es mi promedio?" asks the record, even when a document mentions averages.
+            parts.append(missing)
         elif prompt.passages:
             parts.append(passage_answer(prompt))
         elif student is None:
