@@ -49,6 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+OTHER_RESULTS = "\n# Knowledge base"
 DEMO_STUDENTS = ROOT / "demo" / "students.csv"
 DEMO_KNOWLEDGE = ROOT / "demo" / "knowledge"
 BIN_DIR = Path(sys.executable).parent
@@ -1136,7 +1137,12 @@ def main() -> None:
             print(f"server logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    args.output.write_text(render(report, args, started, load, revision), encoding="utf-8")
+    # Other benchmarks' sections (from "# Knowledge base" on) are kept as they are.
+    previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    kept = previous[previous.index(OTHER_RESULTS) :] if OTHER_RESULTS in previous else ""
+    args.output.write_text(
+        render(report, args, started, load, revision) + ("\n" + kept if kept else ""), encoding="utf-8"
+    )
     print_summary(report)
     print(f"\nwrote {args.output}")
     if report.failures:
