@@ -367,6 +367,22 @@ class TestCrashRecovery:
             await eventually(lambda: graph.call_count == 1)
             assert len(await thread_messages(restarted)) == 2
 
+    async def test_an_answer_stored_before_a_crash_is_delivered_once_not_asked_again(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings], graph: respx.Route
+    ) -> None:
+        # The process took the webhook, answered, and died before queuing the reply.
+        dying = make_client(make_settings(**{**CHANNEL_SETTINGS, "jobs_in_process": False}))
+        async with dying as client:
+            await post(client, text_message(WA_ID, "hola", "wamid.half"))
+            answer = await dying.app.state.bedel.chat.ask(PHONE, "hola", source_id="whatsapp:wamid.half")
+
+        async with make_client(make_settings(**CHANNEL_SETTINGS)) as restarted:
+            await eventually(lambda: graph.call_count == 1)
+            messages = await thread_messages(restarted)
+
+        assert [m["content"] for m in messages] == ["hola", answer.answer]
+        assert sent_bodies(graph) == [answer.answer]
+
     async def test_a_job_left_running_by_a_dead_worker_is_taken_over(
         self,
         make_client: Callable[[Settings], Any],

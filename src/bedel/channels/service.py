@@ -53,12 +53,16 @@ async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound]) -> 
     return accepted
 
 
-async def enqueue_delivery(session: AsyncSession, delivery: Delivery) -> None:
-    """Queue a text for sending, split to the channel's length; one phone's parts leave in order."""
+async def enqueue_delivery(session: AsyncSession, delivery: Delivery, *, once_for: str | None = None) -> None:
+    """Queue a text for sending, split to the channel's length; one phone's parts leave in order.
+
+    With `once_for` (the inbound message being answered), queuing the reply again adds nothing.
+    """
     jobs = JobRepository.from_session(session)
-    for part in split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel]):
+    for number, part in enumerate(split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel])):
         payload = asdict(delivery) | {"text": part, "message_id": _str_or_none(delivery.message_id)}
-        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}")
+        dedupe_key = f"reply:{once_for}:{number}" if once_for else None
+        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key)
     if delivery.message_id is not None:
         await ThreadRepository.from_session(session).set_delivery(delivery.message_id, DeliveryStatus.pending)
 

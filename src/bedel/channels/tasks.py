@@ -47,14 +47,21 @@ class ChannelTasks:
                 if text is not None:
                     await append_message(session, phone, Role.user, text)
                 return
-        reply, message_id = (ONLY_TEXT_REPLY, None) if text is None else await self._ask(phone, text)
         channel = Channel(job.payload["channel"])
+        source_id = f"{channel}:{job.payload['external_id']}"
+        if text is None:
+            reply, message_id = ONLY_TEXT_REPLY, None
+        else:
+            # A re-run after a crash delivers the answer already stored instead of asking again.
+            stored = await self._chat.stored_answer(source_id)
+            reply, message_id = stored or await self._ask(phone, text, source_id)
         async with self._sessionmaker() as session, session.begin():
-            await enqueue_delivery(session, Delivery(channel, job.payload["address"], phone, reply, message_id))
+            delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
+            await enqueue_delivery(session, delivery, once_for=source_id)
 
-    async def _ask(self, phone: str, text: str) -> tuple[str, uuid.UUID | None]:
+    async def _ask(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
         try:
-            answer = await self._chat.ask(phone, text)
+            answer = await self._chat.ask(phone, text, source_id=source_id)
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(phone))

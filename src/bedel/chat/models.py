@@ -63,3 +63,5 @@ class Message(RecordMixin, Base):
     latency_ms: Mapped[int | None]
     delivery_status: Mapped[DeliveryStatus | None] = mapped_column(String(20))
     delivery_error: Mapped[str | None] = mapped_column(Text)
+    # The channel message a question came from (e.g. "whatsapp:<wamid>"): a re-run job finds its answer.
+    source_id: Mapped[str | None] = mapped_column(String(200), index=True)

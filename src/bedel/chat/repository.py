@@ -171,6 +171,16 @@ class ThreadRepository:
             for seq, role, content in reversed(rows.all())
         ]
 
+    async def answer_to(self, source_id: str) -> Message | None:
+        """The stored answer to the question that came from `source_id`, if it was answered."""
+        question = await self.session.scalar(select(Message).where(Message.source_id == source_id).limit(1))
+        if question is None:
+            return None
+        query = select(Message).where(
+            Message.thread_id == question.thread_id, Message.seq == question.seq + 1, Message.role == Role.assistant
+        )
+        return await self.session.scalar(query)
+
     async def set_delivery(self, message_id: uuid.UUID, status: DeliveryStatus, error: str | None = None) -> None:
         """Record how a channel took a message; a failed part keeps the whole message failed."""
         await self.session.execute(

@@ -88,8 +88,11 @@ class ChatService:
         question: str,
         options: AssistantOptions | None = None,
         template: Any = None,
+        *,
+        source_id: str | None = None,
     ) -> ChatAnswer:
-        async for item in self._answer(phone, question, options, template, streaming=False):
+        """`source_id` names the channel message the question came from (see `stored_answer`)."""
+        async for item in self._answer(phone, question, options, template, streaming=False, source_id=source_id):
             if isinstance(item, ChatAnswer):
                 return item
         raise AssertionError("_answer always ends with a ChatAnswer")
@@ -104,6 +107,13 @@ class ChatService:
         """Yield text deltas, then the stored `ChatAnswer`."""
         return self._answer(phone, question, options, template, streaming=True)
 
+    async def stored_answer(self, source_id: str) -> tuple[str, uuid.UUID] | None:
+        """The answer already stored for the question from `source_id`: a job re-run after a crash
+        delivers it instead of asking again."""
+        async with self._sessionmaker() as session:
+            answer = await ThreadRepository.from_session(session).answer_to(source_id)
+        return (answer.content, answer.id) if answer is not None else None
+
     async def _answer(
         self,
         phone: str,
@@ -112,12 +122,13 @@ class ChatService:
         template: Any,
         *,
         streaming: bool,
+        source_id: str | None = None,
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
         options = options or self.options
         async with self._locks.hold(phone):
             begun = time.perf_counter()
-            turn = await self._begin(phone, question)
+            turn = await self._begin(phone, question, source_id)
             database_s = time.perf_counter() - begun
             if turn.handed_off:
                 yield self._handed_off(turn, options, started)
@@ -165,7 +176,7 @@ class ChatService:
                 keeper.cancel()
         yield answer
 
-    async def _begin(self, phone: str, question: str) -> Turnaround:
+    async def _begin(self, phone: str, question: str, source_id: str | None) -> Turnaround:
         lease = uuid.uuid4()
         deadline = time.monotonic() + TURN_WAIT_S
         while True:
@@ -178,7 +189,7 @@ class ChatService:
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
                     question_id = await threads.add_message(
-                        thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question
+                        thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question, source_id=source_id
                     )
                     student = await StudentRepository.from_session(session).get_record(phone)
                     handed_off = turn.status == ThreadStatus.handoff

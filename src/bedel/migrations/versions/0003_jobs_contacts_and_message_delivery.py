@@ -69,10 +69,14 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("delivery_status", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("delivery_error", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("source_id", sa.String(length=200), nullable=True))
+        batch_op.create_index(batch_op.f("ix_messages_source_id"), ["source_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_source_id"))
+        batch_op.drop_column("source_id")
         batch_op.drop_column("delivery_error")
         batch_op.drop_column("delivery_status")
 
