@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -102,6 +103,20 @@ class TestOfflineAnswers:
         assert [s["document_id"] for s in first["sources"]] == [ids["constancias.md"]]
         assert [s["document_id"] for s in follow_up["sources"]] == [ids["constancias.md"]]
         assert "3 días hábiles" in follow_up["answer"]
+
+    async def test_an_off_topic_follow_up_is_not_answered_from_the_previous_topic(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        demo = Path(__file__).resolve().parents[2] / "demo" / "knowledge"
+        files = [("files", (path.name, path.read_bytes(), "text/plain")) for path in sorted(demo.iterdir())]
+        await client.post("/knowledge/documents", files=files)
+        await ask(client, "¿cuánto es el recargo si pago tarde la colegiatura?")
+        await ask(client, "¿el recargo se cobra cada mes que pase?")
+
+        off_topic = await ask(client, "¿y en Francia?")
+
+        assert off_topic["sources"] == []
+        assert off_topic["answer"].startswith("No tengo esa información")
 
     async def test_a_streamed_offline_answer_shows_no_marker_and_ends_with_its_sources(
         self, client: httpx.AsyncClient

@@ -41,9 +41,16 @@ class Query:
 
     @property
     def weights(self) -> dict[str, float]:
+        """For ranking: the question's terms count twice the context's."""
         weights = dict.fromkeys(self.context, 1.0)
         weights.update(dict.fromkeys(self.question, 2.0))
         return weights
+
+    @property
+    def judged(self) -> dict[str, float]:
+        """For relevance: the question's own terms, so earlier topics never make an off-topic
+        question look answered; the context counts only when the question has no term of its own."""
+        return dict.fromkeys(self.question, 1.0) if self.question else self.weights
 
 
 class SearchIndex:
@@ -144,7 +151,7 @@ class SearchIndex:
                     heading=entry["h"],
                     text=entry["x"],
                     score=round(float(score), 4),
-                    relevance=self._relevance(weights, set(analyze(_indexed_text(entry)))),
+                    relevance=self._relevance(query.judged, set(analyze(_indexed_text(entry)))),
                 )
             )
         return passages
