@@ -116,9 +116,14 @@ class TestStartupErrors:
 
     @pytest.mark.parametrize("setting", ["BEDEL_PORT", "BEDEL_METRICS_PORT"])
     def test_serve_names_a_port_already_taken(self, tmp_path: Path, migrated_sqlite: str, setting: str) -> None:
+        other = "BEDEL_METRICS_PORT" if setting == "BEDEL_PORT" else "BEDEL_PORT"
+        with socket.create_server(("127.0.0.1", 0)) as free:
+            # The other port must not be the one in the way (another server may hold the defaults).
+            free_port = str(free.getsockname()[1])
         with socket.create_server(("127.0.0.1", 0)) as taken:
             port = str(taken.getsockname()[1])
-            result = run_bedel("serve", env={"BEDEL_DATABASE_URL": migrated_sqlite, setting: port}, cwd=tmp_path)
+            env = {"BEDEL_DATABASE_URL": migrated_sqlite, setting: port, other: free_port}
+            result = run_bedel("serve", env=env, cwd=tmp_path)
 
         assert result.returncode == 5
         error = json.loads(result.stderr.strip())
