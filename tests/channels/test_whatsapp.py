@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from bedel.config import Settings
@@ -446,3 +447,32 @@ class TestSendFailures:
                 await eventually(lambda: _delivery(client, "failed"))
 
         assert graph.call_count == 3
+
+
+class TestMetrics:
+    async def test_deliveries_duplicates_rejections_and_jobs_are_counted(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        def sample(name: str, **labels: str) -> float:
+            return REGISTRY.get_sample_value(name, labels) or 0.0
+
+        delivery = "bedel_webhook_deliveries_total"
+        before = {
+            outcome: sample(delivery, channel="whatsapp", outcome=outcome)
+            for outcome in ("accepted", "duplicate", "rejected")
+        }
+        done_before = sample("bedel_jobs_total", kind="channels.deliver", outcome="done")
+
+        await post(wa_client, text_message(WA_ID, "hola", "wamid.metrics"))
+        await post(wa_client, text_message(WA_ID, "hola", "wamid.metrics"))
+        body = json.dumps(text_message(WA_ID, "hola", "wamid.forged")).encode()
+        await wa_client.post(
+            "/webhooks/whatsapp",
+            content=body,
+            headers={"content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64},
+        )
+        await eventually(lambda: sample("bedel_jobs_total", kind="channels.deliver", outcome="done") > done_before)
+
+        for outcome in ("accepted", "duplicate", "rejected"):
+            assert sample(delivery, channel="whatsapp", outcome=outcome) == before[outcome] + 1
+        assert REGISTRY.get_sample_value("bedel_jobs_queued") is not None

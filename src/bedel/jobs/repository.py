@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, literal_column, or_, select, update
+from sqlalchemy import Table, and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -100,6 +100,9 @@ class JobRepository:
             )
         ).first()
         return ClaimedJob(row.id, row.kind, row.payload, row.attempts, token) if row else None
+
+    async def count_queued(self) -> int:
+        return int(await self.session.scalar(select(func.count()).where(_jobs.c.status == JobStatus.queued)) or 0)
 
     async def renew(self, job: ClaimedJob, ttl: timedelta) -> None:
         await self.session.execute(

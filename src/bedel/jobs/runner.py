@@ -7,6 +7,7 @@ accepted before a crash is queued (or running under a lapsed lease) and runs aga
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.jobs.models import JobStatus
 from bedel.jobs.repository import ClaimedJob, JobRepository
+from bedel.ops.metrics import JOBS_QUEUED, count_job
 
 log = structlog.get_logger()
 
@@ -67,6 +69,7 @@ class JobRunner:
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._depth_due = 0.0
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (call after the enqueueing commit)."""
@@ -111,7 +114,13 @@ class JobRunner:
     async def _claim(self) -> ClaimedJob | None:
         try:
             async with self._sessionmaker() as session, session.begin():
-                return await JobRepository.from_session(session).claim(LEASE_TTL)
+                jobs = JobRepository.from_session(session)
+                claimed = await jobs.claim(LEASE_TTL)
+                if time.monotonic() >= self._depth_due:
+                    # The queue's depth, measured at most once a poll interval.
+                    JOBS_QUEUED.set(await jobs.count_queued())
+                    self._depth_due = time.monotonic() + POLL_S
+                return claimed
         except Exception:
             log.exception("job_claim_failed")
             return None
@@ -141,6 +150,7 @@ class JobRunner:
 
     async def _settle(self, job: ClaimedJob, status: JobStatus, error: str | None, delay: float | None) -> None:
         log_event = {JobStatus.done: "job_done", JobStatus.queued: "job_retry", JobStatus.failed: "job_failed"}[status]
+        count_job(job.kind, "retried" if delay is not None else status.value)
         (log.warning if error else log.info)(log_event, job_id=job.id, kind=job.kind, attempt=job.attempts, error=error)
         try:
             async with self._sessionmaker() as session, session.begin():

@@ -67,6 +67,18 @@ LLM_BREAKER = Gauge(
     multiprocess_mode="livemax",
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "bedel_webhook_deliveries_total",
+    "Vendor messages received by webhook, by channel and outcome (accepted, duplicate, rejected signature)",
+    ["channel", "outcome"],
+)
+JOBS = Counter(
+    "bedel_jobs_total", "Background jobs settled, by kind and outcome (done, retried, failed)", ["kind", "outcome"]
+)
+JOBS_QUEUED = Gauge(
+    "bedel_jobs_queued", "Jobs waiting in the queue (ready or scheduled for a retry)", multiprocess_mode="livemax"
+)
+
 for _stage in ChatStage:
     CHAT_STAGE_LATENCY.labels(_stage)
 
@@ -79,6 +91,16 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 def chat_stage(stage: ChatStage) -> Histogram:
     """`with chat_stage(ChatStage.llm).time():` times one stage of an answer."""
     return CHAT_STAGE_LATENCY.labels(stage)
+
+
+def count_webhook(channel: str, *, accepted: int = 0, duplicates: int = 0, rejected: int = 0) -> None:
+    for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)):
+        if count:
+            WEBHOOK_DELIVERIES.labels(channel, outcome).inc(count)
+
+
+def count_job(kind: str, outcome: str) -> None:
+    JOBS.labels(kind, outcome).inc()
 
 
 def count_llm_call(model: str, outcome: LLMOutcome) -> None:

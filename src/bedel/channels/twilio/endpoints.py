@@ -3,10 +3,12 @@
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
 
+from bedel.channels.models import Channel
 from bedel.channels.service import accept_inbound
 from bedel.channels.twilio.schemas import IncomingMessage
 from bedel.channels.twilio.verification import signature_is_valid
 from bedel.errors import ChannelDisabled, InvalidInput, Unauthorized
+from bedel.ops.metrics import count_webhook
 from bedel.phones import InvalidPhone
 from bedel.state import DBSession, get_state
 
@@ -32,6 +34,7 @@ async def receive_message(request: Request, session: DBSession, background: Back
         url += f"?{request.url.query}"
     signature = request.headers.get("x-twilio-signature")
     if not signature_is_valid(url, form, signature, settings.twilio_auth_token.get_secret_value()):
+        count_webhook(Channel.twilio, rejected=1)
         raise Unauthorized("X-Twilio-Signature is missing or does not match BEDEL_PUBLIC_URL and the form")
     try:
         message = IncomingMessage.model_validate(form).inbound()
@@ -39,6 +42,7 @@ async def receive_message(request: Request, session: DBSession, background: Back
         raise InvalidInput(
             "not a Twilio incoming-message webhook: MessageSid and a phone in From are required"
         ) from None
-    await accept_inbound(session, [message])
+    accepted = await accept_inbound(session, [message])
+    count_webhook(Channel.twilio, accepted=accepted, duplicates=1 - accepted)
     background.add_task(get_state(request).jobs.wake)
     return Response(EMPTY_TWIML, media_type="text/xml")

@@ -6,11 +6,13 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
+from bedel.channels.models import Channel
 from bedel.channels.service import accept_inbound
 from bedel.channels.whatsapp.schemas import WebhookPayload
 from bedel.channels.whatsapp.verification import signature_is_valid, verify_token_matches
 from bedel.config import Settings
 from bedel.errors import ChannelDisabled, Forbidden, InvalidInput, Unauthorized
+from bedel.ops.metrics import count_webhook
 from bedel.state import DBSession, get_state
 
 router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhooks"])
@@ -51,12 +53,14 @@ async def receive_messages(request: Request, session: DBSession, background: Bac
     body = await request.body()
     signature = request.headers.get("x-hub-signature-256")
     if not signature_is_valid(body, signature, settings.whatsapp_app_secret.get_secret_value()):
+        count_webhook(Channel.whatsapp, rejected=1)
         raise Unauthorized("X-Hub-Signature-256 is missing or does not match the body")
     try:
         messages = WebhookPayload.model_validate_json(body).inbound(settings.whatsapp_phone_number_id)
     except ValidationError:
         raise InvalidInput("the body is not a WhatsApp Cloud API webhook notification") from None
     accepted = await accept_inbound(session, messages)
+    count_webhook(Channel.whatsapp, accepted=accepted, duplicates=len(messages) - accepted)
     # Runs after the response, so after the request's transaction committed the jobs.
     background.add_task(get_state(request).jobs.wake)
     return {"accepted": accepted}
