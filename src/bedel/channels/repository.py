@@ -2,12 +2,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.channels.models import Channel, ChannelContact
-from bedel.db import utcnow
+from bedel.db import conflict_insert, utcnow
 
 
 class ContactRepository:
@@ -20,9 +18,8 @@ class ContactRepository:
 
     async def record_inbound(self, phone: str, channel: Channel, address: str, sent_at: datetime) -> None:
         """Remember where the phone last wrote from; an older message arriving late changes nothing."""
-        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         now = utcnow()
-        statement = insert(ChannelContact).values(
+        statement = conflict_insert(self.session, ChannelContact).values(
             id=uuid.uuid4(),
             phone=phone,
             channel=channel,

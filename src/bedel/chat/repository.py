@@ -4,12 +4,10 @@ from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Integer, String, Table, Text, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
-from bedel.db import as_utc, utcnow
+from bedel.db import as_utc, conflict_insert, utcnow
 
 
 class OpenTurn(NamedTuple):
@@ -128,10 +126,9 @@ class ThreadRepository:
 
     async def create(self, phone: str) -> None:
         """Start the phone's thread unless it exists; two replicas may try at once."""
-        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         now = utcnow()
         await self.session.execute(
-            insert(Thread)
+            conflict_insert(self.session, Thread)
             .values(
                 id=uuid.uuid4(),
                 phone=phone,

@@ -4,11 +4,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, exists, func, literal_column, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.db import utcnow
+from bedel.db import conflict_insert, utcnow
 from bedel.jobs.models import Job, JobStatus
 
 _jobs = cast(Table, Job.__table__)
@@ -48,9 +46,8 @@ class JobRepository:
         self, kind: str, payload: dict[str, Any], *, key: str | None = None, dedupe_key: str | None = None
     ) -> bool:
         """Add a job in the caller's transaction; False when `dedupe_key` was enqueued before."""
-        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         now = utcnow()
-        statement = insert(_jobs).values(
+        statement = conflict_insert(self.session, _jobs).values(
             kind=kind,
             key=key,
             dedupe_key=dedupe_key,

@@ -2,11 +2,9 @@ from collections.abc import Sequence
 from typing import Any, TypedDict, cast
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.db import utcnow
+from bedel.db import conflict_insert, utcnow
 from bedel.llm.ports import StudentRecord
 from bedel.students.models import Student
 
@@ -54,8 +52,7 @@ class StudentRepository:
         session keep their old values until reloaded.
         """
         await self.session.flush()
-        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = insert(Student)
+        statement = conflict_insert(self.session, Student)
         statement = statement.on_conflict_do_update(
             index_elements=[Student.phone],
             set_={
