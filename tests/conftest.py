@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bedel import migrate
 from bedel.app import create_app
 from bedel.config import Settings
-from bedel.db import Base, create_engine, create_sessionmaker
+from bedel.db import Base, Clock, create_engine, create_sessionmaker, utcnow
 
 POSTGRES_URL = os.environ.get("BEDEL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -81,8 +81,8 @@ def make_client() -> Callable[[Settings], Any]:
     """`async with make_client(settings) as client:` runs the real app, lifespan included."""
 
     class _Client:
-        def __init__(self, settings: Settings) -> None:
-            self.app: FastAPI = create_app(settings)
+        def __init__(self, settings: Settings, clock: Clock = utcnow) -> None:
+            self.app: FastAPI = create_app(settings, clock)
 
         async def __aenter__(self) -> httpx.AsyncClient:
             self._lifespan = self.app.router.lifespan_context(self.app)

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
-from bedel.db import create_engine, create_sessionmaker
+from bedel.db import Clock, create_engine, create_sessionmaker, utcnow
 from bedel.exception_handlers import install_exception_handlers
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
@@ -26,7 +27,7 @@ from bedel.students.fields import load_field_catalog
 log = structlog.get_logger()
 
 
-def build_state(settings: Settings) -> AppState:
+def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     """Everything done once: templates compiled, catalog read, clients created."""
     catalog = load_field_catalog(settings.fields_file)
     template = load_instructions(settings.instructions_file)
@@ -61,12 +62,20 @@ def build_state(settings: Settings) -> AppState:
         knowledge=knowledge,
     )
     senders = create_senders(settings)
+    tasks = ChannelTasks(
+        sessionmaker,
+        chat,
+        senders,
+        burst_window=timedelta(seconds=settings.whatsapp_burst_window_s),
+        clock=clock,
+    )
     jobs = JobRunner(
         sessionmaker,
-        ChannelTasks(sessionmaker, chat, senders).handlers(),
+        tasks.handlers(),
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
+        clock=clock,
     )
     return AppState(
         settings=settings,
@@ -80,6 +89,7 @@ def build_state(settings: Settings) -> AppState:
         limiter=RequestLimiter(settings),
         senders=senders,
         jobs=jobs,
+        clock=clock,
     )
 
 
@@ -90,10 +100,10 @@ def mark_stopping(app: FastAPI) -> None:
         state.shutting_down = True
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = build_state(settings or load_settings())
+        state = build_state(settings or load_settings(), clock)
         app.state.bedel = state
         await state.knowledge.start()
         if state.settings.jobs_in_process:

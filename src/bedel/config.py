@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     knowledge_refresh_s: float = Field(default=5.0, gt=0)
     embedding_model: str | None = None
     embedding_base_url: str | None = None
+    # Voice notes are transcribed only when a model is set (any Whisper-compatible server).
+    transcription_model: str | None = None
+    transcription_base_url: str | None = None
+    transcription_api_key: SecretStr | None = None
 
     rate_limit_per_phone: str = "20/minute"
     rate_limit_per_key: str = "600/minute"
@@ -91,6 +95,10 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
+    # Messages of one phone that arrive within this quiet window get one answer (0: each its own).
+    whatsapp_burst_window_s: float = Field(default=3.0, ge=0, le=10)
+    # Media larger than this is not downloaded (checked before downloading).
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
 
     @field_validator("database_url")
     @classmethod
@@ -103,7 +111,7 @@ class Settings(BaseSettings):
             raise ValueError(f"use one of {', '.join(ASYNC_DRIVERS)} (for example sqlite+aiosqlite:///./data/bedel.db)")
         return value
 
-    @field_validator("llm_base_url")
+    @field_validator("llm_base_url", "transcription_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if not value:

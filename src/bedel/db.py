@@ -1,7 +1,7 @@
 """Database engine, sessions and the declarative base shared by every domain."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -33,6 +33,10 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# What tells the time where a rule depends on it (job schedules, burst windows); tests pass one they move.
+Clock = Callable[[], datetime]
 
 
 def as_utc(moment: datetime) -> datetime:

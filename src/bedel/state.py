@@ -11,7 +11,7 @@ from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender
 from bedel.chat.service import ChatService
 from bedel.config import Settings
-from bedel.db import session_scope
+from bedel.db import Clock, session_scope
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.ports import ChatModel, Embedder
@@ -32,6 +32,7 @@ class AppState:
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
     jobs: JobRunner
+    clock: Clock
     shutting_down: bool = False
 
     async def aclose(self) -> None:

@@ -35,6 +35,8 @@ CHANNEL_SETTINGS: dict[str, Any] = {
     "public_url": PUBLIC_URL,
     "job_retry_base_s": 0.01,
     "jobs_in_process": True,
+    # Each message its own answer; tests/channels/test_bursts.py turns merging on with a clock it moves.
+    "whatsapp_burst_window_s": 0,
 }
 
 GRAPH_MESSAGES_URL = f"{GRAPH_BASE}/{PHONE_NUMBER_ID}/messages"

@@ -32,8 +32,11 @@ DELIVER_JOB = "channels.deliver"
 SESSION_WINDOW = timedelta(hours=24)
 
 
-async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound]) -> int:
-    """Ledger each message not seen before; return how many were new."""
+async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound], received_at: datetime) -> int:
+    """Ledger each message not seen before; return how many were new.
+
+    `received_at` is when the webhook took them: bursts are measured by it (see `bursts.py`).
+    """
     jobs = JobRepository.from_session(session)
     contacts = ContactRepository.from_session(session)
     accepted = 0
@@ -44,6 +47,8 @@ async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound]) -> 
             "address": message.address,
             "phone": message.phone,
             "text": message.text,
+            "media": asdict(message.media) if message.media else None,
+            "received_at": received_at.isoformat(),
         }
         if await jobs.enqueue(
             ANSWER_JOB, payload, key=f"answer:{message.phone}", dedupe_key=f"{message.channel}:{message.external_id}"

@@ -1,27 +1,35 @@
-"""The channel jobs: answer one inbound message, deliver one outbound text."""
+"""The channel jobs: answer one inbound message (or a burst of them), deliver one outbound text."""
 
+import asyncio
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.channels.bursts import Burst, find_burst, interrupted
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender, SendFailed
 from bedel.channels.schemas import Delivery
 from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
 from bedel.chat.models import DeliveryStatus, Role
 from bedel.chat.repository import ThreadRepository
-from bedel.chat.service import ChatService
+from bedel.chat.service import ChatService, SourcedQuestion
 from bedel.chat.threads import append_message, is_handed_off
+from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
-from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
+from bedel.jobs.repository import JobRepository
+from bedel.jobs.runner import Handler, JobContext, JobFailed, Postpone, RetryLater
 from bedel.phones import mask_phone
 
 log = structlog.get_logger()
 
 ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
 UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
+# How often an answer being generated looks for a newer message of its burst.
+INTERRUPT_POLL_S = 0.25
 
 
 class ChannelTasks:
@@ -30,16 +38,25 @@ class ChannelTasks:
         sessionmaker: async_sessionmaker[AsyncSession],
         chat: ChatService,
         senders: Mapping[Channel, MessageSender],
+        *,
+        burst_window: timedelta,
+        clock: Clock,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
+        self._burst_window = burst_window
+        self._clock = clock
 
     def handlers(self) -> dict[str, Handler]:
         return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
 
     async def answer(self, job: JobContext) -> None:
-        """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
+        """Answer through the same chat flow as `POST /chat`, unless a person has the conversation.
+
+        Texts written in a row are answered together (see `bursts.py`): the first one's job
+        answers them all and finishes the others' jobs in the transaction that queues the reply.
+        """
         phone, text = job.payload["phone"], job.payload["text"]
         async with self._sessionmaker() as session, session.begin():
             if await is_handed_off(session, phone):
@@ -48,20 +65,68 @@ class ChannelTasks:
                     await append_message(session, phone, Role.user, text)
                 return
         channel = Channel(job.payload["channel"])
-        source_id = f"{channel}:{job.payload['external_id']}"
+        source_id = _source_id(job.payload)
+        covered: list[int] = []
         if text is None:
             reply, message_id = ONLY_TEXT_REPLY, None
-        else:
+        elif stored := await self._chat.stored_answer(source_id):
             # A re-run after a crash delivers the answer already stored instead of asking again.
-            stored = await self._chat.stored_answer(source_id)
-            reply, message_id = stored or await self._ask(phone, text, source_id)
+            reply, message_id = stored
+            covered = await self._covered(await self._find_burst(job), message_id)
+        else:
+            burst = await self._find_burst(job)
+            quiet_at = burst.quiet_at(self._burst_window)
+            if self._clock() < quiet_at:
+                raise Postpone(quiet_at)
+            reply, message_id = await self._ask_unless_interrupted(phone, burst)
+            covered = burst.followers
         async with self._sessionmaker() as session, session.begin():
             delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
+            await JobRepository.from_session(session, self._clock).finish_queued(covered)
 
-    async def _ask(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
+    async def _find_burst(self, job: JobContext) -> Burst:
+        if not self._burst_window:
+            return Burst([(job.id, job.payload)])
+        async with self._sessionmaker() as session:
+            return await find_burst(session, job.id, job.payload)
+
+    async def _covered(self, burst: Burst, answer_id: uuid.UUID) -> list[int]:
+        """The followers whose questions the stored answer already covers."""
+        covered = []
+        for job_id, payload in burst.jobs[1:]:
+            stored = await self._chat.stored_answer(_source_id(payload))
+            if stored is None or stored[1] != answer_id:
+                break
+            covered.append(job_id)
+        return covered
+
+    async def _ask_unless_interrupted(self, phone: str, burst: Burst) -> tuple[str, uuid.UUID | None]:
+        """Ask, abandoning the generation when a newer text of the burst arrives before its answer is stored.
+
+        The abandoned turn stores no answer; its questions stay stored, and the job runs again
+        (postponed to now) to answer them together with the newer one.
+        """
+        questions = [SourcedQuestion(payload["text"], _source_id(payload)) for _, payload in burst.jobs]
+        if not self._burst_window:
+            return await self._ask(phone, questions)
+        asking = asyncio.create_task(self._ask(phone, questions))
         try:
-            answer = await self._chat.ask(phone, text, source_id=source_id)
+            while not (await asyncio.wait({asking}, timeout=INTERRUPT_POLL_S))[0]:
+                async with self._sessionmaker() as session:
+                    newer = await interrupted(session, burst)
+                # cancel() is False when the answer is already done: then it is sent.
+                if newer and asking.cancel():
+                    await asyncio.gather(asking, return_exceptions=True)
+                    log.info("channel_answer_restarted", phone=mask_phone(phone))
+                    raise Postpone(self._clock())
+            return asking.result()
+        finally:
+            asking.cancel()
+
+    async def _ask(self, phone: str, questions: list[SourcedQuestion]) -> tuple[str, uuid.UUID | None]:
+        try:
+            answer = await self._chat.ask_together(phone, questions)
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(phone))
@@ -89,3 +154,7 @@ class ChannelTasks:
             return
         async with self._sessionmaker() as session, session.begin():
             await ThreadRepository.from_session(session).set_delivery(message_id, status, error)
+
+
+def _source_id(payload: dict[str, Any]) -> str:
+    return f"{payload['channel']}:{payload['external_id']}"

@@ -169,14 +169,32 @@ class ThreadRepository:
         ]
 
     async def answer_to(self, source_id: str) -> Message | None:
-        """The stored answer to the question that came from `source_id`, if it was answered."""
+        """The stored answer to the question that came from `source_id`, if it was answered.
+
+        Questions written in a row share one answer: the first message after them that is not a question.
+        """
         question = await self.session.scalar(select(Message).where(Message.source_id == source_id).limit(1))
         if question is None:
             return None
-        query = select(Message).where(
-            Message.thread_id == question.thread_id, Message.seq == question.seq + 1, Message.role == Role.assistant
+        query = (
+            select(Message)
+            .where(Message.thread_id == question.thread_id, Message.seq > question.seq, Message.role != Role.user)
+            .order_by(Message.seq)
+            .limit(1)
         )
-        return await self.session.scalar(query)
+        reply = await self.session.scalar(query)
+        return reply if reply is not None and reply.role == Role.assistant else None
+
+    async def stored_questions(self, thread_id: uuid.UUID, source_ids: list[str]) -> dict[str, tuple[int, uuid.UUID]]:
+        """The seq and id of each of these channel messages already stored in the thread."""
+        if not source_ids:
+            return {}
+        rows = await self.session.execute(
+            select(_messages.c.source_id, _messages.c.seq, _messages.c.id).where(
+                _messages.c.thread_id == thread_id, _messages.c.source_id.in_(source_ids)
+            )
+        )
+        return {source_id: (seq, message_id) for source_id, seq, message_id in rows}
 
     async def set_delivery(self, message_id: uuid.UUID, status: DeliveryStatus, error: str | None = None) -> None:
         """Record how a channel took a message; a failed part keeps the whole message failed."""

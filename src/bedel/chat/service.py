@@ -9,10 +9,10 @@ a rolling summary so a long thread costs no more than a short one.
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import structlog
@@ -48,12 +48,20 @@ def handoff_notice(contact: str) -> str:
     return f"Una persona de {contact} continuará esta conversación y te responderá pronto por este medio."
 
 
+class SourcedQuestion(NamedTuple):
+    """A question from a channel message; `source_id` (e.g. "whatsapp:<wamid>") stores it once."""
+
+    text: str
+    source_id: str
+
+
 @dataclass(frozen=True)
 class Turnaround:
     """What the first transaction of a question hands to the model call."""
 
     thread_id: uuid.UUID
     lease: uuid.UUID
+    # The seq the answer takes: right after the turn's questions.
     next_seq: int
     summary: str
     history: list[StoredTurn]
@@ -92,7 +100,19 @@ class ChatService:
         source_id: str | None = None,
     ) -> ChatAnswer:
         """`source_id` names the channel message the question came from (see `stored_answer`)."""
-        async for item in self._answer(phone, question, options, template, streaming=False, source_id=source_id):
+        questions: list[str | SourcedQuestion] = [SourcedQuestion(question, source_id) if source_id else question]
+        async for item in self._answer(phone, questions, options, template, streaming=False):
+            if isinstance(item, ChatAnswer):
+                return item
+        raise AssertionError("_answer always ends with a ChatAnswer")
+
+    async def ask_together(self, phone: str, questions: Sequence[SourcedQuestion]) -> ChatAnswer:
+        """One answer to messages written in a row, each stored as its own question.
+
+        Questions already stored (by a turn abandoned for a newer message) are not stored
+        again; the answer covers them all, and `stored_answer` finds it from any of them.
+        """
+        async for item in self._answer(phone, list(questions), None, None, streaming=False):
             if isinstance(item, ChatAnswer):
                 return item
         raise AssertionError("_answer always ends with a ChatAnswer")
@@ -105,7 +125,7 @@ class ChatService:
         template: Any = None,
     ) -> AsyncIterator[str | ChatAnswer]:
         """Yield text deltas, then the stored `ChatAnswer`."""
-        return self._answer(phone, question, options, template, streaming=True)
+        return self._answer(phone, [question], options, template, streaming=True)
 
     async def stored_answer(self, source_id: str) -> tuple[str, uuid.UUID] | None:
         """The answer already stored for the question from `source_id`: a job re-run after a crash
@@ -117,18 +137,18 @@ class ChatService:
     async def _answer(
         self,
         phone: str,
-        question: str,
+        questions: list[str | SourcedQuestion],
         options: AssistantOptions | None,
         template: Any,
         *,
         streaming: bool,
-        source_id: str | None = None,
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
         options = options or self.options
+        question = "\n".join(q.text if isinstance(q, SourcedQuestion) else q for q in questions)
         async with self._locks.hold(phone):
             begun = time.perf_counter()
-            turn = await self._begin(phone, question, source_id)
+            turn = await self._begin(phone, questions)
             database_s = time.perf_counter() - begun
             if turn.handed_off:
                 yield self._handed_off(turn, options, started)
@@ -176,7 +196,7 @@ class ChatService:
                 keeper.cancel()
         yield answer
 
-    async def _begin(self, phone: str, question: str, source_id: str | None) -> Turnaround:
+    async def _begin(self, phone: str, questions: list[str | SourcedQuestion]) -> Turnaround:
         lease = uuid.uuid4()
         deadline = time.monotonic() + TURN_WAIT_S
         while True:
@@ -188,17 +208,29 @@ class ChatService:
                     turn = await threads.open_turn(phone, lease, LEASE_TTL)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
-                    question_id = await threads.add_message(
-                        thread_id=turn.thread_id, seq=turn.seq, role=Role.user, content=question, source_id=source_id
-                    )
+                    sources = [q.source_id for q in questions if isinstance(q, SourcedQuestion)]
+                    stored = await threads.stored_questions(turn.thread_id, sources)
+                    # Questions stored by an abandoned turn are part of this one, not of its history.
+                    history = [m for m in history if m.seq not in {seq for seq, _ in stored.values()}]
+                    seq, question_id = turn.seq, None
+                    for q in questions:
+                        text, source_id = (q.text, q.source_id) if isinstance(q, SourcedQuestion) else (q, None)
+                        if source_id in stored:
+                            question_id = stored[source_id][1]
+                            continue
+                        question_id = await threads.add_message(
+                            thread_id=turn.thread_id, seq=seq, role=Role.user, content=text, source_id=source_id
+                        )
+                        seq += 1
+                    assert question_id is not None
                     student = await StudentRepository.from_session(session).get_record(phone)
                     handed_off = turn.status == ThreadStatus.handoff
                     if handed_off:
-                        await threads.close_turn(turn.thread_id, lease)
+                        await threads.close_turn(turn.thread_id, lease, message_count=seq - 1)
                     return Turnaround(
                         thread_id=turn.thread_id,
                         lease=lease,
-                        next_seq=turn.seq + 1,
+                        next_seq=seq,
                         summary=turn.summary,
                         history=history,
                         student=student,
@@ -325,7 +357,9 @@ class ChatService:
             # Shielded: a client that hung up on a stream cancels this task, and the release must still run.
             with anyio.CancelScope(shield=True):
                 async with self._sessionmaker() as session, session.begin():
-                    await ThreadRepository.from_session(session).close_turn(turn.thread_id, turn.lease)
+                    await ThreadRepository.from_session(session).close_turn(
+                        turn.thread_id, turn.lease, message_count=turn.next_seq - 1
+                    )
         except Exception:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
 

@@ -6,7 +6,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.db import conflict_insert, utcnow
+from bedel.db import Clock, conflict_insert, utcnow
 from bedel.jobs.models import Job, JobStatus
 
 _jobs = cast(Table, Job.__table__)
@@ -35,18 +35,19 @@ def _ready(table: Any, now: datetime) -> Any:
 
 
 class JobRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock = utcnow) -> None:
         self.session = session
+        self._clock = clock
 
     @classmethod
-    def from_session(cls, session: AsyncSession) -> "JobRepository":
-        return cls(session)
+    def from_session(cls, session: AsyncSession, clock: Clock = utcnow) -> "JobRepository":
+        return cls(session, clock)
 
     async def enqueue(
         self, kind: str, payload: dict[str, Any], *, key: str | None = None, dedupe_key: str | None = None
     ) -> bool:
         """Add a job in the caller's transaction; False when `dedupe_key` was enqueued before."""
-        now = utcnow()
+        now = self._clock()
         statement = conflict_insert(self.session, _jobs).values(
             kind=kind,
             key=key,
@@ -65,7 +66,7 @@ class JobRepository:
 
     async def claim(self, ttl: timedelta) -> ClaimedJob | None:
         """Lease the oldest ready job whose key has no earlier unfinished job, in one statement."""
-        now = utcnow()
+        now = self._clock()
         candidate, earlier = _jobs.alias("candidate"), _jobs.alias("earlier")
         blocked = exists().where(
             earlier.c.key == candidate.c.key,
@@ -105,19 +106,41 @@ class JobRepository:
         await self.session.execute(
             update(_jobs)
             .where(_jobs.c.id == job.id, _jobs.c.lease_token == job.token)
-            .values(leased_until=utcnow() + ttl)
+            .values(leased_until=self._clock() + ttl)
         )
 
     async def finish(self, job: ClaimedJob, status: JobStatus, error: str | None = None) -> None:
         await self._settle(job, status=status, last_error=error)
 
     async def retry(self, job: ClaimedJob, delay: timedelta, error: str) -> None:
-        await self._settle(job, status=JobStatus.queued, run_after=utcnow() + delay, last_error=error)
+        await self._settle(job, status=JobStatus.queued, run_after=self._clock() + delay, last_error=error)
+
+    async def postpone(self, job: ClaimedJob, run_after: datetime) -> None:
+        """Queue the job again for later without counting this run as an attempt (it did not fail)."""
+        await self._settle(job, status=JobStatus.queued, run_after=run_after, attempts=_jobs.c.attempts - 1)
+
+    async def unfinished(self, key: str, kind: str, from_id: int) -> list[tuple[int, dict[str, Any]]]:
+        """The queued or running jobs of `key` and `kind` from `from_id` on, oldest first, with their payloads."""
+        rows = await self.session.execute(
+            select(_jobs.c.id, _jobs.c.payload)
+            .where(_jobs.c.key == key, _jobs.c.kind == kind, _jobs.c.id >= from_id, _unfinished(_jobs))
+            .order_by(_jobs.c.id)
+        )
+        return [(row.id, row.payload) for row in rows]
+
+    async def finish_queued(self, ids: list[int]) -> None:
+        """Mark queued jobs done without running them: another job did their work (a burst's answer)."""
+        if ids:
+            await self.session.execute(
+                update(_jobs)
+                .where(_jobs.c.id.in_(ids), _jobs.c.status == JobStatus.queued)
+                .values(status=JobStatus.done, updated_at=self._clock())
+            )
 
     async def _settle(self, job: ClaimedJob, **values: Any) -> None:
         # Only the lease holder settles: a worker that lost its lease leaves the job to its new owner.
         await self.session.execute(
             update(_jobs)
             .where(_jobs.c.id == job.id, _jobs.c.lease_token == job.token)
-            .values(leased_until=None, lease_token=None, updated_at=utcnow(), **values)
+            .values(leased_until=None, lease_token=None, updated_at=self._clock(), **values)
         )

@@ -11,12 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.db import Clock, utcnow
 from bedel.jobs.models import JobStatus
 from bedel.jobs.repository import ClaimedJob, JobRepository
 from bedel.ops.metrics import JOBS_QUEUED, count_job
@@ -40,8 +41,17 @@ class JobFailed(Exception):
     """A permanent failure: the job is marked failed and never retried."""
 
 
+class Postpone(Exception):
+    """Not yet: queue the job again to run at `until`, without counting an attempt."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"postponed until {until.isoformat()}")
+        self.until = until
+
+
 @dataclass(frozen=True)
 class JobContext:
+    id: int
     payload: dict[str, Any]
     attempt: int
     last_attempt: bool
@@ -59,8 +69,10 @@ class JobRunner:
         concurrency: int,
         max_attempts: int,
         retry_base_s: float,
+        clock: Clock = utcnow,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._clock = clock
         self._handlers = handlers
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
@@ -114,7 +126,7 @@ class JobRunner:
     async def _claim(self) -> ClaimedJob | None:
         try:
             async with self._sessionmaker() as session, session.begin():
-                jobs = JobRepository.from_session(session)
+                jobs = JobRepository.from_session(session, self._clock)
                 claimed = await jobs.claim(LEASE_TTL)
                 if time.monotonic() >= self._depth_due:
                     # The queue's depth, measured at most once a poll interval.
@@ -127,13 +139,15 @@ class JobRunner:
 
     async def _run(self, job: ClaimedJob) -> None:
         handler = self._handlers.get(job.kind)
-        context = JobContext(job.payload, job.attempts, job.attempts >= self._max_attempts)
+        context = JobContext(job.id, job.payload, job.attempts, job.attempts >= self._max_attempts)
         keeper = asyncio.create_task(self._keep_lease(job))
-        status, error, delay = JobStatus.done, None, None
+        status, error, delay, until = JobStatus.done, None, None, None
         try:
             if handler is None:
                 raise JobFailed(f"no handler for job kind {job.kind!r}")
             await handler(context)
+        except Postpone as exc:
+            until = exc.until
         except JobFailed as exc:
             status, error = JobStatus.failed, str(exc)
         except Exception as exc:
@@ -146,7 +160,18 @@ class JobRunner:
                 delay = exc.delay_s if isinstance(exc, RetryLater) and exc.delay_s is not None else backoff
         finally:
             keeper.cancel()
+        if until is not None:
+            await self._postpone(job, until)
+            return
         await self._settle(job, status, error, delay)
+
+    async def _postpone(self, job: ClaimedJob, until: datetime) -> None:
+        count_job(job.kind, "postponed")
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await JobRepository.from_session(session, self._clock).postpone(job, until)
+        except Exception:
+            log.exception("job_settle_failed", job_id=job.id)
 
     async def _settle(self, job: ClaimedJob, status: JobStatus, error: str | None, delay: float | None) -> None:
         log_event = {JobStatus.done: "job_done", JobStatus.queued: "job_retry", JobStatus.failed: "job_failed"}[status]
@@ -154,7 +179,7 @@ class JobRunner:
         (log.warning if error else log.info)(log_event, job_id=job.id, kind=job.kind, attempt=job.attempts, error=error)
         try:
             async with self._sessionmaker() as session, session.begin():
-                jobs = JobRepository.from_session(session)
+                jobs = JobRepository.from_session(session, self._clock)
                 if delay is not None:
                     await jobs.retry(job, timedelta(seconds=delay), error or "")
                 else:
@@ -168,6 +193,6 @@ class JobRunner:
             await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    await JobRepository.from_session(session).renew(job, LEASE_TTL)
+                    await JobRepository.from_session(session, self._clock).renew(job, LEASE_TTL)
             except Exception:
                 log.exception("job_lease_renewal_failed", job_id=job.id)

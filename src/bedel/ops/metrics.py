@@ -73,7 +73,9 @@ WEBHOOK_DELIVERIES = Counter(
     ["channel", "outcome"],
 )
 JOBS = Counter(
-    "bedel_jobs_total", "Background jobs settled, by kind and outcome (done, retried, failed)", ["kind", "outcome"]
+    "bedel_jobs_total",
+    "Background jobs settled, by kind and outcome (done, retried, postponed, failed)",
+    ["kind", "outcome"],
 )
 JOBS_QUEUED = Gauge(
     "bedel_jobs_queued", "Jobs waiting in the queue (ready or scheduled for a retry)", multiprocess_mode="livemax"

@@ -42,7 +42,7 @@ async def receive_message(request: Request, session: DBSession, background: Back
         raise InvalidInput(
             "not a Twilio incoming-message webhook: MessageSid and a phone in From are required"
         ) from None
-    accepted = await accept_inbound(session, [message])
+    accepted = await accept_inbound(session, [message], get_state(request).clock())
     count_webhook(Channel.twilio, accepted=accepted, duplicates=1 - accepted)
     background.add_task(get_state(request).jobs.wake)
     return Response(EMPTY_TWIML, media_type="text/xml")

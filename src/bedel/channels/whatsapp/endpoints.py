@@ -59,7 +59,7 @@ async def receive_messages(request: Request, session: DBSession, background: Bac
         messages = WebhookPayload.model_validate_json(body).inbound(settings.whatsapp_phone_number_id)
     except ValidationError:
         raise InvalidInput("the body is not a WhatsApp Cloud API webhook notification") from None
-    accepted = await accept_inbound(session, messages)
+    accepted = await accept_inbound(session, messages, get_state(request).clock())
     count_webhook(Channel.whatsapp, accepted=accepted, duplicates=len(messages) - accepted)
     # Runs after the response, so after the request's transaction committed the jobs.
     background.add_task(get_state(request).jobs.wake)

@@ -1,0 +1,176 @@
+"""Burst merging: texts one phone writes in a row get one answer; a clock the test moves decides the window."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from bedel.config import Settings
+from bedel.db import as_utc
+from tests.channels.conftest import FakeClock, eventually
+from tests.channels.test_whatsapp import WA_ID, jobs, llm_settings, post, sent_bodies, thread_messages
+from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL, graph_sent, text_message
+from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages
+
+FRAGMENTS = ["hola", "una pregunta", "¿cuánto debo?"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def burst_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(**{**CHANNEL_SETTINGS, **llm_settings(), "whatsapp_burst_window_s": 3})
+
+
+class Vendors:
+    """The LLM echoes the question it was asked; the Graph API accepts every send."""
+
+    def __init__(self, router: respx.MockRouter) -> None:
+        self.questions: list[str] = []
+        self.hold_first = asyncio.Event()
+        self.held = False
+        self.llm = router.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=self._answer)
+        self.graph = router.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent(WA_ID))
+
+    async def _answer(self, request: httpx.Request) -> httpx.Response:
+        question = sent_messages(request)[-1]["content"]
+        self.questions.append(question)
+        if self.held and len(self.questions) == 1:
+            await asyncio.Event().wait()  # a slow model: only a cancellation ends this call
+        return completion(f"eco: {question}")
+
+
+@pytest.fixture
+def vendors() -> Any:
+    with respx.mock(assert_all_called=False) as router:
+        yield Vendors(router)
+
+
+def wake(*clients: Any) -> None:
+    for client in clients:
+        client.app.state.bedel.jobs.wake()
+
+
+async def leader_postponed_to(database_url: str, moment: Any) -> bool:
+    leader = (await jobs(database_url, "channels.answer"))[0]
+    return leader.status == "queued" and as_utc(leader.run_after) == moment
+
+
+class TestBursts:
+    async def test_three_fragments_in_four_seconds_get_one_answer_across_workers(
+        self,
+        make_client: Callable[..., Any],
+        burst_settings: Settings,
+        clock: FakeClock,
+        vendors: Vendors,
+        clean_database: str,
+    ) -> None:
+        api, worker = make_client(burst_settings, clock), make_client(burst_settings, clock)
+        async with api as client, worker:
+            for n, fragment in enumerate(FRAGMENTS):
+                if n:
+                    clock.advance(2)
+                await post(client, text_message(WA_ID, fragment, f"wamid.burst{n}"))
+            last_at = clock.now
+            clock.advance(1)
+            wake(api, worker)
+            # Five seconds after the first, one after the last: the leader waits for three quiet seconds.
+            await eventually(lambda: leader_postponed_to(clean_database, last_at + timedelta(seconds=3)))
+            assert vendors.llm.call_count == 0
+
+            clock.advance(2)
+            wake(api, worker)
+            await eventually(lambda: vendors.graph.call_count == 1)
+            messages = await thread_messages(client)
+
+        assert vendors.questions == ["\n".join(FRAGMENTS)]
+        assert sent_bodies(vendors.graph) == ["eco: " + "\n".join(FRAGMENTS)]
+        assert [(m["role"], m["content"]) for m in messages] == [
+            *(("user", fragment) for fragment in FRAGMENTS),
+            ("assistant", "eco: " + "\n".join(FRAGMENTS)),
+        ]
+        answers = await jobs(clean_database, "channels.answer")
+        assert [(j.status, j.attempts) for j in answers] == [("done", 1), ("done", 0), ("done", 0)]
+        assert len(await jobs(clean_database, "channels.deliver")) == 1
+
+    async def test_a_burst_that_never_goes_quiet_is_answered_ten_seconds_after_its_first_message(
+        self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors
+    ) -> None:
+        texts = [f"parte {n}" for n in range(5)]
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            # Never three quiet seconds: at 0, 2.5, 5, 7.5 and 9.5 s.
+            for n, text in enumerate(texts):
+                if n:
+                    clock.advance(2 if n == len(texts) - 1 else 2.5)
+                await post(client, text_message(WA_ID, text, f"wamid.cap{n}"))
+                wake(app)
+            await asyncio.sleep(0.2)  # give the runner a chance to answer early; it must not
+            assert vendors.llm.call_count == 0
+            clock.advance(0.5)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 1)
+            clock.advance(1)
+            await post(client, text_message(WA_ID, "otra cosa", "wamid.cap-after"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 2)
+
+        assert vendors.questions == ["\n".join(texts), "otra cosa"]
+
+    async def test_a_message_during_generation_restarts_the_answer_with_every_text(
+        self,
+        make_client: Callable[..., Any],
+        burst_settings: Settings,
+        clock: FakeClock,
+        vendors: Vendors,
+        clean_database: str,
+    ) -> None:
+        vendors.held = True
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            await post(client, text_message(WA_ID, "hola", "wamid.gen0"))
+            await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.gen1"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: len(vendors.questions) == 1)
+
+            await post(client, text_message(WA_ID, "y para cuándo", "wamid.gen2"))
+            await eventually(lambda: leader_postponed_to(clean_database, clock.now + timedelta(seconds=3)))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 1)
+            messages = await thread_messages(client)
+
+        every_text = "hola\n¿cuánto debo?\ny para cuándo"
+        assert vendors.questions == ["hola\n¿cuánto debo?", every_text]
+        assert sent_bodies(vendors.graph) == [f"eco: {every_text}"]
+        assert [(m["role"], m["content"]) for m in messages] == [
+            ("user", "hola"),
+            ("user", "¿cuánto debo?"),
+            ("user", "y para cuándo"),
+            ("assistant", f"eco: {every_text}"),
+        ]
+
+    async def test_a_message_after_the_answer_was_sent_gets_an_answer_of_its_own(
+        self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors
+    ) -> None:
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            await post(client, text_message(WA_ID, "hola", "wamid.after0"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 1)
+            await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.after1"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 2)
+
+        assert sent_bodies(vendors.graph) == ["eco: hola", "eco: ¿cuánto debo?"]
