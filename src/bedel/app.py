@@ -17,7 +17,7 @@ from bedel.db import Clock, create_engine, create_sessionmaker, utcnow
 from bedel.exception_handlers import install_exception_handlers
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
-from bedel.llm.factory import create_chat_model, create_embedder
+from bedel.llm.factory import create_chat_model, create_embedder, create_transcriber
 from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
@@ -62,10 +62,13 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         knowledge=knowledge,
     )
     senders = create_senders(settings)
+    transcriber = create_transcriber(settings)
     tasks = ChannelTasks(
         sessionmaker,
         chat,
         senders,
+        transcriber=transcriber,
+        media_max_bytes=settings.media_max_bytes,
         burst_window=timedelta(seconds=settings.whatsapp_burst_window_s),
         clock=clock,
     )
@@ -86,6 +89,7 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         chat=chat,
         knowledge=knowledge,
         embedder=embedder,
+        transcriber=transcriber,
         limiter=RequestLimiter(settings),
         senders=senders,
         jobs=jobs,

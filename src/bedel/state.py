@@ -14,7 +14,7 @@ from bedel.config import Settings
 from bedel.db import Clock, session_scope
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
-from bedel.llm.ports import ChatModel, Embedder
+from bedel.llm.ports import ChatModel, Embedder, Transcriber
 from bedel.rate_limits import RequestLimiter
 from bedel.students.fields import FieldCatalog
 
@@ -29,6 +29,7 @@ class AppState:
     chat: ChatService
     knowledge: KnowledgeRetriever
     embedder: Embedder | None
+    transcriber: Transcriber | None
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
     jobs: JobRunner
@@ -41,6 +42,8 @@ class AppState:
         await self.knowledge.aclose()
         if self.embedder is not None:
             await self.embedder.aclose()
+        if self.transcriber is not None:
+            await self.transcriber.aclose()
         await self.model.aclose()
         await self.engine.dispose()
 

@@ -90,10 +90,10 @@ class TestIncomingMessage:
         assert all(part.endswith(".") for part in parts)
         assert " ".join(parts) == answer
 
-    async def test_media_without_a_caption_gets_a_reply_saying_only_text_is_read(
+    async def test_a_video_gets_a_reply_saying_only_text_is_read(
         self, twilio_client: httpx.AsyncClient, rest: respx.Route
     ) -> None:
-        await post(twilio_client, twilio_form(WA_ID, "", "SM" + "3" * 32, num_media=1))
+        await post(twilio_client, twilio_form(WA_ID, "", "SM" + "3" * 32, num_media=1, media_type="video/mp4"))
 
         await eventually(lambda: rest.call_count == 1)
         assert "texto" in sent_forms(rest)[0]["Body"]

@@ -24,7 +24,7 @@ from tests.channels.vendors import (
     VERIFY_TOKEN,
     graph_error,
     graph_sent,
-    image_message,
+    media_message,
     signed,
     status_update,
     text_message,
@@ -199,10 +199,11 @@ class TestTextMessages:
         assert [t["id"] for t in threads] == [first.json()["thread_id"]]
         assert [m["content"] for m in await thread_messages(wa_client)][::2] == ["hola", "¿cuánto debo?"]
 
-    async def test_media_gets_a_reply_saying_only_text_is_read(
+    async def test_a_video_gets_a_reply_saying_only_text_is_read(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
     ) -> None:
-        await post(wa_client, image_message(WA_ID, "wamid.img"))
+        video = {"mime_type": "video/mp4", "sha256": "OmZQ2d3u5Tyi1Jbnu0c4lNpE0Zp8y1s9zW0iQEIbuhQ=", "id": "2390584624"}
+        await post(wa_client, media_message(WA_ID, "wamid.video", "video", video))
 
         await eventually(lambda: graph.call_count == 1)
         assert "texto" in sent_bodies(graph)[0]

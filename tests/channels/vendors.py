@@ -106,6 +106,73 @@ def image_message(wa_id: str, wamid: str) -> dict[str, Any]:
     )
 
 
+# Where Meta's media endpoint says a file is; it answers only with the access token, for a few minutes.
+LOOKASIDE_URL = (
+    "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1013859600285441&ext=1732920000&hash=ATuZ"
+)
+
+
+def media_message(wa_id: str, wamid: str, kind: str, media: dict[str, Any]) -> dict[str, Any]:
+    """A message carrying a voice note, image, document or video, as Meta's webhook reference shows them."""
+    return _envelope(
+        {
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), "type": kind, kind: media}],
+        }
+    )
+
+
+def voice_message(wa_id: str, wamid: str, media_id: str = "1013859600285441") -> dict[str, Any]:
+    return media_message(
+        wa_id,
+        wamid,
+        "audio",
+        {
+            "mime_type": "audio/ogg; codecs=opus",
+            "sha256": "bWbgYpt2Hnn2O1LKmRQf4PQaJm5W2cLd3Wb0hqY2bWE=",
+            "id": media_id,
+            "url": LOOKASIDE_URL,
+            "voice": True,
+        },
+    )
+
+
+def document_message(wa_id: str, wamid: str, mime_type: str = "application/pdf") -> dict[str, Any]:
+    return media_message(
+        wa_id,
+        wamid,
+        "document",
+        {
+            "caption": "Mi comprobante de pago",
+            "filename": "comprobante.pdf",
+            "mime_type": mime_type,
+            "sha256": "Ewbq6vgvTYCmTqJ4RU8sQ+H0JCwqa/kz3Yu06FZC4lo=",
+            "id": "1013859600285442",
+            "url": LOOKASIDE_URL,
+        },
+    )
+
+
+def graph_media(media_id: str, mime_type: str, size: int) -> httpx.Response:
+    """The Graph API's answer to `GET /{media-id}`: a short-lived URL and what is behind it."""
+    return httpx.Response(
+        200,
+        json={
+            "messaging_product": "whatsapp",
+            "url": LOOKASIDE_URL,
+            "mime_type": mime_type,
+            "sha256": "81d3bd8a8db4868c9520ed47186e8b7c5789e61ff79f7f834be6950b808a90d3",
+            "file_size": str(size),
+            "id": media_id,
+        },
+    )
+
+
+def transcription(text: str) -> httpx.Response:
+    """OpenAI's `/audio/transcriptions` answer in its default `json` format."""
+    return httpx.Response(200, json={"text": text, "usage": {"type": "duration", "seconds": 3}})
+
+
 def status_update(wa_id: str, wamid: str) -> dict[str, Any]:
     return _envelope(
         {
@@ -159,13 +226,17 @@ def graph_error(status: int, code: int, message: str) -> httpx.Response:
     )
 
 
-def twilio_form(wa_id: str, body: str, sid: str, *, num_media: int = 0) -> dict[str, str]:
-    """The fields Twilio posts for an incoming WhatsApp message."""
+def twilio_form(
+    wa_id: str, body: str, sid: str, *, num_media: int = 0, media_type: str = "image/jpeg"
+) -> dict[str, str]:
+    """The fields Twilio posts for an incoming WhatsApp message; with media, its first file's URL and type."""
+    media = {"MediaUrl0": twilio_media_url(sid), "MediaContentType0": media_type} if num_media else {}
     return {
+        **media,
         "SmsMessageSid": sid,
         "NumMedia": str(num_media),
         "ProfileName": "Lucía",
-        "MessageType": "text" if not num_media else "image",
+        "MessageType": "text" if not num_media else media_type.split("/")[0],
         "SmsSid": sid,
         "WaId": wa_id,
         "SmsStatus": "received",
@@ -178,6 +249,10 @@ def twilio_form(wa_id: str, body: str, sid: str, *, num_media: int = 0) -> dict[
         "From": f"whatsapp:+{wa_id}",
         "ApiVersion": "2010-04-01",
     }
+
+
+def twilio_media_url(sid: str) -> str:
+    return f"{TWILIO_BASE}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media/ME{'5' * 32}"
 
 
 def twilio_signed(form: dict[str, str], url: str = f"{PUBLIC_URL}/webhooks/twilio") -> tuple[str, dict[str, str]]:

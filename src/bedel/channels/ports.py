@@ -12,9 +12,18 @@ class SendFailed(Exception):
         self.retry_after_s = retry_after_s
 
 
+class MediaUnavailable(Exception):
+    """A student's file was not downloaded: over the size limit, or the vendor failed to hand it over."""
+
+
 class MessageSender(Protocol):
     async def send_text(self, to: str, text: str) -> str:
         """Send `text` to the vendor address `to`; return the vendor's message id or raise `SendFailed`."""
+        ...
+
+    async def fetch_media(self, ref: str, max_bytes: int) -> bytes:
+        """Download the file a student sent (`ref` as the webhook named it), refusing it beyond `max_bytes`
+        before reading it; raise `MediaUnavailable`."""
         ...
 
     async def aclose(self) -> None: ...

@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -10,18 +11,21 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.channels.bursts import Burst, find_burst, interrupted
+from bedel.channels.media import describe, media_from, receive_media, reply_for
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender, SendFailed
-from bedel.channels.schemas import Delivery
+from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
 from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
 from bedel.chat.models import DeliveryStatus, Role
 from bedel.chat.repository import ThreadRepository
+from bedel.chat.schemas import AttachmentCreate
 from bedel.chat.service import ChatService, SourcedQuestion
 from bedel.chat.threads import append_message, is_handed_off
 from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
 from bedel.jobs.repository import JobRepository
 from bedel.jobs.runner import Handler, JobContext, JobFailed, Postpone, RetryLater
+from bedel.llm.ports import Transcriber
 from bedel.phones import mask_phone
 
 log = structlog.get_logger()
@@ -39,12 +43,16 @@ class ChannelTasks:
         chat: ChatService,
         senders: Mapping[Channel, MessageSender],
         *,
+        transcriber: Transcriber | None,
+        media_max_bytes: int,
         burst_window: timedelta,
         clock: Clock,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
+        self._transcriber = transcriber
+        self._media_max_bytes = media_max_bytes
         self._burst_window = burst_window
         self._clock = clock
 
@@ -56,23 +64,30 @@ class ChannelTasks:
 
         Texts written in a row are answered together (see `bursts.py`): the first one's job
         answers them all and finishes the others' jobs in the transaction that queues the reply.
+        A voice note is transcribed and answered like text; a file is kept for staff.
         """
         phone, text = job.payload["phone"], job.payload["text"]
-        async with self._sessionmaker() as session, session.begin():
-            if await is_handed_off(session, phone):
-                # The person on staff reads it in the thread; the bot stays silent.
-                if text is not None:
-                    await append_message(session, phone, Role.user, text)
-                return
         channel = Channel(job.payload["channel"])
         source_id = _source_id(job.payload)
+        media = media_from(job.payload.get("media"))
+        async with self._sessionmaker() as session:
+            handed_off = await is_handed_off(session, phone)
+        if handed_off:
+            # The person on staff reads it in the thread; the bot stays silent.
+            if media is not None:
+                await self._keep(phone, source_id, describe(media), await self._receive(channel, media))
+            elif text is not None:
+                await self._keep(phone, source_id, text, None)
+            return
         covered: list[int] = []
-        if text is None:
-            reply, message_id = ONLY_TEXT_REPLY, None
-        elif stored := await self._chat.stored_answer(source_id):
+        message_id: uuid.UUID | None
+        if stored := await self._chat.stored_answer(source_id):
             # A re-run after a crash delivers the answer already stored instead of asking again.
             reply, message_id = stored
-            covered = await self._covered(await self._find_burst(job), message_id)
+            if text is not None:
+                covered = await self._covered(await self._find_burst(job), message_id)
+        elif text is None:
+            reply, message_id = await self._answer_media(phone, source_id, channel, media)
         else:
             burst = await self._find_burst(job)
             quiet_at = burst.quiet_at(self._burst_window)
@@ -84,6 +99,43 @@ class ChannelTasks:
             delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
             await JobRepository.from_session(session, self._clock).finish_queued(covered)
+
+    async def _answer_media(
+        self, phone: str, source_id: str, channel: Channel, media: InboundMedia | None
+    ) -> tuple[str, uuid.UUID | None]:
+        """A voice note that could be transcribed is a question; any other file is kept, with a polite reply."""
+        if media is None:
+            return ONLY_TEXT_REPLY, None
+        attachment = await self._receive(channel, media)
+        if media.kind == MediaKind.audio and attachment.content is not None:
+            transcript, note = await self._transcribe(phone, attachment)
+            if transcript:
+                question = SourcedQuestion(transcript, source_id, replace(attachment, transcript=transcript))
+                return await self._ask(phone, [question])
+            attachment = replace(attachment, note=note)
+        await self._keep(phone, source_id, describe(media), attachment)
+        return reply_for(attachment), None
+
+    async def _receive(self, channel: Channel, media: InboundMedia) -> AttachmentCreate:
+        return await receive_media(self._senders.get(channel), media, self._media_max_bytes)
+
+    async def _transcribe(self, phone: str, attachment: AttachmentCreate) -> tuple[str, str | None]:
+        """The transcript, or "" and why there is none."""
+        if self._transcriber is None:
+            return "", "not transcribed: no transcription model is configured (BEDEL_TRANSCRIPTION_MODEL)"
+        assert attachment.content is not None
+        try:
+            transcript = await self._transcriber.transcribe(attachment.content, attachment.mime_type)
+        except UpstreamUnavailable as exc:
+            log.warning("voice_note_not_transcribed", phone=mask_phone(phone))
+            return "", f"not transcribed: {exc.message}"
+        return transcript, None if transcript else "not transcribed: the transcript was empty"
+
+    async def _keep(self, phone: str, source_id: str, content: str, attachment: AttachmentCreate | None) -> None:
+        """Store a message the bot does not answer, once, even when its job runs again."""
+        async with self._sessionmaker() as session, session.begin():
+            if not await ThreadRepository.from_session(session).has_message_from(source_id):
+                await append_message(session, phone, Role.user, content, source_id=source_id, attachment=attachment)
 
     async def _find_burst(self, job: JobContext) -> Burst:
         if not self._burst_window:

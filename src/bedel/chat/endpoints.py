@@ -2,6 +2,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -102,6 +103,23 @@ async def list_messages(
     items = await threads.list_messages(session, thread_id, after=after, limit=limit)
     next_after = items[-1].seq if len(items) == limit else None
     return MessagePage(items=[MessageOut.model_validate(m) for m in items], next_after=next_after)
+
+
+@threads_router.get(
+    "/{thread_id}/attachments/{attachment_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file as the student sent it."}},
+)
+async def download_attachment(thread_id: uuid.UUID, attachment_id: uuid.UUID, session: DBSession) -> Response:
+    """A voice note, image or document a student sent (listed in the message's `attachments`)."""
+    attachment = await threads.get_attachment(session, thread_id, attachment_id)
+    assert attachment.content is not None
+    filename = attachment.filename or f"{attachment.kind}-{attachment.id}"
+    return Response(
+        attachment.content,
+        media_type=attachment.mime_type,
+        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
 
 
 @threads_router.delete("/{thread_id}", status_code=204)

@@ -3,8 +3,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bedel.db import Base, RecordMixin
 
@@ -65,3 +65,30 @@ class Message(RecordMixin, Base):
     delivery_error: Mapped[str | None] = mapped_column(Text)
     # The channel message a question came from (e.g. "whatsapp:<wamid>"): a re-run job finds its answer.
     source_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # Loaded with the message, without their bytes, so staff see what a student sent.
+    attachments: Mapped[list["Attachment"]] = relationship(lazy="selectin", order_by="Attachment.created_at")
+
+
+class Attachment(RecordMixin, Base):
+    """A voice note, image or document a student sent, kept with their message for staff.
+
+    The bytes live in the database, like the rest of the conversation: every replica
+    and worker can serve them, and a backup holds them (decision 0010).
+    """
+
+    __tablename__ = "attachments"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    mime_type: Mapped[str] = mapped_column(String(200))
+    size_bytes: Mapped[int | None]
+    filename: Mapped[str | None] = mapped_column(String(255))
+    caption: Mapped[str | None] = mapped_column(Text)
+    # Meta's media id, or Twilio's media URL.
+    vendor_ref: Mapped[str] = mapped_column(String(500))
+    # None when the file was not downloaded (too large, a type Bedel does not take, the vendor failed).
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    # Why the file was not downloaded or a voice note not transcribed.
+    note: Mapped[str | None] = mapped_column(Text)
+    downloaded: Mapped[bool] = mapped_column(default=False)

@@ -1,12 +1,15 @@
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Integer, String, Table, Text, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
-from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
+from bedel.chat.models import Attachment, DeliveryStatus, Message, Role, Thread, ThreadStatus
+from bedel.chat.schemas import AttachmentCreate
 from bedel.db import as_utc, conflict_insert, utcnow
 
 
@@ -123,6 +126,23 @@ class ThreadRepository:
         message_id = uuid.uuid4()
         await self.session.execute(_ADD_MESSAGE, {"id": message_id, **values})
         return message_id
+
+    async def add_attachment(self, message_id: uuid.UUID, attachment: AttachmentCreate) -> None:
+        values = asdict(attachment)
+        self.session.add(Attachment(message_id=message_id, downloaded=attachment.content is not None, **values))
+        await self.session.flush()
+
+    async def has_message_from(self, source_id: str) -> bool:
+        return await self.session.scalar(select(Message.id).where(Message.source_id == source_id).limit(1)) is not None
+
+    async def attachment_content(self, thread_id: uuid.UUID, attachment_id: uuid.UUID) -> Attachment | None:
+        """The attachment with its bytes, if it belongs to the thread."""
+        return await self.session.scalar(
+            select(Attachment)
+            .join(Message, Message.id == Attachment.message_id)
+            .where(Attachment.id == attachment_id, Message.thread_id == thread_id)
+            .options(undefer(Attachment.content))
+        )
 
     async def create(self, phone: str) -> None:
         """Start the phone's thread unless it exists; two replicas may try at once."""

@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -110,6 +111,35 @@ class ThreadList(BaseModel):
     items: list[ThreadOut]
 
 
+@dataclass(frozen=True)
+class AttachmentCreate:
+    """A file received with a channel message, ready to store with it."""
+
+    kind: str
+    mime_type: str
+    vendor_ref: str
+    size_bytes: int | None = None
+    filename: str | None = None
+    caption: str | None = None
+    content: bytes | None = None
+    transcript: str | None = None
+    note: str | None = None
+
+
+class AttachmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str = Field(description="audio, image or document.")
+    mime_type: str
+    size_bytes: int | None
+    filename: str | None
+    caption: str | None
+    transcript: str | None = Field(description="What a voice note said, when it was transcribed.")
+    note: str | None = Field(description="Why the file was not downloaded or a voice note not transcribed.")
+    downloaded: bool = Field(description="Whether the file itself is kept: GET .../attachments/{id} returns it.")
+
+
 class MessageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -128,6 +158,7 @@ class MessageOut(BaseModel):
         description="For messages sent over WhatsApp: pending, sent or failed."
     )
     delivery_error: str | None = Field(description="Why the channel refused the message, when it failed for good.")
+    attachments: list[AttachmentOut] = Field(description="Voice notes, images and documents sent with it.")
     created_at: UTCDateTime
 
 

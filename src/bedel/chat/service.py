@@ -23,7 +23,7 @@ from bedel.chat.locks import ConversationLocks
 from bedel.chat.models import Role, ThreadStatus
 from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
 from bedel.chat.repository import StoredTurn, ThreadRepository
-from bedel.chat.schemas import ChatAnswer, StudentSummary, UsageOut
+from bedel.chat.schemas import AttachmentCreate, ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
 from bedel.errors import Conflict, UpstreamUnavailable
 from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, StudentRecord, Turn
@@ -53,6 +53,8 @@ class SourcedQuestion(NamedTuple):
 
     text: str
     source_id: str
+    # The voice note a transcribed question came from, stored with it.
+    attachment: AttachmentCreate | None = None
 
 
 @dataclass(frozen=True)
@@ -214,13 +216,19 @@ class ChatService:
                     history = [m for m in history if m.seq not in {seq for seq, _ in stored.values()}]
                     seq, question_id = turn.seq, None
                     for q in questions:
-                        text, source_id = (q.text, q.source_id) if isinstance(q, SourcedQuestion) else (q, None)
-                        if source_id in stored:
-                            question_id = stored[source_id][1]
+                        sourced = q if isinstance(q, SourcedQuestion) else SourcedQuestion(q, "")
+                        if sourced.source_id in stored:
+                            question_id = stored[sourced.source_id][1]
                             continue
                         question_id = await threads.add_message(
-                            thread_id=turn.thread_id, seq=seq, role=Role.user, content=text, source_id=source_id
+                            thread_id=turn.thread_id,
+                            seq=seq,
+                            role=Role.user,
+                            content=sourced.text,
+                            source_id=sourced.source_id or None,
                         )
+                        if sourced.attachment is not None:
+                            await threads.add_attachment(question_id, sourced.attachment)
                         seq += 1
                     assert question_id is not None
                     student = await StudentRepository.from_session(session).get_record(phone)

@@ -2,7 +2,8 @@ from bedel.config import LLMProvider, Settings
 from bedel.llm.embeddings import OpenAIEmbeddings
 from bedel.llm.offline import OfflineModel
 from bedel.llm.openai_compatible import OpenAICompatibleModel
-from bedel.llm.ports import ChatModel, Embedder
+from bedel.llm.ports import ChatModel, Embedder, Transcriber
+from bedel.llm.transcription import OpenAITranscriber
 from bedel.students.fields import FieldCatalog
 
 
@@ -19,3 +20,10 @@ def create_embedder(settings: Settings) -> Embedder | None:
     if settings.embedding_model is None:
         return None
     return OpenAIEmbeddings(settings, settings.embedding_model)
+
+
+def create_transcriber(settings: Settings) -> Transcriber | None:
+    """Voice notes are transcribed only when a model is configured; otherwise students are asked for text."""
+    if settings.transcription_model is None:
+        return None
+    return OpenAITranscriber(settings, settings.transcription_model)

@@ -105,6 +105,16 @@ class Embedder(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Transcriber(Protocol):
+    """Speech to text through an OpenAI-compatible `/audio/transcriptions` endpoint."""
+
+    async def transcribe(self, audio: bytes, mime_type: str) -> str:
+        """The text spoken in `audio`; raises `UpstreamUnavailable` when the server fails."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class Retriever(Protocol):
     async def retrieve(self, question: str, context: Sequence[str], limit: int) -> list[Passage]:
         """Passages for `question`, with earlier questions of the conversation as `context`."""

@@ -1,7 +1,8 @@
-"""Send WhatsApp text through Twilio's REST API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`."""
+"""Twilio's REST API: send WhatsApp text (`POST {base}/2010-04-01/Accounts/{sid}/Messages.json`), download media."""
 
 import httpx
 
+from bedel.channels.downloads import download
 from bedel.channels.ports import SendFailed
 
 
@@ -32,6 +33,11 @@ class TwilioClient:
             temporary=temporary,
             retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,
         )
+
+    async def fetch_media(self, ref: str, max_bytes: int) -> bytes:
+        """`ref` is the webhook's MediaUrlN: fetched with the account's credentials, which Twilio
+        redirects to its file store (httpx drops the credentials on the way there)."""
+        return await download(self._http, ref, max_bytes)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -3,7 +3,7 @@
 from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound
+from bedel.channels.schemas import Inbound, InboundMedia, MediaKind
 from bedel.db import utcnow
 from bedel.phones import normalize_phone
 
@@ -17,16 +17,30 @@ class IncomingMessage(BaseModel):
     wa_id: str | None = Field(default=None, alias="WaId", max_length=32)
     body: str = Field(default="", alias="Body")
     num_media: int = Field(default=0, alias="NumMedia", ge=0)
+    # Bedel keeps the first file of a message; WhatsApp sends one file per message.
+    media_url: str | None = Field(default=None, alias="MediaUrl0", max_length=500)
+    media_type: str | None = Field(default=None, alias="MediaContentType0", max_length=200)
 
     def inbound(self) -> Inbound:
         text = self.body.strip()
+        media = self._media(text or None)
         return Inbound(
             channel=Channel.twilio,
             external_id=self.message_sid,
             address=self.sender,
             phone=normalize_phone(self.wa_id or self.sender.removeprefix("whatsapp:")),
-            # Media without a caption is something Bedel cannot read.
-            text=text or None,
+            # A file's caption travels in Body: it stays with the file.
+            text=None if media else text or None,
             # Twilio's webhook carries no timestamp: it calls within seconds of the message.
             sent_at=utcnow(),
+            media=media,
         )
+
+    def _media(self, caption: str | None) -> InboundMedia | None:
+        if not (self.num_media and self.media_url and self.media_type):
+            return None
+        major = self.media_type.split("/")[0]
+        if major == "video":
+            return None
+        kind = MediaKind(major) if major in ("audio", "image") else MediaKind.document
+        return InboundMedia(kind, self.media_type, self.media_url, caption=caption)

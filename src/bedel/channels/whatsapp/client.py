@@ -1,8 +1,9 @@
-"""Send text over Meta's WhatsApp Cloud API: `POST {base}/{phone_number_id}/messages`."""
+"""Meta's WhatsApp Cloud API: send text (`POST {base}/{phone_number_id}/messages`) and download media."""
 
 import httpx
 
-from bedel.channels.ports import SendFailed
+from bedel.channels.downloads import download
+from bedel.channels.ports import MediaUnavailable, SendFailed
 
 # Graph error codes that mean "later", not "never": unknown/service errors and rate limits.
 _TEMPORARY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056})
@@ -32,6 +33,23 @@ class WhatsAppClient:
         if response.is_success:
             return str(response.json()["messages"][0]["id"])
         raise _failure(response)
+
+    async def fetch_media(self, ref: str, max_bytes: int) -> bytes:
+        """Meta's two steps: the media's metadata (a URL valid for minutes, and the size), then the file.
+
+        Both take the access token; the size is checked before the file is requested.
+        """
+        try:
+            response = await self._http.get(f"/{ref}")
+        except httpx.HTTPError as exc:
+            raise MediaUnavailable(f"Graph API unreachable ({type(exc).__name__})") from None
+        if not response.is_success:
+            raise MediaUnavailable(str(_failure(response)))
+        media = response.json()
+        size = int(media.get("file_size") or 0)
+        if size > max_bytes:
+            raise MediaUnavailable(f"{size} bytes, over the {max_bytes}-byte limit")
+        return await download(self._http, str(media["url"]), max_bytes)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -6,12 +6,12 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound
+from bedel.channels.schemas import Inbound, InboundMedia, MediaKind
 from bedel.phones import InvalidPhone, mask_phone, normalize_phone
 
 log = structlog.get_logger()
 
-# Kinds that need no answer at all; any other non-text kind gets the "only text" reply.
+# Kinds that need no answer at all; any other kind that is not text, a voice note or a file gets the "only text" reply.
 _SILENT_TYPES = frozenset({"reaction", "system"})
 
 
@@ -24,12 +24,31 @@ class Text(_Lenient):
     body: str
 
 
+class Media(_Lenient):
+    id: str
+    mime_type: str
+    caption: str | None = None
+    filename: str | None = None  # documents only
+
+
 class InboundMessage(_Lenient):
     sender: str = Field(alias="from")
     id: str
     timestamp: int  # Unix seconds, sent as a string
     type: str
     text: Text | None = None
+    audio: Media | None = None
+    image: Media | None = None
+    document: Media | None = None
+
+    def media(self) -> InboundMedia | None:
+        """The voice note, image or document this message carries; other kinds (video, stickers, ...) are not kept."""
+        if self.type not in MediaKind.__members__:
+            return None
+        media: Media | None = getattr(self, self.type)
+        if media is None:
+            return None
+        return InboundMedia(MediaKind(self.type), media.mime_type, media.id, media.caption, media.filename)
 
 
 class Metadata(_Lenient):
@@ -90,4 +109,5 @@ def _inbound(message: InboundMessage) -> Inbound | None:
         phone=phone,
         text=message.text.body if message.type == "text" and message.text else None,
         sent_at=datetime.fromtimestamp(message.timestamp, UTC),
+        media=message.media(),
     )
