@@ -9,10 +9,20 @@ import httpx
 import pytest
 import respx
 
+from bedel.chat.service import SourcedQuestion
 from bedel.config import Settings
 from bedel.db import as_utc
 from tests.channels.conftest import FakeClock, eventually
-from tests.channels.test_whatsapp import WA_ID, jobs, llm_settings, post, sent_bodies, thread_messages
+from tests.channels.test_whatsapp import (
+    PHONE,
+    WA_ID,
+    all_jobs_finished,
+    jobs,
+    llm_settings,
+    post,
+    sent_bodies,
+    thread_messages,
+)
 from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL, graph_sent, text_message
 from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages
 
@@ -174,3 +184,33 @@ class TestBursts:
             await eventually(lambda: vendors.graph.call_count == 2)
 
         assert sent_bodies(vendors.graph) == ["eco: hola", "eco: ¿cuánto debo?"]
+
+
+class TestBurstCrashRecovery:
+    async def test_a_burst_answered_before_a_crash_is_delivered_once_and_its_jobs_finished(
+        self,
+        make_client: Callable[..., Any],
+        burst_settings: Settings,
+        make_settings: Callable[..., Settings],
+        clock: FakeClock,
+        vendors: Vendors,
+        clean_database: str,
+    ) -> None:
+        # The process took both messages, stored the burst's answer, and died before queuing the reply.
+        dying = make_client(make_settings(**{**burst_settings.model_dump(), "jobs_in_process": False}), clock)
+        async with dying as client:
+            for n, fragment in enumerate(FRAGMENTS[:2]):
+                await post(client, text_message(WA_ID, fragment, f"wamid.crash{n}"))
+            questions = [SourcedQuestion(f, f"whatsapp:wamid.crash{n}") for n, f in enumerate(FRAGMENTS[:2])]
+            answer = await dying.app.state.bedel.chat.ask_together(PHONE, questions)
+
+        restarted = make_client(burst_settings, clock)
+        async with restarted as client:
+            await eventually(lambda: vendors.graph.call_count == 1)
+            await eventually(lambda: all_jobs_finished(clean_database))
+            messages = await thread_messages(client)
+
+        assert vendors.llm.call_count == 1
+        assert sent_bodies(vendors.graph) == [answer.answer]
+        assert [m["content"] for m in messages] == [*FRAGMENTS[:2], answer.answer]
+        assert [j.status for j in await jobs(clean_database, "channels.answer")] == ["done", "done"]

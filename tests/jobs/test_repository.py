@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bedel.db import create_engine, create_sessionmaker
+from bedel.db import create_engine, create_sessionmaker, utcnow
 from bedel.jobs.models import Job, JobStatus
 from bedel.jobs.repository import ClaimedJob, JobRepository
 
@@ -86,6 +86,52 @@ class TestClaim:
         async with sessions() as session:
             job = await session.get(Job, taken.id)
         assert job is not None and (job.status, job.lease_token) == (JobStatus.running, taken.token)
+
+
+class TestPostpone:
+    async def test_a_postponed_job_waits_without_using_an_attempt_and_holds_back_its_key(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        await enqueue(sessions, "a", "a")
+        first = await claim(sessions)
+        assert first is not None
+        async with sessions() as session, session.begin():
+            await JobRepository.from_session(session).postpone(first, utcnow() + timedelta(hours=1))
+
+        assert await claim(sessions) is None
+        async with sessions() as session:
+            job = await session.get(Job, first.id)
+        assert job is not None and (job.status, job.attempts, job.lease_token) == (JobStatus.queued, 0, None)
+
+    async def test_a_postponed_job_runs_when_its_clock_says_it_is_due(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        await enqueue(sessions, "a")
+        first = await claim(sessions)
+        assert first is not None
+        later = utcnow() + timedelta(hours=1)
+        async with sessions() as session, session.begin():
+            await JobRepository.from_session(session).postpone(first, later)
+        async with sessions() as session, session.begin():
+            again = await JobRepository.from_session(session, lambda: later).claim(TTL)
+
+        assert again is not None and (again.id, again.attempts) == (first.id, 1)
+
+    async def test_finishing_queued_jobs_unblocks_their_key_and_spares_running_ones(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        await enqueue(sessions, "a", "a", "a")
+        leader = await claim(sessions)
+        assert leader is not None
+        async with sessions() as session, session.begin():
+            await JobRepository.from_session(session).finish_queued([leader.id, leader.id + 1])
+            await JobRepository.from_session(session).finish(leader, JobStatus.done)
+
+        last = await claim(sessions)
+        assert last is not None and last.id == leader.id + 2
+        async with sessions() as session:
+            statuses = [(await session.get(Job, leader.id + n)).status for n in range(3)]  # type: ignore[union-attr]
+        assert statuses == [JobStatus.done, JobStatus.done, JobStatus.running]
 
 
 class TestEnqueue:

@@ -1,6 +1,7 @@
 """Voice notes and files students send: checked before download, kept for staff, and the polite replies."""
 
 from dataclasses import replace
+from typing import Any
 
 from bedel.channels.ports import MediaUnavailable, MessageSender
 from bedel.channels.schemas import InboundMedia, MediaKind
@@ -76,8 +77,10 @@ def reply_for(attachment: AttachmentCreate) -> str:
     return VOICE_REPLY if attachment.kind == MediaKind.audio else FILE_REPLY
 
 
-def media_from(payload: dict[str, object] | None) -> InboundMedia | None:
+def media_from(payload: dict[str, Any] | None) -> InboundMedia | None:
     """The media of a ledgered message, as `accept_inbound` wrote it into the job's payload."""
     if payload is None:
         return None
-    return InboundMedia(**{**payload, "kind": MediaKind(str(payload["kind"]))})  # type: ignore[arg-type]
+    return InboundMedia(
+        MediaKind(payload["kind"]), payload["mime_type"], payload["ref"], payload["caption"], payload["filename"]
+    )

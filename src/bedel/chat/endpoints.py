@@ -118,7 +118,11 @@ async def download_attachment(thread_id: uuid.UUID, attachment_id: uuid.UUID, se
     return Response(
         attachment.content,
         media_type=attachment.mime_type,
-        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+        # Always a download, never rendered: the type is whatever the student's phone said.
+        headers={
+            "content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "x-content-type-options": "nosniff",
+        },
     )
 
 

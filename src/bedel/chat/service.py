@@ -213,7 +213,8 @@ class ChatService:
                     sources = [q.source_id for q in questions if isinstance(q, SourcedQuestion)]
                     stored = await threads.stored_questions(turn.thread_id, sources)
                     # Questions stored by an abandoned turn are part of this one, not of its history.
-                    history = [m for m in history if m.seq not in {seq for seq, _ in stored.values()}]
+                    abandoned = {seq for seq, _ in stored.values()}
+                    history = [m for m in history if m.seq not in abandoned]
                     seq, question_id = turn.seq, None
                     for q in questions:
                         sourced = q if isinstance(q, SourcedQuestion) else SourcedQuestion(q, "")

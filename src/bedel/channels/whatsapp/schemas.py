@@ -26,7 +26,7 @@ class Text(_Lenient):
 
 class Media(_Lenient):
     id: str
-    mime_type: str
+    mime_type: str = "application/octet-stream"  # always sent; without it the file is refused, not the webhook
     caption: str | None = None
     filename: str | None = None  # documents only
 
