@@ -169,6 +169,16 @@ def load_settings() -> Settings:
             "BEDEL_LLM_API_KEY: OpenAI needs a key; set BEDEL_LLM_API_KEY (or OPENAI_API_KEY), "
             "or BEDEL_LLM_BASE_URL for a local server"
         )
+    if settings.transcription_model and not (
+        settings.transcription_base_url
+        or settings.llm_base_url
+        or settings.transcription_api_key
+        or settings.llm_api_key
+    ):
+        raise ConfigError(
+            "BEDEL_TRANSCRIPTION_API_KEY: OpenAI needs a key to transcribe voice notes; set "
+            "BEDEL_TRANSCRIPTION_API_KEY (or BEDEL_LLM_API_KEY), or BEDEL_TRANSCRIPTION_BASE_URL for a local server"
+        )
     if settings.twilio_enabled and not settings.public_url:
         raise ConfigError(
             "BEDEL_PUBLIC_URL: Twilio signs the public URL it calls; set BEDEL_PUBLIC_URL "

@@ -172,6 +172,9 @@ class JobRunner:
                 await JobRepository.from_session(session, self._clock).postpone(job, until)
         except Exception:
             log.exception("job_settle_failed", job_id=job.id)
+            return
+        # Look again when it is due rather than at the next poll after.
+        asyncio.get_running_loop().call_later(max((until - self._clock()).total_seconds(), 0), self.wake)
 
     async def _settle(self, job: ClaimedJob, status: JobStatus, error: str | None, delay: float | None) -> None:
         log_event = {JobStatus.done: "job_done", JobStatus.queued: "job_retry", JobStatus.failed: "job_failed"}[status]

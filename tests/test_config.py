@@ -1,0 +1,39 @@
+"""Settings for voice notes and bursts refuse what cannot work, in one line naming the setting."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bedel.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def bare_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in os.environ:
+        if name.startswith(("BEDEL_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env
+
+
+class TestTranscription:
+    def test_a_model_without_a_server_or_a_key_refuses_to_start(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_TRANSCRIPTION_MODEL", "whisper-1")
+
+        with pytest.raises(ConfigError, match=r"^BEDEL_TRANSCRIPTION_API_KEY: "):
+            load_settings()
+
+    def test_a_local_server_needs_no_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_TRANSCRIPTION_MODEL", "Systran/faster-whisper-small")
+        monkeypatch.setenv("BEDEL_TRANSCRIPTION_BASE_URL", "http://localhost:8000/v1")
+
+        assert load_settings().transcription_base_url == "http://localhost:8000/v1"
+
+
+class TestBurstWindow:
+    @pytest.mark.parametrize("value", ["-1", "11", "tres"])
+    def test_a_window_outside_zero_to_ten_seconds_is_refused(self, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+        monkeypatch.setenv("BEDEL_WHATSAPP_BURST_WINDOW_S", value)
+
+        with pytest.raises(ConfigError, match=r"^BEDEL_WHATSAPP_BURST_WINDOW_S: .*fix BEDEL_WHATSAPP_BURST_WINDOW_S$"):
+            load_settings()
