@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from bedel.chat.service import SourcedQuestion
+from bedel.chat.service import AskedQuestion
 from bedel.config import Settings
 from bedel.db import as_utc
 from tests.channels.conftest import FakeClock, eventually
@@ -201,7 +201,7 @@ class TestBurstCrashRecovery:
         async with dying as client:
             for n, fragment in enumerate(FRAGMENTS[:2]):
                 await post(client, text_message(WA_ID, fragment, f"wamid.crash{n}"))
-            questions = [SourcedQuestion(f, f"whatsapp:wamid.crash{n}") for n, f in enumerate(FRAGMENTS[:2])]
+            questions = [AskedQuestion(f, f"whatsapp:wamid.crash{n}") for n, f in enumerate(FRAGMENTS[:2])]
             answer = await dying.app.state.bedel.chat.ask_together(PHONE, questions)
 
         restarted = make_client(burst_settings, clock)

@@ -19,7 +19,7 @@ from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
 from bedel.chat.models import DeliveryStatus, Role
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
-from bedel.chat.service import ChatService, SourcedQuestion
+from bedel.chat.service import AskedQuestion, ChatService
 from bedel.chat.threads import append_message, is_handed_off
 from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
@@ -110,7 +110,7 @@ class ChannelTasks:
         if media.kind == MediaKind.audio and attachment.content is not None:
             transcript, note = await self._transcribe(phone, attachment)
             if transcript:
-                question = SourcedQuestion(transcript, source_id, replace(attachment, transcript=transcript))
+                question = AskedQuestion(transcript, source_id, replace(attachment, transcript=transcript))
                 return await self._ask(phone, [question])
             attachment = replace(attachment, note=note)
         await self._keep(phone, source_id, describe(media), attachment)
@@ -159,7 +159,7 @@ class ChannelTasks:
         The abandoned turn stores no answer; its questions stay stored, and the job runs again
         (postponed to now) to answer them together with the newer one.
         """
-        questions = [SourcedQuestion(payload["text"], _source_id(payload)) for _, payload in burst.jobs]
+        questions = [AskedQuestion(payload["text"], _source_id(payload)) for _, payload in burst.jobs]
         if not self._burst_window:
             return await self._ask(phone, questions)
         asking = asyncio.create_task(self._ask(phone, questions))
@@ -176,7 +176,7 @@ class ChannelTasks:
         finally:
             asking.cancel()
 
-    async def _ask(self, phone: str, questions: list[SourcedQuestion]) -> tuple[str, uuid.UUID | None]:
+    async def _ask(self, phone: str, questions: list[AskedQuestion]) -> tuple[str, uuid.UUID | None]:
         try:
             answer = await self._chat.ask_together(phone, questions)
         except UpstreamUnavailable:

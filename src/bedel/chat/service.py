@@ -48,11 +48,10 @@ def handoff_notice(contact: str) -> str:
     return f"Una persona de {contact} continuará esta conversación y te responderá pronto por este medio."
 
 
-class SourcedQuestion(NamedTuple):
-    """A question from a channel message; `source_id` (e.g. "whatsapp:<wamid>") stores it once."""
-
+class AskedQuestion(NamedTuple):
     text: str
-    source_id: str
+    # The channel message it came from (e.g. "whatsapp:<wamid>"): stored once, its answer found again.
+    source_id: str | None = None
     # The voice note a transcribed question came from, stored with it.
     attachment: AttachmentCreate | None = None
 
@@ -102,13 +101,12 @@ class ChatService:
         source_id: str | None = None,
     ) -> ChatAnswer:
         """`source_id` names the channel message the question came from (see `stored_answer`)."""
-        questions: list[str | SourcedQuestion] = [SourcedQuestion(question, source_id) if source_id else question]
-        async for item in self._answer(phone, questions, options, template, streaming=False):
+        async for item in self._answer(phone, [AskedQuestion(question, source_id)], options, template, streaming=False):
             if isinstance(item, ChatAnswer):
                 return item
         raise AssertionError("_answer always ends with a ChatAnswer")
 
-    async def ask_together(self, phone: str, questions: Sequence[SourcedQuestion]) -> ChatAnswer:
+    async def ask_together(self, phone: str, questions: Sequence[AskedQuestion]) -> ChatAnswer:
         """One answer to messages written in a row, each stored as its own question.
 
         Questions already stored (by a turn abandoned for a newer message) are not stored
@@ -127,7 +125,7 @@ class ChatService:
         template: Any = None,
     ) -> AsyncIterator[str | ChatAnswer]:
         """Yield text deltas, then the stored `ChatAnswer`."""
-        return self._answer(phone, [question], options, template, streaming=True)
+        return self._answer(phone, [AskedQuestion(question)], options, template, streaming=True)
 
     async def stored_answer(self, source_id: str) -> tuple[str, uuid.UUID] | None:
         """The answer already stored for the question from `source_id`: a job re-run after a crash
@@ -139,7 +137,7 @@ class ChatService:
     async def _answer(
         self,
         phone: str,
-        questions: list[str | SourcedQuestion],
+        questions: list[AskedQuestion],
         options: AssistantOptions | None,
         template: Any,
         *,
@@ -147,7 +145,7 @@ class ChatService:
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
         options = options or self.options
-        question = "\n".join(q.text if isinstance(q, SourcedQuestion) else q for q in questions)
+        question = "\n".join(q.text for q in questions)
         async with self._locks.hold(phone):
             begun = time.perf_counter()
             turn = await self._begin(phone, questions)
@@ -198,7 +196,7 @@ class ChatService:
                 keeper.cancel()
         yield answer
 
-    async def _begin(self, phone: str, questions: list[str | SourcedQuestion]) -> Turnaround:
+    async def _begin(self, phone: str, questions: list[AskedQuestion]) -> Turnaround:
         lease = uuid.uuid4()
         deadline = time.monotonic() + TURN_WAIT_S
         while True:
@@ -210,26 +208,21 @@ class ChatService:
                     turn = await threads.open_turn(phone, lease, LEASE_TTL)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
-                    sources = [q.source_id for q in questions if isinstance(q, SourcedQuestion)]
+                    sources = [q.source_id for q in questions if q.source_id]
                     stored = await threads.stored_questions(turn.thread_id, sources)
                     # Questions stored by an abandoned turn are part of this one, not of its history.
                     abandoned = {seq for seq, _ in stored.values()}
                     history = [m for m in history if m.seq not in abandoned]
                     seq, question_id = turn.seq, None
                     for q in questions:
-                        sourced = q if isinstance(q, SourcedQuestion) else SourcedQuestion(q, "")
-                        if sourced.source_id in stored:
-                            question_id = stored[sourced.source_id][1]
+                        if q.source_id in stored:
+                            question_id = stored[q.source_id][1]
                             continue
                         question_id = await threads.add_message(
-                            thread_id=turn.thread_id,
-                            seq=seq,
-                            role=Role.user,
-                            content=sourced.text,
-                            source_id=sourced.source_id or None,
+                            thread_id=turn.thread_id, seq=seq, role=Role.user, content=q.text, source_id=q.source_id
                         )
-                        if sourced.attachment is not None:
-                            await threads.add_attachment(question_id, sourced.attachment)
+                        if q.attachment is not None:
+                            await threads.add_attachment(question_id, q.attachment)
                         seq += 1
                     assert question_id is not None
                     student = await StudentRepository.from_session(session).get_record(phone)
