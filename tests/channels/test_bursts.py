@@ -111,18 +111,24 @@ class TestBursts:
         assert len(await jobs(clean_database, "channels.deliver")) == 1
 
     async def test_a_burst_that_never_goes_quiet_is_answered_ten_seconds_after_its_first_message(
-        self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors
+        self,
+        make_client: Callable[..., Any],
+        burst_settings: Settings,
+        clock: FakeClock,
+        vendors: Vendors,
+        clean_database: str,
     ) -> None:
         texts = [f"parte {n}" for n in range(5)]
         app = make_client(burst_settings, clock)
         async with app as client:
+            first_at = clock.now
             # Never three quiet seconds: at 0, 2.5, 5, 7.5 and 9.5 s.
             for n, text in enumerate(texts):
                 if n:
                     clock.advance(2 if n == len(texts) - 1 else 2.5)
                 await post(client, text_message(WA_ID, text, f"wamid.cap{n}"))
                 wake(app)
-            await asyncio.sleep(0.2)  # give the runner a chance to answer early; it must not
+            await eventually(lambda: leader_postponed_to(clean_database, first_at + timedelta(seconds=10)))
             assert vendors.llm.call_count == 0
             clock.advance(0.5)
             wake(app)
