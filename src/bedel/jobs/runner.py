@@ -2,7 +2,8 @@
 
 The table is the queue (decision 0007): a worker leases one ready job at a time
 per free slot, renews the lease while the job runs, and settles it as done,
-queued again with backoff, or failed. Starting is the recovery sweep: a job
+queued again with backoff, postponed (the job asked to run later, decision
+0010), or failed. Starting is the recovery sweep: a job
 accepted before a crash is queued (or running under a lapsed lease) and runs again.
 """
 
