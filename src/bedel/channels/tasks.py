@@ -89,9 +89,11 @@ class ChannelTasks:
         elif text is None:
             reply, message_id = await self._answer_media(phone, source_id, channel, media)
         else:
+            # The time is read before the burst: a text that comes in meanwhile is left to the watch below.
+            now = self._clock()
             burst = await self._find_burst(job)
             quiet_at = burst.quiet_at(self._burst_window)
-            if self._clock() < quiet_at:
+            if now < quiet_at:
                 raise Postpone(quiet_at)
             reply, message_id = await self._ask_unless_interrupted(phone, burst)
             covered = burst.followers
