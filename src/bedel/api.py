@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from bedel.campaigns.endpoints import router as campaigns_router
 from bedel.channels.endpoints import router as staff_messages_router
 from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
@@ -19,4 +20,5 @@ router.include_router(whatsapp_router)
 router.include_router(twilio_router)
 router.include_router(students_router)
 router.include_router(knowledge_router)
+router.include_router(campaigns_router)
 router.include_router(ops_router)

@@ -1,5 +1,6 @@
 """Application factory: the lifespan builds, in order, everything a request needs."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,6 +8,10 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import router
+from bedel.campaigns.models import CampaignChannel
+from bedel.campaigns.outbox import create_outboxes
+from bedel.campaigns.recording import RECORD_JOB, record_handler
+from bedel.campaigns.runner import CampaignLimits, CampaignRunner
 from bedel.channels.senders import create_senders
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
@@ -61,9 +66,10 @@ def build_state(settings: Settings) -> AppState:
         knowledge=knowledge,
     )
     senders = create_senders(settings)
+    outboxes = create_outboxes(settings)
     jobs = JobRunner(
         sessionmaker,
-        ChannelTasks(sessionmaker, chat, senders).handlers(),
+        ChannelTasks(sessionmaker, chat, senders).handlers() | {RECORD_JOB: record_handler(sessionmaker)},
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
@@ -80,6 +86,21 @@ def build_state(settings: Settings) -> AppState:
         limiter=RequestLimiter(settings),
         senders=senders,
         jobs=jobs,
+        outboxes=outboxes,
+        campaigns=CampaignRunner(
+            sessionmaker,
+            outboxes,
+            CampaignLimits(
+                rates={
+                    CampaignChannel.whatsapp_template: settings.campaign_rate_whatsapp,
+                    CampaignChannel.sms: settings.campaign_rate_sms,
+                    CampaignChannel.email: settings.campaign_rate_email,
+                },
+                max_attempts=settings.campaign_max_attempts,
+                retry_base_s=settings.campaign_retry_base_s,
+                lease_s=settings.campaign_lease_s,
+            ),
+        ),
     )
 
 
@@ -98,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.knowledge.start()
         if state.settings.jobs_in_process:
             state.jobs.start()
+            state.campaigns.start()
         log.info(
             "started",
             provider=state.settings.llm_provider,
@@ -109,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             state.shutting_down = True
-            await state.jobs.stop()
+            await asyncio.gather(state.jobs.stop(), state.campaigns.stop())
             await state.aclose()
             forget_this_process()
             log.info("stopped")

@@ -169,11 +169,17 @@ async def _work(settings: Settings) -> None:
     # Answers cite the knowledge base, so a worker loads the index like the API does.
     await state.knowledge.start()
     state.jobs.start()
-    log.info("worker_started", concurrency=settings.worker_concurrency, channels=sorted(state.senders))
+    state.campaigns.start()
+    log.info(
+        "worker_started",
+        concurrency=settings.worker_concurrency,
+        channels=sorted(state.senders),
+        campaign_channels=sorted(state.outboxes),
+    )
     try:
         await stop.wait()
     finally:
-        await state.jobs.stop(grace_s=30)
+        await asyncio.gather(state.jobs.stop(grace_s=30), state.campaigns.stop(grace_s=30))
         await state.aclose()
         log.info("worker_stopped")
 

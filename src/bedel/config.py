@@ -21,6 +21,12 @@ class LLMProvider(StrEnum):
     openai_compatible = "openai_compatible"
 
 
+class SMTPSecurity(StrEnum):
+    starttls = "starttls"
+    tls = "tls"
+    none = "none"
+
+
 class ConfigError(Exception):
     """A setting that prevents start-up, with the fix in the message."""
 
@@ -91,6 +97,23 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
+    # A Twilio number that sends SMS (campaigns on the `sms` channel).
+    twilio_sms_from: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_security: SMTPSecurity = SMTPSecurity.starttls
+
+    # Campaigns (bulk messages): see docs/decisions/0010. Rates are messages per second
+    # across all workers together; 0 sends as fast as the workers can.
+    campaign_rate_whatsapp: float = Field(default=80.0, ge=0)
+    campaign_rate_sms: float = Field(default=10.0, ge=0)
+    campaign_rate_email: float = Field(default=10.0, ge=0)
+    campaign_max_attempts: int = Field(default=5, ge=1)
+    campaign_retry_base_s: float = Field(default=5.0, gt=0)
+    campaign_lease_s: float = Field(default=60.0, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -136,6 +159,14 @@ class Settings(BaseSettings):
             and self.whatsapp_access_token
             and self.whatsapp_phone_number_id
         )
+
+    @property
+    def sms_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_sms_from)
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from)
 
     @property
     def twilio_enabled(self) -> bool:

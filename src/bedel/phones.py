@@ -51,3 +51,11 @@ def mask_phone(phone: str) -> str:
     """`+52*****7788`: enough to tell conversations apart in logs, not enough to call."""
     visible = phone[-4:] if len(phone) >= 10 else phone[-2:]
     return phone[:3] + "*" * (len(phone) - 3 - len(visible)) + visible
+
+
+def is_dialable(phone: str) -> bool:
+    """Whether a canonical key is a real number a carrier can deliver an SMS or WhatsApp message to."""
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(phone))
+    except phonenumbers.NumberParseException:
+        return False

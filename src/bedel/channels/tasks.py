@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.campaigns.service import opt_out_request, set_subscription
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender, SendFailed
 from bedel.channels.schemas import Delivery
@@ -21,6 +22,11 @@ from bedel.phones import mask_phone
 log = structlog.get_logger()
 
 ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
+UNSUBSCRIBED_REPLY = (
+    "Listo, ya no recibirás avisos masivos. Puedes seguir escribiéndome tus dudas. "
+    "Si quieres volver a recibirlos, escribe ALTA."
+)
+SUBSCRIBED_REPLY = "Listo, volverás a recibir los avisos de la institución. Para dejar de recibirlos, escribe BAJA."
 UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
 
 
@@ -41,6 +47,10 @@ class ChannelTasks:
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
         phone, text = job.payload["phone"], job.payload["text"]
+        subscription = opt_out_request(text)
+        if subscription is not None:
+            await self._change_subscription(job, subscription)
+            return
         async with self._sessionmaker() as session, session.begin():
             if await is_handed_off(session, phone):
                 # The person on staff reads it in the thread; the bot stays silent.
@@ -58,6 +68,19 @@ class ChannelTasks:
         async with self._sessionmaker() as session, session.begin():
             delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
+
+    async def _change_subscription(self, job: JobContext, subscribe: bool) -> None:
+        """ "BAJA" / "STOP" (or "ALTA" / "START"): no bot answer, the change confirmed in the thread."""
+        phone, channel = job.payload["phone"], Channel(job.payload["channel"])
+        source_id = f"{channel}:{job.payload['external_id']}"
+        async with self._sessionmaker() as session, session.begin():
+            await set_subscription(session, phone, subscribe)
+            await append_message(session, phone, Role.user, job.payload["text"])
+            reply = SUBSCRIBED_REPLY if subscribe else UNSUBSCRIBED_REPLY
+            message_id = await append_message(session, phone, Role.assistant, reply)
+            delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
+            await enqueue_delivery(session, delivery, once_for=source_id)
+        log.info("campaign_subscription_changed", phone=mask_phone(phone), subscribed=subscribe)
 
     async def _ask(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
         try:

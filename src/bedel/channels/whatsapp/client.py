@@ -18,13 +18,18 @@ class WhatsAppClient:
         self._path = f"/{phone_number_id}/messages"
 
     async def send_text(self, to: str, text: str) -> str:
-        body = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": {"preview_url": False, "body": text},
-        }
+        return await self._send(to, {"type": "text", "text": {"preview_url": False, "body": text}})
+
+    async def send_template(self, to: str, name: str, language: str, parameters: list[str]) -> str:
+        """An approved template, the only kind of message allowed outside the 24-hour window."""
+        template: dict[str, object] = {"name": name, "language": {"code": language}}
+        if parameters:
+            body = [{"type": "text", "text": value} for value in parameters]
+            template["components"] = [{"type": "body", "parameters": body}]
+        return await self._send(to, {"type": "template", "template": template})
+
+    async def _send(self, to: str, message: dict[str, object]) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **message}
         try:
             response = await self._http.post(self._path, json=body)
         except httpx.HTTPError as exc:
@@ -43,5 +48,6 @@ def _failure(response: httpx.Response) -> SendFailed:
         code, message = int(error.get("code", 0)), str(error.get("message", ""))
     except (ValueError, KeyError, TypeError):
         code, message = 0, response.text[:200]
-    temporary = response.status_code == 429 or response.status_code >= 500 or code in _TEMPORARY_CODES
+    # 401: the token was refused or expired; every message would fail alike until it is replaced.
+    temporary = response.status_code in (401, 429) or response.status_code >= 500 or code in _TEMPORARY_CODES
     return SendFailed(f"Graph API {response.status_code} code {code}: {message}", temporary=temporary)
