@@ -1,4 +1,4 @@
-"""The `bedel` command: serve, worker, db upgrade, students import, kb add, chat, eval.
+"""The `bedel` command: serve, worker, db upgrade, students import, kb add, campaigns, chat, eval.
 
 Start-up errors print one line and exit with a distinct code.
 """
@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bedel import migrate
 from bedel.app import build_state, create_app, mark_stopping
+from bedel.campaigns.cli import app as campaigns_app
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import create_engine
 from bedel.errors import BedelError
@@ -43,6 +44,7 @@ db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(students_app, name="students")
 app.add_typer(knowledge_app, name="kb")
+app.add_typer(campaigns_app, name="campaigns")
 log = structlog.get_logger()
 
 

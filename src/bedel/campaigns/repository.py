@@ -160,6 +160,17 @@ class CampaignRepository:
         )
         return [Claimed(*row) for row in rows]
 
+    async def renew(self, campaign_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> None:
+        await self.session.execute(
+            update(_recipients)
+            .where(
+                _recipients.c.campaign_id == campaign_id,
+                _recipients.c.status == RecipientStatus.sending,
+                _recipients.c.lease_token == token,
+            )
+            .values(leased_until=utcnow() + ttl)
+        )
+
     async def settle(self, token: uuid.UUID, settlements: Sequence[Settlement]) -> None:
         """Record each outcome; only the lease holder's word counts, so a late worker changes nothing."""
         if not settlements:

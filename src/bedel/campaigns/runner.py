@@ -42,6 +42,8 @@ MAX_BATCH = 100
 # A batch is booked for about this long of its channel's schedule, so workers take turns often.
 BATCH_SPAN_S = 0.5
 MAX_BACKOFF_S = 300.0
+# Sends stop this far into a lease that was not renewed, leaving time to settle before it lapses.
+LEASE_MARGIN = 0.6
 # A batch where at least this share of sends failed for a passing reason is an outage, not bad luck.
 OUTAGE_SHARE = 0.5
 OUTAGE_MIN_FAILURES = 3
@@ -62,6 +64,14 @@ class CampaignLimits:
     max_attempts: int
     retry_base_s: float
     lease_s: float
+
+
+@dataclass
+class _Lease:
+    campaign_id: uuid.UUID
+    token: uuid.UUID
+    # No send starts after this: past it, the lease may have lapsed and another worker taken the recipient.
+    deadline: float
 
 
 @dataclass
@@ -127,9 +137,13 @@ class CampaignRunner:
         """Lease and send one batch of the oldest campaign that has work; False when none had any."""
         async with self._sessionmaker() as session, session.begin():
             campaigns = await CampaignRepository.from_session(session).sendable()
-        for campaign_id, channel in campaigns:
+        for campaign_id, name in campaigns:
+            channel = CampaignChannel(name)
             token = uuid.uuid4()
-            size = self._batch_size(CampaignChannel(channel))
+            size = self._batch_size(channel)
+            # The turn on the channel's schedule comes first and the lease after it, so no lease runs out
+            # while a worker waits for its turn.
+            turn = await self._wait_for_turn(channel, size)
             async with self._sessionmaker() as session, session.begin():
                 repository = CampaignRepository.from_session(session)
                 claimed = await repository.claim(campaign_id, size, timedelta(seconds=self._limits.lease_s), token)
@@ -141,11 +155,21 @@ class CampaignRunner:
                 assert campaign is not None
                 fields = await load_fields(session, claimed)
                 opted_out = await repository.opted_out([r.phone for r in claimed if r.phone])
-            deadline = self._clock() + self._limits.lease_s * 0.8
-            message = CampaignMessage(CampaignChannel(channel), campaign.message)
-            await self._send_batch(campaign_id, message, claimed, fields, opted_out, token, deadline, campaign.outages)
+            lease = _Lease(campaign_id, token, self._clock() + self._limits.lease_s * LEASE_MARGIN)
+            message = CampaignMessage(channel, campaign.message)
+            await self._send_batch(campaign_id, message, claimed, fields, opted_out, lease, campaign.outages, turn)
             return True
         return False
+
+    async def _wait_for_turn(self, channel: CampaignChannel, size: int) -> float:
+        """Book `size` sends on the channel's shared schedule and sleep until they may begin."""
+        rate = self._limits.rates.get(channel, 0.0)
+        if rate <= 0:
+            return self._clock()
+        async with self._sessionmaker() as session, session.begin():
+            start = await CampaignRepository.from_session(session).reserve_sends(channel, size / rate, self._clock())
+        await asyncio.sleep(max(0.0, start - self._clock()))
+        return start
 
     def _batch_size(self, channel: CampaignChannel) -> int:
         rate = self._limits.rates.get(channel, 0.0)
@@ -158,9 +182,9 @@ class CampaignRunner:
         claimed: Sequence[Claimed],
         fields: Mapping[int, Fields],
         opted_out: set[str],
-        token: uuid.UUID,
-        deadline: float,
+        lease: "_Lease",
         outages: int,
+        turn: float,
     ) -> None:
         settlements: list[Settlement] = []
         outcomes: list[_Outcome] = []
@@ -172,7 +196,12 @@ class CampaignRunner:
                 outcomes.append(_Outcome(recipient, message.render(fields.get(recipient.id, {}))))
             except RenderFailed as exc:
                 settlements.append(Settlement(recipient.id, RecipientStatus.failed, error=str(exc)))
-        await self._send_paced(message.channel, outcomes, deadline)
+        keeper = asyncio.create_task(self._keep_lease(lease))
+        try:
+            await self._send_paced(message.channel, outcomes, lease, turn)
+        finally:
+            keeper.cancel()
+        token = lease.token
         outage = self._outage(outcomes, outages)
         settlements += self._settlements(outcomes, outage is not None)
         async with self._sessionmaker() as session, session.begin():
@@ -188,25 +217,38 @@ class CampaignRunner:
         outcomes_seen = collections.Counter(_OUTCOME[settlement.status] for settlement in settlements)
         count_campaign_sends(message.channel, outcomes_seen)
 
-    async def _send_paced(self, channel: CampaignChannel, outcomes: list[_Outcome], deadline: float) -> None:
+    async def _keep_lease(self, lease: "_Lease") -> None:
+        """Renew the batch's lease while it is sent; a renewal that fails stops further sends in time."""
+        ttl = timedelta(seconds=self._limits.lease_s)
+        while True:
+            await asyncio.sleep(self._limits.lease_s / 3)
+            renewed_at = self._clock()
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await CampaignRepository.from_session(session).renew(lease.campaign_id, lease.token, ttl)
+            except Exception:
+                log.exception("campaign_lease_renewal_failed")
+                continue
+            lease.deadline = renewed_at + self._limits.lease_s * LEASE_MARGIN
+
+    async def _send_paced(
+        self, channel: CampaignChannel, outcomes: list[_Outcome], lease: "_Lease", start: float
+    ) -> None:
         if not outcomes:
             return
         outbox = self._outboxes.get(channel)
         rate = self._limits.rates.get(channel, 0.0)
-        start = self._clock()
-        if rate > 0:
-            async with self._sessionmaker() as session, session.begin():
-                start = await CampaignRepository.from_session(session).reserve_sends(
-                    channel, len(outcomes) / rate, self._clock()
-                )
+        # Spread evenly over the span booked from `start`, so batches of different workers never overlap.
         slots = asyncio.Semaphore(IN_FLIGHT)
 
         async def send(number: int, outcome: _Outcome) -> None:
             async with slots:
-                if rate > 0:
-                    await asyncio.sleep(max(0.0, start + number / rate - self._clock()))
-                # Past the deadline the lease may lapse and another worker take the recipient: leave it alone.
-                if self._clock() > deadline:
+                due = start + number / rate if rate > 0 else start
+                await asyncio.sleep(max(0.0, due - self._clock()))
+                # A send that missed its moment by a whole span would crowd the next worker's turn; and past
+                # the deadline the lease may lapse and another worker take the recipient. Either way it waits.
+                late = rate > 0 and self._clock() > due + BATCH_SPAN_S
+                if late or self._clock() > lease.deadline:
                     outcome.unsent = True
                     return
                 assert outcome.rendered is not None
