@@ -53,7 +53,7 @@ def create(
         Path | None,
         typer.Option(help="A file of phones or emails, one per line, or a CSV's first column (header skipped)"),
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Count and show three samples; store nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count and show three samples; store nothing")] = False,
 ) -> None:
     """Write a draft campaign with its recipients (start it with `start`), or with --dry-run preview it."""
     message: dict[str, Any] = {"text": text, "subject": subject}
@@ -116,7 +116,7 @@ def start(campaign_id: CampaignId) -> None:
 
 @app.command()
 def pause(campaign_id: CampaignId) -> None:
-    """Stop sending for now; messages being sent this second still go."""
+    """Stop sending for now; a batch already being sent finishes."""
     _change(campaign_id, "pause")
 
 
