@@ -37,7 +37,7 @@ log = structlog.get_logger()
 POLL_S = 1.0
 # Concurrent batches per process, and sends in flight per batch.
 LANES = 2
-IN_FLIGHT = 25
+IN_FLIGHT = 8
 MAX_BATCH = 100
 # A batch is booked for about this long of its channel's schedule, so workers take turns often.
 BATCH_SPAN_S = 0.5
@@ -210,7 +210,7 @@ class CampaignRunner:
                 until, reason = outage
                 await repository.hold(campaign_id, until, reason)
                 log.warning("campaign_held", campaign_id=str(campaign_id), until=until.isoformat(), reason=reason)
-            elif any(outcome.vendor_id for outcome in outcomes):
+            elif outages and any(outcome.vendor_id for outcome in outcomes):
                 await repository.clear_hold(campaign_id)
             await repository.settle(token, settlements)
             await record_sent(session, [(o.recipient, o.rendered) for o in outcomes if o.vendor_id and o.rendered])
