@@ -21,7 +21,8 @@ class WhatsAppClient:
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to,
+            # A phone goes in `to`; a business-scoped user id ("MX.1502576394655843") in `recipient`.
+            "to" if to.isdigit() else "recipient": to,
             "type": "text",
             "text": {"preview_url": False, "body": text},
         }

@@ -1,0 +1,162 @@
+"""Linking a username-only WhatsApp user to their student record.
+
+Business rules: until verified, an anonymous conversation gets general answers
+only, and questions about personal data are answered with how to verify. The
+student writes their student id, then the fact of their record the settings name
+(`BEDEL_IDENTITY_VERIFICATION_FIELD`); when exactly one student matches both, the
+business-scoped id is linked to that student's phone and thread. An unknown
+student id and a wrong fact get the same answer, so nobody learns whether an id
+exists; after `BEDEL_IDENTITY_VERIFICATION_ATTEMPTS` failures the identity waits
+`BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S` before it may try again.
+"""
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.chat.models import Role
+from bedel.chat.threads import append_message
+from bedel.config import Settings
+from bedel.db import as_utc
+from bedel.identities.facts import is_question, parse_date, same_fact, student_id_in
+from bedel.identities.models import ChannelIdentity
+from bedel.identities.repository import IdentityRepository
+from bedel.phones import mask_phone
+from bedel.students.fields import FieldCatalog, normalize_column
+from bedel.students.models import Student
+from bedel.students.repository import StudentRepository
+
+log = structlog.get_logger()
+
+INVITATION = (
+    "Puedo responder tus dudas generales. Para consultar tus datos personales (como tu saldo o tus "
+    "calificaciones), primero necesito confirmar quién eres: escríbeme tu matrícula."
+)
+ASK_STUDENT_ID = "Para consultar tus datos personales primero necesito confirmar quién eres. Escríbeme tu matrícula."
+ASK_FACT = "Gracias. Ahora escríbeme tu {label} tal como aparece en tu registro{example}."
+DATE_EXAMPLE = " (por ejemplo, 15/03/2004)"
+UNREADABLE_DATE = "No entendí la fecha. Escríbela con día, mes y año, por ejemplo 15/03/2004."
+NOT_VERIFIED = (
+    "No pude confirmar tu identidad con esos datos. Si quieres intentarlo de nuevo, escríbeme tu matrícula."
+)
+LOCKED = (
+    "Por seguridad, espera {minutes} minutos antes de volver a intentar confirmar tu identidad. "
+    "Mientras tanto puedo responder tus dudas generales."
+)
+VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """Which fact of the record proves identity, and how many tries it gets."""
+
+    columns: frozenset[str]  # normalised column names that hold the fact
+    label: str
+    is_date: bool
+    attempts: int
+    cooldown: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalog: FieldCatalog) -> "VerificationPolicy":
+        """`BEDEL_IDENTITY_VERIFICATION_FIELD` names a concept of the field catalog or a column."""
+        name = settings.identity_verification_field
+        concept = catalog.concept(name)
+        if concept is not None:
+            columns = frozenset(normalize_column(column) for column in concept.columns)
+            label, is_date = concept.label, concept.kind == "date"
+        else:
+            columns = frozenset({normalize_column(name)})
+            label, is_date = catalog.label_for(name), False
+        return cls(
+            columns=columns,
+            label=label,
+            is_date=is_date,
+            attempts=settings.identity_verification_attempts,
+            cooldown=timedelta(seconds=settings.identity_verification_cooldown_s),
+        )
+
+    def recorded(self, attributes: dict[str, Any]) -> Any:
+        return next((value for column, value in attributes.items() if normalize_column(column) in self.columns), None)
+
+
+class IdentityVerifier:
+    def __init__(self, policy: VerificationPolicy, catalog: FieldCatalog) -> None:
+        self._policy = policy
+        self._catalog = catalog
+
+    async def step(
+        self, session: AsyncSession, phone: str, text: str, source_id: str, now: datetime
+    ) -> tuple[str, uuid.UUID] | None:
+        """The reply to a message of an anonymous conversation, stored in its thread, when the message
+        is part of verifying or asks for personal data; None when it is a question for the chat flow."""
+        identity = await IdentityRepository.from_session(session).anonymous(phone)
+        if identity is None:
+            return None
+        reply = await self._reply(session, identity, text.strip(), now)
+        if reply is None:
+            return None
+        identity.invited_at = identity.invited_at or now
+        await append_message(session, phone, Role.user, text, source_id=source_id)
+        message_id = await append_message(session, phone, Role.assistant, reply)
+        return reply, message_id
+
+    async def invitation(self, session: AsyncSession, phone: str, now: datetime) -> str | None:
+        """How to verify, told once to each anonymous conversation after its first general answer."""
+        identity = await IdentityRepository.from_session(session).anonymous(phone)
+        if identity is None or identity.invited_at is not None:
+            return None
+        identity.invited_at = now
+        return INVITATION
+
+    async def _reply(self, session: AsyncSession, identity: ChannelIdentity, text: str, now: datetime) -> str | None:
+        asks_personal = bool(self._catalog.concepts_in_question(text))
+        if identity.locked_until is not None and as_utc(identity.locked_until) > now:
+            if student_id_in(text) or parse_date(text) or asks_personal or identity.claimed_external_id:
+                return self._locked(identity, now)
+            return None
+        if identity.claimed_external_id is None:
+            if (student_id := student_id_in(text)) is not None:
+                identity.claimed_external_id = student_id
+                return ASK_FACT.format(label=self._policy.label.lower(), example=self._example)
+            return ASK_STUDENT_ID if asks_personal else None
+        if is_question(text):
+            return ASK_FACT.format(label=self._policy.label.lower(), example=self._example) if asks_personal else None
+        if self._policy.is_date and parse_date(text) is None:
+            return UNREADABLE_DATE
+        return await self._check(session, identity, text, now)
+
+    async def _check(self, session: AsyncSession, identity: ChannelIdentity, given: str, now: datetime) -> str:
+        assert identity.claimed_external_id is not None
+        candidates = await StudentRepository.from_session(session).find_by_external_id(identity.claimed_external_id)
+        matches = [student for student in candidates if same_fact(self._policy.recorded(student.attributes), given)]
+        identity.claimed_external_id = None
+        if len(matches) == 1:
+            return self._link(identity, matches[0])
+        identity.failed_attempts += 1
+        if identity.failed_attempts < self._policy.attempts:
+            return NOT_VERIFIED
+        identity.failed_attempts = 0
+        identity.locked_until = now + self._policy.cooldown
+        log.warning("identity_verification_locked", conversation=identity.phone)
+        return self._locked(identity, now)
+
+    def _link(self, identity: ChannelIdentity, student: Student) -> str:
+        log.info("identity_verified", conversation=identity.phone, phone=mask_phone(student.phone))
+        identity.phone = student.phone
+        identity.failed_attempts = 0
+        identity.locked_until = None
+        return VERIFIED.format(name=f", {student.name}" if student.name else "")
+
+    def _locked(self, identity: ChannelIdentity, now: datetime) -> str:
+        assert identity.locked_until is not None
+        minutes = max(1, math.ceil((as_utc(identity.locked_until) - now).total_seconds() / 60))
+        return LOCKED.format(minutes=minutes)
+
+    @property
+    def _example(self) -> str:
+        return DATE_EXAMPLE if self._policy.is_date else ""
