@@ -30,7 +30,7 @@ _MONTHS = {
 _DAY_FIRST = re.compile(r"\b(\d{1,2})[/\-.](\d{1,2})[/\-.](\d{4})\b")
 _ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _IN_WORDS = re.compile(r"\b(\d{1,2})\s+(?:de\s+)?([a-z]+)\.?\s+(?:de\s+|del\s+)?(\d{4})\b")
-_TOKEN_EDGES = "\"'.,;:!¡()[]"
+_WORD_EDGES = "\"'.,;:!¡()[]"
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/]{2,99}")
 # A student id comes alone or in a short sentence ("mi matrícula es A01230002"), not in a paragraph.
 _MAX_WORDS_WITH_ID = 6
@@ -57,7 +57,7 @@ def parse_date(text: str) -> date | None:
 
 def student_id_in(text: str) -> str | None:
     """The student id a short message gives: its one word with a digit that is not a date."""
-    words = [word.strip(_TOKEN_EDGES) for word in text.split()]
+    words = [word.strip(_WORD_EDGES) for word in text.split()]
     if is_question(text) or len(words) > _MAX_WORDS_WITH_ID:
         return None
     found = [

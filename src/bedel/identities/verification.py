@@ -41,9 +41,7 @@ ASK_STUDENT_ID = "Para consultar tus datos personales primero necesito confirmar
 ASK_FACT = "Gracias. Ahora escríbeme tu {label} tal como aparece en tu registro{example}."
 DATE_EXAMPLE = " (por ejemplo, 15/03/2004)"
 UNREADABLE_DATE = "No entendí la fecha. Escríbela con día, mes y año, por ejemplo 15/03/2004."
-NOT_VERIFIED = (
-    "No pude confirmar tu identidad con esos datos. Si quieres intentarlo de nuevo, escríbeme tu matrícula."
-)
+NOT_VERIFIED = "No pude confirmar tu identidad con esos datos. Si quieres intentarlo de nuevo, escríbeme tu matrícula."
 LOCKED = (
     "Por seguridad, espera {minutes} minutos antes de volver a intentar confirmar tu identidad. "
     "Mientras tanto puedo responder tus dudas generales."
