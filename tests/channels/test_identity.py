@@ -23,11 +23,13 @@ from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     CHANNEL_SETTINGS,
     GRAPH_MESSAGES_URL,
+    TWILIO_MESSAGES_URL,
     graph_sent,
     graph_sent_to_user,
     signed,
     text_message,
     twilio_form,
+    twilio_sent,
     twilio_signed,
     username_message,
 )
@@ -179,6 +181,15 @@ class TestUsernameOnlyStudent:
             assert await lucia.ask("en marzo") == UNREADABLE_DATE
             assert "Lucía Pérez" in await lucia.ask("15 de marzo de 2004")
 
+    async def test_a_second_student_id_corrects_the_first(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        lucia = Student(wa_client, graph)
+        await lucia.ask("A002")
+
+        assert "fecha de nacimiento" in await lucia.ask("perdón, es A001")
+        assert "Lucía Pérez" in await lucia.ask("15/03/2004")
+
     async def test_a_classmates_id_is_not_guessable(
         self, make_wa_client: Any, graph: respx.Route, clean_database: str
     ) -> None:
@@ -225,7 +236,7 @@ class TestIdentitiesOfOneStudent:
         content, headers = signed(text_message(WA_ID, "¿cuál es mi saldo?", "wamid.phone"))
         await wa_client.post("/webhooks/whatsapp", content=content, headers=headers)
         with respx.mock(assert_all_called=False) as twilio:
-            twilio.route(host="twilio.test").mock(return_value=httpx.Response(201, json={"sid": "SM" + "b" * 32}))
+            twilio.post(TWILIO_MESSAGES_URL).mock(return_value=twilio_sent(f"whatsapp:+{WA_ID}", "¿y mi adeudo?"))
             body, headers = twilio_signed(twilio_form(WA_ID, "¿y mi adeudo?", "SM" + "c" * 32))
             await wa_client.post("/webhooks/twilio", content=body, headers=headers)
             await eventually(lambda: twilio.calls.call_count == 1)

@@ -113,18 +113,21 @@ class IdentityVerifier:
 
     async def _reply(self, session: AsyncSession, identity: ChannelIdentity, text: str, now: datetime) -> str | None:
         asks_personal = bool(self._catalog.concepts_in_question(text))
+        student_id = student_id_in(text)
         if identity.locked_until is not None and as_utc(identity.locked_until) > now:
-            if student_id_in(text) or parse_date(text) or asks_personal or identity.claimed_external_id:
-                return self._locked(identity, now)
-            return None
+            return self._locked(identity, now) if student_id or parse_date(text) or asks_personal else None
         if identity.claimed_external_id is None:
-            if (student_id := student_id_in(text)) is not None:
+            if student_id is not None:
                 identity.claimed_external_id = student_id
-                return ASK_FACT.format(label=self._policy.label.lower(), example=self._example)
+                return self._ask_fact
             return ASK_STUDENT_ID if asks_personal else None
         if is_question(text):
-            return ASK_FACT.format(label=self._policy.label.lower(), example=self._example) if asks_personal else None
+            return self._ask_fact if asks_personal else None
         if self._policy.is_date and parse_date(text) is None:
+            if student_id is not None:
+                # A second student id, not a date: the student corrects the first one.
+                identity.claimed_external_id = student_id
+                return self._ask_fact
             return UNREADABLE_DATE
         return await self._check(session, identity, text, now)
 
@@ -156,5 +159,5 @@ class IdentityVerifier:
         return LOCKED.format(minutes=minutes)
 
     @property
-    def _example(self) -> str:
-        return DATE_EXAMPLE if self._policy.is_date else ""
+    def _ask_fact(self) -> str:
+        return ASK_FACT.format(label=self._policy.label.lower(), example=DATE_EXAMPLE if self._policy.is_date else "")
