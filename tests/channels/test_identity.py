@@ -210,6 +210,20 @@ class TestUsernameOnlyStudent:
             assert "Lucía Pérez" in await intruder.ask("15/03/2004")
 
 
+class TestUsernamePayloads:
+    async def test_a_message_naming_no_sender_is_acknowledged_and_ignored(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str
+    ) -> None:
+        payload = username_message(BSUID, "hola", "wamid.nobody")
+        del payload["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"]
+        content, headers = signed(payload)
+
+        response = await wa_client.post("/webhooks/whatsapp", content=content, headers=headers)
+
+        assert response.json() == {"accepted": 0}
+        assert await identities(clean_database) == {}
+
+
 class TestIdentitiesOfOneStudent:
     async def test_a_business_scoped_id_seen_with_a_phone_needs_no_verification(
         self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str

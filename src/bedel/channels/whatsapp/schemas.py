@@ -87,13 +87,10 @@ def _inbound(message: InboundMessage) -> Inbound | None:
     identities: list[Identity] = []
     if message.from_user_id:
         identities.append(Identity(IdentityKind.bsuid, message.from_user_id))
-    if message.sender is not None:
-        try:
-            phone = normalize_phone(message.sender)
-        except InvalidPhone:
-            log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(message.sender))
-            return None
-        identities.append(Identity(IdentityKind.wa_id, message.sender))
+    sender = message.sender
+    phone = _canonical(sender) if sender is not None else None
+    if sender is not None and phone is not None:
+        identities.append(Identity(IdentityKind.wa_id, sender))
         # The canonical digits: a Mexican mobile without the "1" WhatsApp adds ("52 55..." not "52 1 55..."),
         # the form the Cloud API accepts for every Mexican number.
         address = phone.removeprefix("+")
@@ -111,3 +108,11 @@ def _inbound(message: InboundMessage) -> Inbound | None:
         sent_at=datetime.fromtimestamp(message.timestamp, UTC),
         identities=tuple(identities),
     )
+
+
+def _canonical(sender: str) -> str | None:
+    try:
+        return normalize_phone(sender)
+    except InvalidPhone:
+        log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(sender))
+        return None
