@@ -38,9 +38,9 @@ BSUID = "MX.1502576394655843"
 WA_ID = "5215512345678"
 PHONE = "+525512345678"
 STUDENTS = (
-    "matricula,nombre,telefono,adeudo,fecha_nacimiento\n"
-    "A001,Lucía Pérez,+52 55 1234 5678,4500,2004-03-15\n"
-    "A002,Mario Soto,+52 55 8765 4321,1200,2003-07-01\n"
+    "matricula,nombre,telefono,adeudo,fecha_nacimiento,curp\n"
+    "A001,Lucía Pérez,+52 55 1234 5678,4500,2004-03-15,PEPL040315MDFRRC09\n"
+    "A002,Mario Soto,+52 55 8765 4321,1200,2003-07-01,SOMM030701HDFTRR01\n"
 )
 
 
@@ -180,6 +180,16 @@ class TestUsernameOnlyStudent:
 
             assert await lucia.ask("en marzo") == UNREADABLE_DATE
             assert "Lucía Pérez" in await lucia.ask("15 de marzo de 2004")
+
+    async def test_the_fact_asked_is_the_one_the_settings_name(self, make_wa_client: Any, graph: respx.Route) -> None:
+        async with make_wa_client(identity_verification_field="curp") as client:
+            lucia = Student(client, graph)
+
+            assert "curp" in await lucia.ask("A001")
+            assert await lucia.ask("15/03/2004") == NOT_VERIFIED
+            await lucia.ask("A001")
+            assert "Lucía Pérez" in await lucia.ask("pepl040315mdfrrc09")
+            assert "4,500" in await lucia.ask("¿cuánto debo?")
 
     async def test_a_second_student_id_corrects_the_first(
         self, wa_client: httpx.AsyncClient, graph: respx.Route

@@ -14,14 +14,14 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.models import Role
 from bedel.chat.threads import append_message
-from bedel.config import Settings
+from bedel.config import ConfigError, Settings
 from bedel.db import as_utc
 from bedel.identities.facts import is_question, parse_date, same_fact, student_id_in
 from bedel.identities.models import ChannelIdentity
@@ -53,7 +53,8 @@ VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
 class VerificationPolicy:
     """Which fact of the record proves identity, and how many tries it gets."""
 
-    columns: frozenset[str]  # normalised column names that hold the fact
+    columns: frozenset[str]  # normalised column names that hold the fact among the attributes
+    own_field: Literal["email", "name"] | None  # or the record's own field the importer reads it into
     label: str
     is_date: bool
     attempts: int
@@ -61,7 +62,10 @@ class VerificationPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: FieldCatalog) -> "VerificationPolicy":
-        """`BEDEL_IDENTITY_VERIFICATION_FIELD` names a concept of the field catalog or a column."""
+        """`BEDEL_IDENTITY_VERIFICATION_FIELD` names a concept of the field catalog or a column.
+
+        Raises `ConfigError` when it names the student id or the phone, which prove nothing more.
+        """
         name = settings.identity_verification_field
         concept = catalog.concept(name)
         if concept is not None:
@@ -70,16 +74,26 @@ class VerificationPolicy:
         else:
             columns = frozenset({normalize_column(name)})
             label, is_date = catalog.label_for(name), False
+        roles = {catalog.identity_role(column) for column in columns} - {None}
+        if roles & {"external_id", "phone"}:
+            raise ConfigError(
+                f"BEDEL_IDENTITY_VERIFICATION_FIELD: {name!r} is the student id or the phone, which the "
+                "student gives anyway; name another fact of the record, such as birth_date"
+            )
         return cls(
             columns=columns,
+            own_field="email" if "email" in roles else "name" if "name" in roles else None,
             label=label,
             is_date=is_date,
             attempts=settings.identity_verification_attempts,
             cooldown=timedelta(seconds=settings.identity_verification_cooldown_s),
         )
 
-    def recorded(self, attributes: dict[str, Any]) -> Any:
-        return next((value for column, value in attributes.items() if normalize_column(column) in self.columns), None)
+    def recorded(self, student: Student) -> Any:
+        if self.own_field is not None:
+            return getattr(student, self.own_field)
+        found = (value for column, value in student.attributes.items() if normalize_column(column) in self.columns)
+        return next(found, None)
 
 
 class IdentityVerifier:
@@ -134,7 +148,7 @@ class IdentityVerifier:
     async def _check(self, session: AsyncSession, identity: ChannelIdentity, given: str, now: datetime) -> str:
         assert identity.claimed_external_id is not None
         candidates = await StudentRepository.from_session(session).find_by_external_id(identity.claimed_external_id)
-        matches = [student for student in candidates if same_fact(self._policy.recorded(student.attributes), given)]
+        matches = [student for student in candidates if same_fact(self._policy.recorded(student), given)]
         identity.claimed_external_id = None
         if len(matches) == 1:
             return self._link(identity, matches[0])
