@@ -191,6 +191,14 @@ class TestUsernameOnlyStudent:
             assert "Lucía Pérez" in await lucia.ask("pepl040315mdfrrc09")
             assert "4,500" in await lucia.ask("¿cuánto debo?")
 
+    async def test_the_id_and_the_date_may_come_in_one_message(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        lucia = Student(wa_client, graph)
+
+        assert "Lucía Pérez" in await lucia.ask("A001 15/03/2004")
+        assert "4,500" in await lucia.ask("¿cuánto debo?")
+
     async def test_a_second_student_id_corrects_the_first(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
     ) -> None:

@@ -128,22 +128,24 @@ class IdentityVerifier:
     async def _reply(self, session: AsyncSession, identity: ChannelIdentity, text: str, now: datetime) -> str | None:
         asks_personal = bool(self._catalog.concepts_in_question(text))
         student_id = student_id_in(text)
+        gives_date = self._policy.is_date and parse_date(text) is not None
         if identity.locked_until is not None and as_utc(identity.locked_until) > now:
             return self._locked(identity, now) if student_id or parse_date(text) or asks_personal else None
         if identity.claimed_external_id is None:
-            if student_id is not None:
-                identity.claimed_external_id = student_id
-                return self._ask_fact
-            return ASK_STUDENT_ID if asks_personal else None
+            if student_id is None:
+                return ASK_STUDENT_ID if asks_personal else None
+            identity.claimed_external_id = student_id
+            # "A001 15/03/2004": the id and the date in one message.
+            return await self._check(session, identity, text, now) if gives_date else self._ask_fact
+        if gives_date:
+            return await self._check(session, identity, text, now)
+        if student_id is not None and self._policy.is_date:
+            # Another student id where a date was expected: the student corrects the first one.
+            identity.claimed_external_id = student_id
+            return self._ask_fact
         if is_question(text):
             return self._ask_fact if asks_personal else None
-        if self._policy.is_date and parse_date(text) is None:
-            if student_id is not None:
-                # A second student id, not a date: the student corrects the first one.
-                identity.claimed_external_id = student_id
-                return self._ask_fact
-            return UNREADABLE_DATE
-        return await self._check(session, identity, text, now)
+        return UNREADABLE_DATE if self._policy.is_date else await self._check(session, identity, text, now)
 
     async def _check(self, session: AsyncSession, identity: ChannelIdentity, given: str, now: datetime) -> str:
         assert identity.claimed_external_id is not None
