@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
     # A WhatsApp user known only by a business-scoped id proves who they are with their
-    # student id and this fact of their record (a field catalog concept, or a column).
+    # student id and this fact of their record (a field catalog concept, a column, or "email").
     identity_verification_field: str = Field(default="birth_date", min_length=1)
     identity_verification_attempts: int = Field(default=3, ge=1, le=20)
     identity_verification_cooldown_s: float = Field(default=900.0, gt=0)

@@ -135,6 +135,20 @@ class TestUsernameOnlyStudent:
         assert (await identities(clean_database))[(IdentityKind.bsuid, BSUID)] == PHONE
         assert await thread_messages(wa_client, PHONE) == [("user", "¿cuánto debo?"), ("assistant", answer)]
 
+    async def test_a_question_sent_right_after_the_date_is_answered_from_the_record(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        lucia = Student(wa_client, graph)
+        await lucia.ask("A001")
+
+        # Both accepted before the first is answered, so the second was queued as anonymous.
+        for number, body in enumerate(["15/03/2004", "¿cuánto debo?"]):
+            content, headers = signed(username_message(BSUID, body, f"wamid.quick.{number}"))
+            await wa_client.post("/webhooks/whatsapp", content=content, headers=headers)
+        await eventually(lambda: graph.call_count == 3)
+
+        assert "4,500" in json.loads(graph.calls.last.request.content)["text"]["body"]
+
     async def test_nothing_personal_is_said_before_verifying(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
     ) -> None:

@@ -17,7 +17,7 @@ from bedel.chat.service import ChatService
 from bedel.chat.threads import append_message, is_handed_off
 from bedel.db import utcnow
 from bedel.errors import UpstreamUnavailable
-from bedel.identities.service import is_anonymous
+from bedel.identities.service import current_key, is_anonymous
 from bedel.identities.verification import IdentityVerifier
 from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
 from bedel.phones import mask_phone
@@ -46,8 +46,9 @@ class ChannelTasks:
 
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
-        phone, text = job.payload["phone"], job.payload["text"]
+        text = job.payload["text"]
         async with self._sessionmaker() as session, session.begin():
+            phone = await current_key(session, job.payload["phone"], job.payload["address"])
             if await is_handed_off(session, phone):
                 # The person on staff reads it in the thread; the bot stays silent.
                 if text is not None:

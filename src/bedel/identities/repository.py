@@ -31,11 +31,13 @@ class IdentityRepository:
         """The phone the identifier maps to, mapping it to `phone` if it is new."""
         statement = self._insert(kind, value, phone).on_conflict_do_nothing(index_elements=["kind", "value"])
         await self.session.execute(statement)
-        found = await self.session.scalar(
-            select(ChannelIdentity.phone).where(ChannelIdentity.kind == kind, ChannelIdentity.value == value)
-        )
+        found = await self.phone_of(kind, value)
         assert found is not None
         return found
+
+    async def phone_of(self, kind: IdentityKind, value: str) -> str | None:
+        query = select(ChannelIdentity.phone).where(ChannelIdentity.kind == kind, ChannelIdentity.value == value)
+        return await self.session.scalar(query)
 
     async def anonymous(self, phone: str) -> ChannelIdentity | None:
         """The business-scoped id behind an anonymous conversation key, locked for this transaction."""

@@ -45,3 +45,13 @@ async def identify(session: AsyncSession, phone: str, identities: Sequence[Ident
         return phone
     business_scoped_id = next(identity.value for identity in identities if identity.kind == IdentityKind.bsuid)
     return await repository.claim(IdentityKind.bsuid, business_scoped_id, phone)
+
+
+async def current_key(session: AsyncSession, phone: str, address: str) -> str:
+    """The key a queued message is answered under: an anonymous one verified since then is the student's phone.
+
+    `address` is where the message asked to be answered: for an anonymous key, its business-scoped id.
+    """
+    if not is_anonymous(phone):
+        return phone
+    return await IdentityRepository.from_session(session).phone_of(IdentityKind.bsuid, address) or phone
