@@ -241,6 +241,20 @@ class TestUsernameOnlyStudent:
             await intruder.ask("A001")
             assert "Lucía Pérez" in await intruder.ask("15/03/2004")
 
+    async def test_each_further_lock_out_waits_twice_as_long(
+        self, make_wa_client: Any, graph: respx.Route, clean_database: str
+    ) -> None:
+        async with make_wa_client(identity_verification_attempts=1, identity_verification_cooldown_s=600) as client:
+            intruder = Student(client, graph)
+            waits = []
+            for _ in range(3):
+                await intruder.ask("A001")
+                waits.append(await intruder.ask("01/01/2004"))
+                await _end_cool_down(clean_database)
+
+            for wait, minutes in zip(waits, [10, 20, 40], strict=True):
+                assert f"espera {minutes} minutos" in wait
+
 
 class TestUsernamePayloads:
     async def test_a_message_naming_no_sender_is_acknowledged_and_ignored(

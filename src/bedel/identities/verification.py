@@ -7,7 +7,8 @@ student writes their student id, then the fact of their record the settings name
 business-scoped id is linked to that student's phone and thread. An unknown
 student id and a wrong fact get the same answer, so nobody learns whether an id
 exists; after `BEDEL_IDENTITY_VERIFICATION_ATTEMPTS` failures the identity waits
-`BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S` before it may try again.
+`BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S` before it may try again, twice as long
+after each further lock-out (up to a day), until it verifies.
 """
 
 import math
@@ -47,6 +48,8 @@ LOCKED = (
     "Mientras tanto puedo responder tus dudas generales."
 )
 VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
+MAX_COOLDOWN = timedelta(days=1)
+_MAX_DOUBLINGS = 16
 
 
 @dataclass(frozen=True)
@@ -155,11 +158,13 @@ class IdentityVerifier:
         if len(matches) == 1:
             return self._link(identity, matches[0])
         identity.failed_attempts += 1
-        if identity.failed_attempts < self._policy.attempts:
+        if identity.failed_attempts % self._policy.attempts:
             return NOT_VERIFIED
-        identity.failed_attempts = 0
-        identity.locked_until = now + self._policy.cooldown
-        log.warning("identity_verification_locked", conversation=identity.phone)
+        # Each further lock-out doubles the wait, so guessing gets no faster by waiting it out.
+        lockouts = identity.failed_attempts // self._policy.attempts
+        cooldown = self._policy.cooldown * 2 ** min(lockouts - 1, _MAX_DOUBLINGS)
+        identity.locked_until = now + min(cooldown, max(self._policy.cooldown, MAX_COOLDOWN))
+        log.warning("identity_verification_locked", conversation=identity.phone, lockouts=lockouts)
         return self._locked(identity, now)
 
     def _link(self, identity: ChannelIdentity, student: Student) -> str:
