@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     # student id and this fact of their record (a field catalog concept, a column, or "email").
     identity_verification_field: str = Field(default="birth_date", min_length=1)
     identity_verification_attempts: int = Field(default=3, ge=1, le=20)
-    identity_verification_cooldown_s: float = Field(default=900.0, gt=0, le=86400)
+    identity_verification_cooldown_s: float = Field(default=900.0, gt=0, le=86_400)
 
     @field_validator("database_url")
     @classmethod

@@ -48,8 +48,8 @@ LOCKED = (
     "Mientras tanto puedo responder tus dudas generales."
 )
 VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
-MAX_COOLDOWN = timedelta(days=1)
-_MAX_DOUBLINGS = 16
+# The longest wait, also the longest BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S may set.
+MAX_COOLDOWN_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,8 @@ class IdentityVerifier:
             return NOT_VERIFIED
         # Each further lock-out doubles the wait, so guessing gets no faster by waiting it out.
         lockouts = identity.failed_attempts // self._policy.attempts
-        cooldown = self._policy.cooldown * 2 ** min(lockouts - 1, _MAX_DOUBLINGS)
-        identity.locked_until = now + min(cooldown, max(self._policy.cooldown, MAX_COOLDOWN))
+        doubled = self._policy.cooldown.total_seconds() * 2.0 ** min(lockouts - 1, 32)
+        identity.locked_until = now + timedelta(seconds=min(doubled, MAX_COOLDOWN_S))
         log.warning("identity_verification_locked", conversation=identity.phone, lockouts=lockouts)
         return self._locked(identity, now)
 
