@@ -287,6 +287,20 @@ class TestIdentitiesOfOneStudent:
             (IdentityKind.wa_id, WA_ID): PHONE,
         }
 
+    async def test_a_staff_reply_reaches_a_username_only_student_by_their_id(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        lucia = Student(wa_client, graph)
+        await lucia.ask("A001 15/03/2004")
+        await lucia.ask("quiero hablar con una persona")
+        (thread,) = (await wa_client.get("/threads", params={"phone": PHONE})).json()["items"]
+
+        await wa_client.post(f"/threads/{thread['id']}/messages", json={"text": "Hola Lucía, soy Ana."})
+        await eventually(lambda: graph.call_count == 3)
+
+        sent = json.loads(graph.calls.last.request.content)
+        assert (sent.get("to"), sent["recipient"], sent["text"]["body"]) == (None, BSUID, "Hola Lucía, soy Ana.")
+
     async def test_every_channel_maps_to_the_same_thread(
         self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str
     ) -> None:
