@@ -19,6 +19,7 @@ from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.exception_handlers import install_exception_handlers
+from bedel.identities.verification import IdentityVerifier, VerificationPolicy
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.factory import create_chat_model, create_embedder
@@ -67,9 +68,10 @@ def build_state(settings: Settings) -> AppState:
     )
     senders = create_senders(settings)
     outboxes = create_outboxes(settings)
+    verifier = IdentityVerifier(VerificationPolicy.from_settings(settings, catalog), catalog)
     jobs = JobRunner(
         sessionmaker,
-        ChannelTasks(sessionmaker, chat, senders).handlers() | {RECORD_JOB: record_handler(sessionmaker)},
+        ChannelTasks(sessionmaker, chat, senders, verifier).handlers() | {RECORD_JOB: record_handler(sessionmaker)},
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     campaign_retry_base_s: float = Field(default=5.0, gt=0)
     campaign_lease_s: float = Field(default=60.0, ge=1)
 
+    # A WhatsApp user known only by a business-scoped id proves who they are with their
+    # student id and this fact of their record (a field catalog concept, a column, or "email").
+    identity_verification_field: str = Field(default="birth_date", min_length=1)
+    identity_verification_attempts: int = Field(default=3, ge=1, le=20)
+    identity_verification_cooldown_s: float = Field(default=900.0, gt=0, le=86_400)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

@@ -73,7 +73,8 @@ class TestHandoffRoundTrip:
         assert (reply.json()["role"], reply.json()["delivery_status"]) == ("staff", "pending")
         await eventually(lambda: graph.call_count == 2)
         assert sent_bodies(graph)[1] == "Hola, soy Ana. ¿En qué te ayudo?"
-        assert json.loads(graph.calls.last.request.content)["to"] == WA_ID
+        # The Mexican number without WhatsApp's "1", the form the Cloud API accepts.
+        assert json.loads(graph.calls.last.request.content)["to"] == PHONE.removeprefix("+")
 
         handed_back = await wa_client.patch(f"/threads/{thread['id']}", json={"status": "active"})
         assert handed_back.json()["status"] == "active"

@@ -177,7 +177,7 @@ class TestTextMessages:
         assert request.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
         sent = json.loads(request.content)
         assert sent["messaging_product"] == "whatsapp"
-        assert sent["to"] == WA_ID
+        assert sent["to"] == "525512345678"  # the Mexican number without WhatsApp's "1"
         assert sent["type"] == "text"
         assert "4,500" in sent["text"]["body"] or "4500" in sent["text"]["body"]
         messages = await thread_messages(wa_client)

@@ -82,6 +82,34 @@ def text_message(
     )
 
 
+def username_message(
+    user_id: str,
+    body: str,
+    wamid: str,
+    *,
+    wa_id: str | None = None,
+    username: str = "lucia.perez",
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """A text from a user with a WhatsApp username, as Meta's business-scoped user ID documentation shows it:
+    `user_id` in the contact and `from_user_id` in the message; `wa_id` and `from` only when Meta shares the
+    phone (pass `wa_id`), left out when the user withholds it."""
+    contact: dict[str, Any] = {"profile": {"name": "Lucía", "username": username}}
+    message: dict[str, Any] = {}
+    if wa_id is not None:
+        contact["wa_id"] = wa_id
+        message["from"] = wa_id
+    contact["user_id"] = user_id
+    message |= {
+        "from_user_id": user_id,
+        "id": wamid,
+        "timestamp": str(timestamp or int(time.time())),
+        "text": {"body": body},
+        "type": "text",
+    }
+    return _envelope({"contacts": [contact], "messages": [message]})
+
+
 def image_message(wa_id: str, wamid: str) -> dict[str, Any]:
     return _envelope(
         {
@@ -138,6 +166,18 @@ def graph_sent(wa_id: str = "16505551234") -> httpx.Response:
             "messaging_product": "whatsapp",
             "contacts": [{"input": wa_id, "wa_id": wa_id}],
             "messages": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"}],
+        },
+    )
+
+
+def graph_sent_to_user(user_id: str) -> httpx.Response:
+    """The Graph API's answer to a send addressed by business-scoped user id (`recipient`): no wa_id."""
+    return httpx.Response(
+        200,
+        json={
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": user_id, "user_id": user_id}],
+            "messages": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}],
         },
     )
 

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bedel.channels.models import Channel
+from bedel.identities.schemas import Identity
 
 
 @dataclass(frozen=True)
@@ -11,10 +12,13 @@ class Inbound:
 
     channel: Channel
     external_id: str  # wamid or MessageSid: the same message always carries the same id
-    address: str  # where to reply, in the vendor's own form
-    phone: str  # canonical
+    address: str  # where to reply, in a form the vendor accepts
+    # Canonical, or the anonymous key of a business-scoped id when the message carried no phone.
+    phone: str
     text: str | None  # None: a kind Bedel does not read (audio, image, ...)
     sent_at: datetime
+    # Every vendor identifier of the sender the message carried (raw wa_id, business-scoped id, Twilio From).
+    identities: tuple[Identity, ...] = ()
 
 
 @dataclass(frozen=True)

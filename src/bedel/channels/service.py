@@ -24,6 +24,7 @@ from bedel.chat.repository import ThreadRepository
 from bedel.chat.threads import append_message, get_thread, set_status
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
+from bedel.identities.service import identify
 from bedel.jobs.repository import JobRepository
 from bedel.phones import mask_phone
 
@@ -33,22 +34,23 @@ SESSION_WINDOW = timedelta(hours=24)
 
 
 async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound]) -> int:
-    """Ledger each message not seen before; return how many were new."""
+    """Ledger each message not seen before, under its sender's conversation; return how many were new."""
     jobs = JobRepository.from_session(session)
     contacts = ContactRepository.from_session(session)
     accepted = 0
     for message in messages:
+        phone = await identify(session, message.phone, message.identities)
         payload = {
             "channel": message.channel,
             "external_id": message.external_id,
             "address": message.address,
-            "phone": message.phone,
+            "phone": phone,
             "text": message.text,
         }
         if await jobs.enqueue(
-            ANSWER_JOB, payload, key=f"answer:{message.phone}", dedupe_key=f"{message.channel}:{message.external_id}"
+            ANSWER_JOB, payload, key=f"answer:{phone}", dedupe_key=f"{message.channel}:{message.external_id}"
         ):
-            await contacts.record_inbound(message.phone, message.channel, message.address, message.sent_at)
+            await contacts.record_inbound(phone, message.channel, message.address, message.sent_at)
             accepted += 1
     return accepted
 

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +16,10 @@ from bedel.chat.models import DeliveryStatus, Role
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.service import ChatService
 from bedel.chat.threads import append_message, is_handed_off
+from bedel.db import utcnow
 from bedel.errors import UpstreamUnavailable
+from bedel.identities.service import current_key, is_anonymous
+from bedel.identities.verification import IdentityVerifier
 from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
 from bedel.phones import mask_phone
 
@@ -36,22 +40,25 @@ class ChannelTasks:
         sessionmaker: async_sessionmaker[AsyncSession],
         chat: ChatService,
         senders: Mapping[Channel, MessageSender],
+        verifier: IdentityVerifier,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
+        self._verifier = verifier
 
     def handlers(self) -> dict[str, Handler]:
         return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
 
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
-        phone, text = job.payload["phone"], job.payload["text"]
+        text = job.payload["text"]
         subscription = opt_out_request(text)
         if subscription is not None:
             await self._change_subscription(job, subscription)
             return
         async with self._sessionmaker() as session, session.begin():
+            phone = await current_key(session, job.payload["phone"], job.payload["address"])
             if await is_handed_off(session, phone):
                 # The person on staff reads it in the thread; the bot stays silent.
                 if text is not None:
@@ -64,16 +71,30 @@ class ChannelTasks:
         else:
             # A re-run after a crash delivers the answer already stored instead of asking again.
             stored = await self._chat.stored_answer(source_id)
-            reply, message_id = stored or await self._ask(phone, text, source_id)
+            reply, message_id = stored or await self._reply(phone, text, source_id)
         async with self._sessionmaker() as session, session.begin():
             delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
+            if is_anonymous(phone) and (invitation := await self._verifier.invitation(session, phone, utcnow())):
+                invitation_id = await append_message(session, phone, Role.assistant, invitation)
+                invited = replace(delivery, text=invitation, message_id=invitation_id)
+                await enqueue_delivery(session, invited, once_for=f"{source_id}:invitation")
+
+    async def _reply(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
+        """A sender known only by a business-scoped id may be verifying who they are."""
+        if is_anonymous(phone):
+            async with self._sessionmaker() as session, session.begin():
+                step = await self._verifier.step(session, phone, text, source_id, utcnow())
+            if step is not None:
+                return step
+        return await self._ask(phone, text, source_id)
 
     async def _change_subscription(self, job: JobContext, subscribe: bool) -> None:
         """ "BAJA" / "STOP" (or "ALTA" / "START"): no bot answer, the change confirmed in the thread."""
-        phone, channel = job.payload["phone"], Channel(job.payload["channel"])
+        channel = Channel(job.payload["channel"])
         source_id = f"{channel}:{job.payload['external_id']}"
         async with self._sessionmaker() as session, session.begin():
+            phone = await current_key(session, job.payload["phone"], job.payload["address"])
             await set_subscription(session, phone, subscribe)
             await append_message(session, phone, Role.user, job.payload["text"])
             reply = SUBSCRIBED_REPLY if subscribe else UNSUBSCRIBED_REPLY

@@ -61,8 +61,12 @@ async def is_handed_off(session: AsyncSession, phone: str) -> bool:
     return bool(found) and found[0].status == ThreadStatus.handoff
 
 
-async def append_message(session: AsyncSession, phone: str, role: Role, content: str) -> uuid.UUID:
-    """Add a message the bot does not answer (a person's reply, a question during a handoff).
+async def append_message(
+    session: AsyncSession, phone: str, role: Role, content: str, *, source_id: str | None = None
+) -> uuid.UUID:
+    """Add a message the chat flow does not answer (a person's reply, a question during a handoff).
+
+    `source_id` names the channel message it came from, as in `ChatService.ask`.
 
     It takes the next seq the way a chat turn does, under the thread's lease, so it
     never interleaves with a turn in progress: while one runs this is a `Conflict`.
@@ -75,6 +79,8 @@ async def append_message(session: AsyncSession, phone: str, role: Role, content:
         turn = await threads.open_turn(phone, token, _APPEND_LEASE)
     if turn is None:
         raise Conflict("the assistant is answering this conversation right now; try again", retry_after=5)
-    message_id = await threads.add_message(thread_id=turn.thread_id, seq=turn.seq, role=role, content=content)
+    message_id = await threads.add_message(
+        thread_id=turn.thread_id, seq=turn.seq, role=role, content=content, source_id=source_id
+    )
     await threads.close_turn(turn.thread_id, token)
     return message_id

@@ -5,6 +5,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from bedel.channels.models import Channel
 from bedel.channels.schemas import Inbound
 from bedel.db import utcnow
+from bedel.identities.models import IdentityKind
+from bedel.identities.schemas import Identity
 from bedel.phones import normalize_phone
 
 
@@ -29,4 +31,5 @@ class IncomingMessage(BaseModel):
             text=text or None,
             # Twilio's webhook carries no timestamp: it calls within seconds of the message.
             sent_at=utcnow(),
+            identities=(Identity(IdentityKind.twilio, self.sender),),
         )

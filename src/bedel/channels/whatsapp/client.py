@@ -29,7 +29,13 @@ class WhatsAppClient:
         return await self._send(to, {"type": "template", "template": template})
 
     async def _send(self, to: str, message: dict[str, object]) -> str:
-        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **message}
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            # A phone goes in `to`; a business-scoped user id ("MX.1502576394655843") in `recipient`.
+            "to" if to.isdigit() else "recipient": to,
+            **message,
+        }
         try:
             response = await self._http.post(self._path, json=body)
         except httpx.HTTPError as exc:

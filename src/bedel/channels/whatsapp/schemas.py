@@ -7,6 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
 from bedel.channels.schemas import Inbound
+from bedel.identities.models import IdentityKind
+from bedel.identities.schemas import Identity
+from bedel.identities.service import anonymous_key
 from bedel.phones import InvalidPhone, mask_phone, normalize_phone
 
 log = structlog.get_logger()
@@ -25,7 +28,10 @@ class Text(_Lenient):
 
 
 class InboundMessage(_Lenient):
-    sender: str = Field(alias="from")
+    # A user with a username may withhold their phone: then `from` is left out and only
+    # `from_user_id`, their business-scoped user id (BSUID), says who wrote.
+    sender: str | None = Field(default=None, alias="from")
+    from_user_id: str | None = Field(default=None, max_length=200)
     id: str
     timestamp: int  # Unix seconds, sent as a string
     type: str
@@ -78,16 +84,35 @@ class WebhookPayload(_Lenient):
 def _inbound(message: InboundMessage) -> Inbound | None:
     if message.type in _SILENT_TYPES:
         return None
-    try:
-        phone = normalize_phone(message.sender)
-    except InvalidPhone:
-        log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(message.sender))
+    identities: list[Identity] = []
+    if message.from_user_id:
+        identities.append(Identity(IdentityKind.bsuid, message.from_user_id))
+    sender = message.sender
+    phone = _canonical(sender) if sender is not None else None
+    if sender is not None and phone is not None:
+        identities.append(Identity(IdentityKind.wa_id, sender))
+        # The canonical digits: a Mexican mobile without the "1" WhatsApp adds ("52 55..." not "52 1 55..."),
+        # the form the Cloud API accepts for every Mexican number.
+        address = phone.removeprefix("+")
+    elif message.from_user_id:
+        phone, address = anonymous_key(message.from_user_id), message.from_user_id
+    else:
+        log.warning("whatsapp_sender_unknown", message_id=message.id)
         return None
     return Inbound(
         channel=Channel.whatsapp,
         external_id=message.id,
-        address=message.sender,
+        address=address,
         phone=phone,
         text=message.text.body if message.type == "text" and message.text else None,
         sent_at=datetime.fromtimestamp(message.timestamp, UTC),
+        identities=tuple(identities),
     )
+
+
+def _canonical(sender: str) -> str | None:
+    try:
+        return normalize_phone(sender)
+    except InvalidPhone:
+        log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(sender))
+        return None
