@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     campaign_rate_email: float = Field(default=10.0, ge=0)
     campaign_max_attempts: int = Field(default=5, ge=1)
     campaign_retry_base_s: float = Field(default=5.0, gt=0)
-    campaign_lease_s: float = Field(default=60.0, ge=1)
+    # At least 25 s: a send may start at 60 % of a lease that failed to renew, and clients time out after 10 s.
+    campaign_lease_s: float = Field(default=60.0, ge=25)
 
     # A WhatsApp user known only by a business-scoped id proves who they are with their
     # student id and this fact of their record (a field catalog concept, a column, or "email").

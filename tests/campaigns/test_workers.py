@@ -54,7 +54,7 @@ class Workers:
                 "BEDEL_WHATSAPP_API_BASE": graph.base,
                 "BEDEL_JOBS_IN_PROCESS": "false",
                 "BEDEL_CAMPAIGN_RETRY_BASE_S": "0.05",
-                "BEDEL_CAMPAIGN_LEASE_S": "3",
+                "BEDEL_CAMPAIGN_LEASE_S": "25",
                 "BEDEL_KNOWLEDGE_INDEX_DIR": str(cwd / "index"),
                 **settings,
             }

@@ -160,8 +160,9 @@ class CampaignRepository:
         )
         return [Claimed(*row) for row in rows]
 
-    async def renew(self, campaign_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> None:
-        await self.session.execute(
+    async def renew(self, campaign_id: uuid.UUID, token: uuid.UUID, ttl: timedelta) -> int:
+        """Extend a batch's lease; return how many of its recipients it still holds."""
+        result = await self.session.execute(
             update(_recipients)
             .where(
                 _recipients.c.campaign_id == campaign_id,
@@ -170,6 +171,7 @@ class CampaignRepository:
             )
             .values(leased_until=utcnow() + ttl)
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def settle(self, token: uuid.UUID, settlements: Sequence[Settlement]) -> None:
         """Record each outcome; only the lease holder's word counts, so a late worker changes nothing."""

@@ -70,6 +70,8 @@ class CampaignLimits:
 class _Lease:
     campaign_id: uuid.UUID
     token: uuid.UUID
+    # How many recipients it holds: a renewal that finds fewer has lost some to another worker.
+    size: int
     # No send starts after this: past it, the lease may have lapsed and another worker taken the recipient.
     deadline: float
 
@@ -146,6 +148,8 @@ class CampaignRunner:
             turn = await self._wait_for_turn(channel, size)
             async with self._sessionmaker() as session, session.begin():
                 repository = CampaignRepository.from_session(session)
+                # The lease runs from before the claim, so the margin is never overstated.
+                claimed_at = self._clock()
                 claimed = await repository.claim(campaign_id, size, timedelta(seconds=self._limits.lease_s), token)
                 if not claimed:
                     if await repository.complete_if_done(campaign_id):
@@ -155,7 +159,7 @@ class CampaignRunner:
                 assert campaign is not None
                 fields = await load_fields(session, claimed)
                 opted_out = await repository.opted_out([r.phone for r in claimed if r.phone])
-            lease = _Lease(campaign_id, token, self._clock() + self._limits.lease_s * LEASE_MARGIN)
+            lease = _Lease(campaign_id, token, len(claimed), claimed_at + self._limits.lease_s * LEASE_MARGIN)
             message = CampaignMessage(channel, campaign.message)
             await self._send_batch(campaign_id, message, claimed, fields, opted_out, lease, campaign.outages, turn)
             return True
@@ -218,17 +222,25 @@ class CampaignRunner:
         count_campaign_sends(message.channel, outcomes_seen)
 
     async def _keep_lease(self, lease: "_Lease") -> None:
-        """Renew the batch's lease while it is sent; a renewal that fails stops further sends in time."""
+        """Renew the batch's lease while it is sent.
+
+        A renewal that fails leaves the deadline where it was; one that finds rows already taken by
+        another worker (this one stalled past its lease) stops every send not yet started.
+        """
         ttl = timedelta(seconds=self._limits.lease_s)
         while True:
             await asyncio.sleep(self._limits.lease_s / 3)
             renewed_at = self._clock()
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    await CampaignRepository.from_session(session).renew(lease.campaign_id, lease.token, ttl)
+                    renewed = await CampaignRepository.from_session(session).renew(lease.campaign_id, lease.token, ttl)
             except Exception:
                 log.exception("campaign_lease_renewal_failed")
                 continue
+            if renewed < lease.size:
+                log.warning("campaign_lease_lost", campaign_id=str(lease.campaign_id), kept=renewed, of=lease.size)
+                lease.deadline = float("-inf")
+                return
             lease.deadline = renewed_at + self._limits.lease_s * LEASE_MARGIN
 
     async def _send_paced(
