@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import router
-from bedel.channels.senders import create_senders
+from bedel.channels.senders import create_senders, create_sms_sender
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
@@ -61,9 +61,11 @@ def build_state(settings: Settings) -> AppState:
         knowledge=knowledge,
     )
     senders = create_senders(settings)
+    sms = create_sms_sender(settings)
+    tasks = ChannelTasks(sessionmaker, chat, senders, fallback=settings.reengage_fallback, sms=sms)
     jobs = JobRunner(
         sessionmaker,
-        ChannelTasks(sessionmaker, chat, senders).handlers(),
+        tasks.handlers(),
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
@@ -79,6 +81,7 @@ def build_state(settings: Settings) -> AppState:
         embedder=embedder,
         limiter=RequestLimiter(settings),
         senders=senders,
+        sms=sms,
         jobs=jobs,
     )
 

@@ -21,6 +21,14 @@ class LLMProvider(StrEnum):
     openai_compatible = "openai_compatible"
 
 
+class ReengageFallback(StrEnum):
+    """What a free-form message becomes once the student's 24-hour window has closed."""
+
+    template = "template"
+    sms = "sms"
+    none = "none"
+
+
 class ConfigError(Exception):
     """A setting that prevents start-up, with the fix in the message."""
 
@@ -91,6 +99,13 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
+
+    # Past the 24-hour window (docs/decisions/0010): a template, an SMS, or nothing (staff replies are refused).
+    reengage_fallback: ReengageFallback = ReengageFallback.none
+    whatsapp_reengage_template: str | None = None
+    whatsapp_reengage_language: str = "es_MX"
+    twilio_reengage_content_sid: str | None = None
+    twilio_sms_from: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -166,7 +181,29 @@ def load_settings() -> Settings:
             "BEDEL_PUBLIC_URL: Twilio signs the public URL it calls; set BEDEL_PUBLIC_URL "
             "(for example https://bedel.example.edu)"
         )
+    _check_reengagement(settings)
     return settings
+
+
+def _check_reengagement(settings: Settings) -> None:
+    """The fallback chosen must have what it sends with."""
+    if settings.reengage_fallback is ReengageFallback.template:
+        if settings.whatsapp_enabled and not settings.whatsapp_reengage_template:
+            raise ConfigError(
+                "BEDEL_WHATSAPP_REENGAGE_TEMPLATE: BEDEL_REENGAGE_FALLBACK=template needs the approved template's name"
+            )
+        if settings.twilio_enabled and not settings.twilio_reengage_content_sid:
+            raise ConfigError(
+                "BEDEL_TWILIO_REENGAGE_CONTENT_SID: BEDEL_REENGAGE_FALLBACK=template needs the template's "
+                "Content SID (HX...)"
+            )
+    if settings.reengage_fallback is ReengageFallback.sms and not (
+        settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_sms_from
+    ):
+        raise ConfigError(
+            "BEDEL_TWILIO_SMS_FROM: BEDEL_REENGAGE_FALLBACK=sms sends through Twilio; set BEDEL_TWILIO_ACCOUNT_SID, "
+            "BEDEL_TWILIO_AUTH_TOKEN and BEDEL_TWILIO_SMS_FROM (an SMS-capable number such as +15017122661)"
+        )
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

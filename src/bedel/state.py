@@ -31,11 +31,12 @@ class AppState:
     embedder: Embedder | None
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
+    sms: MessageSender | None
     jobs: JobRunner
     shutting_down: bool = False
 
     async def aclose(self) -> None:
-        for sender in self.senders.values():
+        for sender in [*self.senders.values(), *filter(None, [self.sms])]:
             await sender.aclose()
         await self.knowledge.aclose()
         if self.embedder is not None:

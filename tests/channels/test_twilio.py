@@ -121,7 +121,7 @@ class TestIncomingMessage:
                 if not threads:
                     return False
                 items = (await twilio_client.get(f"/threads/{threads[0]['id']}/messages")).json()["items"]
-                return items[-1]["delivery_status"] == "failed" and "63016" in items[-1]["delivery_error"]
+                return items[-1]["delivery_status"] == "failed" and items[-1]["delivery_error_code"] == "63016"
 
             await eventually(failed)
 

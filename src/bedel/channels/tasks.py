@@ -1,20 +1,27 @@
-"""The channel jobs: answer one inbound message, deliver one outbound text."""
+"""The channel jobs: answer one inbound message (or a tapped reply button), deliver one outbound text."""
 
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.channels.buttons import answer_buttons, read_tap
+from bedel.channels.delivery_errors import explain
 from bedel.channels.models import Channel
-from bedel.channels.ports import MessageSender, SendFailed
+from bedel.channels.ports import Button, MessageSender, SendFailed
+from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery
-from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
-from bedel.chat.models import DeliveryStatus, Role
+from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery, hand_over, window_open
+from bedel.chat.models import DeliveryPath, Role, ThreadStatus
 from bedel.chat.repository import ThreadRepository
-from bedel.chat.service import ChatService
+from bedel.chat.service import ChatService, handoff_notice
 from bedel.chat.threads import append_message, is_handed_off
+from bedel.config import ReengageFallback
+from bedel.db import utcnow
 from bedel.errors import UpstreamUnavailable
+from bedel.feedback.service import record_feedback
 from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
 from bedel.phones import mask_phone
 
@@ -22,6 +29,14 @@ log = structlog.get_logger()
 
 ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
 UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
+NOT_HELPFUL_REPLY = "Gracias por decírmelo. Puedes escribir tu pregunta de otra forma, o pedir hablar con una persona."
+HANDOFF_DECLINED_REPLY = "De acuerdo, sigo aquí. ¿En qué más te puedo ayudar?"
+
+_FALLBACK_PATHS = {
+    ReengageFallback.template: DeliveryPath.template,
+    ReengageFallback.sms: DeliveryPath.sms,
+    ReengageFallback.none: None,
+}
 
 
 class ChannelTasks:
@@ -30,10 +45,15 @@ class ChannelTasks:
         sessionmaker: async_sessionmaker[AsyncSession],
         chat: ChatService,
         senders: Mapping[Channel, MessageSender],
+        *,
+        fallback: ReengageFallback = ReengageFallback.none,
+        sms: MessageSender | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
+        self._fallback = fallback
+        self._sms = sms
 
     def handlers(self) -> dict[str, Handler]:
         return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
@@ -41,51 +61,108 @@ class ChannelTasks:
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
         phone, text = job.payload["phone"], job.payload["text"]
+        channel = Channel(job.payload["channel"])
+        if job.payload.get("button"):
+            await self._tapped(channel, job.payload["address"], phone, job.payload["button"])
+            return
         async with self._sessionmaker() as session, session.begin():
             if await is_handed_off(session, phone):
                 # The person on staff reads it in the thread; the bot stays silent.
                 if text is not None:
                     await append_message(session, phone, Role.user, text)
                 return
-        channel = Channel(job.payload["channel"])
         source_id = f"{channel}:{job.payload['external_id']}"
-        if text is None:
-            reply, message_id = ONLY_TEXT_REPLY, None
-        else:
+        delivery = Delivery(channel, job.payload["address"], phone, ONLY_TEXT_REPLY)
+        if text is not None:
             # A re-run after a crash delivers the answer already stored instead of asking again.
             stored = await self._chat.stored_answer(source_id)
-            reply, message_id = stored or await self._ask(phone, text, source_id)
+            if stored is not None:
+                delivery = Delivery(channel, job.payload["address"], phone, *stored)
+            else:
+                delivery = await self._ask(delivery, text, source_id)
         async with self._sessionmaker() as session, session.begin():
-            delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
 
-    async def _ask(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
+    async def _ask(self, delivery: Delivery, text: str, source_id: str) -> Delivery:
+        # Only Meta's API sends reply buttons: over Twilio a handoff is taken at once, as before.
+        confirm = delivery.channel == Channel.whatsapp
         try:
-            answer = await self._chat.ask(phone, text, source_id=source_id)
+            answer = await self._chat.ask(delivery.phone, text, source_id=source_id, confirm_handoff=confirm)
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
-            log.warning("channel_answer_unavailable", phone=mask_phone(phone))
-            return UNAVAILABLE_REPLY, None
-        return answer.answer, answer.message_id
+            log.warning("channel_answer_unavailable", phone=mask_phone(delivery.phone))
+            return Delivery(delivery.channel, delivery.address, delivery.phone, UNAVAILABLE_REPLY)
+        offered = answer.handoff and confirm
+        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=offered)
+        return Delivery(
+            delivery.channel, delivery.address, delivery.phone, answer.answer, answer.message_id, buttons, footer
+        )
+
+    async def _tapped(self, channel: Channel, address: str, phone: str, button: str) -> None:
+        """A reply button: feedback on an answer, or the student's yes or no to a person taking over."""
+        tap = read_tap(button)
+        if tap is None:
+            log.warning("channel_unknown_button", phone=mask_phone(phone))
+            return
+        reply = None
+        async with self._sessionmaker() as session, session.begin():
+            if tap.kind == "feedback":
+                recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
+                reply = NOT_HELPFUL_REPLY if recorded and not tap.yes else None
+            elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
+                log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
+            elif tap.yes:
+                notice = handoff_notice(self._chat.options.contact)
+                await hand_over(session, tap.target, ThreadStatus.handoff, notice, utcnow(), has_fallback=False)
+            else:
+                reply = HANDOFF_DECLINED_REPLY
+            if reply is not None:
+                await enqueue_delivery(session, Delivery(channel, address, phone, reply))
 
     async def deliver(self, job: JobContext) -> None:
+        """Send one part: free-form within the student's 24-hour window, else the configured fallback."""
         payload = job.payload
-        channel = Channel(payload["channel"])
         message_id = uuid.UUID(payload["message_id"]) if payload["message_id"] else None
-        sender = self._senders.get(channel)
+        path = await self._path(payload["phone"])
         try:
-            if sender is None:
-                raise SendFailed(f"the {channel} channel is off", temporary=False)
-            await sender.send_text(payload["address"], payload["text"])
+            if path is None:
+                # Never hand the vendor a message it would drop, and never report it as sent.
+                raise SendFailed("the 24-hour window closed, no fallback set", temporary=False, code="window_closed")
+            vendor_message_id = await self._send(path, payload)
         except SendFailed as exc:
             if exc.temporary and not job.last_attempt:
                 raise RetryLater(str(exc), exc.retry_after_s) from None
-            await self._record(message_id, DeliveryStatus.failed, str(exc))
+            await self._record_failure(message_id, exc, path)
             raise JobFailed(str(exc)) from None
-        await self._record(message_id, DeliveryStatus.sent)
+        if message_id is not None:
+            async with self._sessionmaker() as session, session.begin():
+                await ThreadRepository.from_session(session).mark_sent(message_id, vendor_message_id, path)
 
-    async def _record(self, message_id: uuid.UUID | None, status: DeliveryStatus, error: str | None = None) -> None:
+    async def _path(self, phone: str) -> DeliveryPath | None:
+        """Free-form while the window is open; past it the fallback, or None when there is none."""
+        async with self._sessionmaker() as session:
+            contact = await ContactRepository.from_session(session).get(phone)
+        if contact is None or window_open(contact.last_inbound_at, utcnow()):
+            return DeliveryPath.free_form
+        return _FALLBACK_PATHS[self._fallback]
+
+    async def _send(self, path: DeliveryPath, payload: dict[str, Any]) -> str:
+        channel, address, text = Channel(payload["channel"]), payload["address"], payload["text"]
+        if path is DeliveryPath.sms:
+            assert self._sms is not None
+            return await self._sms.send_text(payload["phone"], text)
+        sender = self._senders.get(channel)
+        if sender is None:
+            raise SendFailed(f"the {channel} channel is off", temporary=False)
+        if path is DeliveryPath.template:
+            return await sender.send_template(address, text)
+        if buttons := payload.get("buttons"):
+            return await sender.send_buttons(address, text, payload["footer"], [Button(*b) for b in buttons])
+        return await sender.send_text(address, text)
+
+    async def _record_failure(self, message_id: uuid.UUID | None, exc: SendFailed, path: DeliveryPath | None) -> None:
         if message_id is None:
             return
         async with self._sessionmaker() as session, session.begin():
-            await ThreadRepository.from_session(session).set_delivery(message_id, status, error)
+            error = explain(exc.code, str(exc))
+            await ThreadRepository.from_session(session).mark_failed(message_id, exc.code, error, path)

@@ -5,6 +5,7 @@ from sqlalchemy.engine import Connection
 
 import bedel.channels.models
 import bedel.chat.models
+import bedel.feedback.models
 import bedel.jobs.models
 import bedel.knowledge.models
 import bedel.students.models  # noqa: F401

@@ -1,4 +1,4 @@
-"""The parts of Meta's `messages` webhook that Bedel reads; everything else is ignored."""
+"""The parts of Meta's `messages` webhook that Bedel reads (messages, button taps, statuses); the rest is ignored."""
 
 from datetime import UTC, datetime
 
@@ -6,13 +6,15 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound
+from bedel.channels.schemas import Inbound, Receipt
+from bedel.chat.models import DeliveryStatus
 from bedel.phones import InvalidPhone, mask_phone, normalize_phone
 
 log = structlog.get_logger()
 
 # Kinds that need no answer at all; any other non-text kind gets the "only text" reply.
 _SILENT_TYPES = frozenset({"reaction", "system"})
+_RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
 
 
 class _Lenient(BaseModel):
@@ -24,12 +26,50 @@ class Text(_Lenient):
     body: str
 
 
+class ButtonReply(_Lenient):
+    id: str
+    title: str
+
+
+class Interactive(_Lenient):
+    type: str
+    button_reply: ButtonReply | None = None
+
+
 class InboundMessage(_Lenient):
     sender: str = Field(alias="from")
     id: str
     timestamp: int  # Unix seconds, sent as a string
     type: str
     text: Text | None = None
+    interactive: Interactive | None = None
+
+
+class StatusErrorData(_Lenient):
+    details: str = ""
+
+
+class StatusError(_Lenient):
+    code: int
+    title: str = ""
+    error_data: StatusErrorData | None = None
+
+
+class Status(_Lenient):
+    id: str
+    status: str  # sent, delivered, read, failed
+    timestamp: int
+    recipient_id: str | None = None
+    errors: list[StatusError] = []
+
+    def receipt(self) -> Receipt | None:
+        if self.status not in _RECEIPT_STATUSES:
+            return None
+        error = self.errors[0] if self.errors else None
+        if error is None:
+            return Receipt(self.id, DeliveryStatus(self.status))
+        detail = error.error_data.details if error.error_data and error.error_data.details else error.title
+        return Receipt(self.id, DeliveryStatus(self.status), str(error.code), detail)
 
 
 class Metadata(_Lenient):
@@ -41,6 +81,7 @@ class Value(_Lenient):
     messaging_product: str
     metadata: Metadata
     messages: list[InboundMessage] = []
+    statuses: list[Status] = []
 
 
 class Change(_Lenient):
@@ -64,15 +105,28 @@ class WebhookPayload(_Lenient):
         Raises `ValidationError` when a `messages` change is not shaped as documented.
         """
         found: list[Inbound] = []
-        for entry in self.entry:
-            for change in entry.changes:
-                if change.field != "messages":
-                    continue
-                value = Value.model_validate(change.value)
-                if value.metadata.phone_number_id != phone_number_id:
-                    continue
-                found += filter(None, (_inbound(message) for message in value.messages))
+        for value in self._values(phone_number_id):
+            found += filter(None, (_inbound(message) for message in value.messages))
         return sorted(found, key=lambda message: message.sent_at)
+
+    def receipts(self, phone_number_id: str) -> list[Receipt]:
+        """The delivery statuses of messages sent from our number, in any order (they only move forward)."""
+        return [
+            receipt
+            for value in self._values(phone_number_id)
+            for receipt in (status.receipt() for status in value.statuses)
+            if receipt is not None
+        ]
+
+    def _values(self, phone_number_id: str) -> list[Value]:
+        return [
+            value
+            for entry in self.entry
+            for change in entry.changes
+            if change.field == "messages"
+            for value in [Value.model_validate(change.value)]
+            if value.metadata.phone_number_id == phone_number_id
+        ]
 
 
 def _inbound(message: InboundMessage) -> Inbound | None:
@@ -83,11 +137,14 @@ def _inbound(message: InboundMessage) -> Inbound | None:
     except InvalidPhone:
         log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(message.sender))
         return None
+    reply = message.interactive.button_reply if message.type == "interactive" and message.interactive else None
+    text = message.text.body if message.type == "text" and message.text else None
     return Inbound(
         channel=Channel.whatsapp,
         external_id=message.id,
         address=message.sender,
         phone=phone,
-        text=message.text.body if message.type == "text" and message.text else None,
+        text=reply.title if reply else text,
         sent_at=datetime.fromtimestamp(message.timestamp, UTC),
+        button=reply.id if reply else None,
     )
