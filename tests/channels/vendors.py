@@ -181,14 +181,16 @@ def signed(payload: dict[str, Any], secret: str = APP_SECRET) -> tuple[bytes, di
     return body, {"content-type": "application/json", "x-hub-signature-256": meta_signature(body, secret)}
 
 
-def graph_sent(wa_id: str = "16505551234") -> httpx.Response:
+def graph_sent(
+    wa_id: str = "16505551234", wamid: str = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"
+) -> httpx.Response:
     """The Graph API's answer to a successful send-message call."""
     return httpx.Response(
         200,
         json={
             "messaging_product": "whatsapp",
             "contacts": [{"input": wa_id, "wa_id": wa_id}],
-            "messages": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"}],
+            "messages": [{"id": wamid}],
         },
     )
 
@@ -234,9 +236,8 @@ def twilio_signed(form: dict[str, str], url: str = f"{PUBLIC_URL}/webhooks/twili
     return urlencode(form), {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}
 
 
-def twilio_sent(to: str, body: str) -> httpx.Response:
+def twilio_sent(to: str, body: str, sid: str = "SM" + "a" * 32) -> httpx.Response:
     """Twilio's 201 for a created Message resource."""
-    sid = "SM" + "a" * 32
     return httpx.Response(
         201,
         json={
