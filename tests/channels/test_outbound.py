@@ -13,13 +13,18 @@ import respx
 from sqlalchemy import select, update
 
 from bedel.channels.models import ChannelContact
+from bedel.channels.ports import SendFailed
+from bedel.channels.whatsapp.client import WhatsAppClient
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import as_utc, create_engine, create_sessionmaker, utcnow
 from bedel.jobs.models import Job, JobStatus
 from tests.channels.conftest import eventually
 from tests.channels.vendors import (
+    ACCESS_TOKEN,
     CHANNEL_SETTINGS,
+    GRAPH_BASE,
     GRAPH_MESSAGES_URL,
+    PHONE_NUMBER_ID,
     PUBLIC_URL,
     TWILIO_FROM,
     TWILIO_MESSAGES_URL,
@@ -362,3 +367,31 @@ async def _deliver_jobs(database_url: str) -> list[Job]:
 async def _deliver_job_retried(database_url: str) -> bool:
     jobs = await _deliver_jobs(database_url)
     return bool(jobs) and jobs[0].status == JobStatus.queued and jobs[0].attempts == 1
+
+
+class TestThroughputLimit:
+    async def test_the_throughput_limit_pauses_every_send_from_the_number(self) -> None:
+        now = [100.0]
+        client = WhatsAppClient(
+            api_base=GRAPH_BASE, phone_number_id=PHONE_NUMBER_ID, access_token=ACCESS_TOKEN, clock=lambda: now[0]
+        )
+        with respx.mock() as router:
+            route = router.post(GRAPH_MESSAGES_URL).mock(
+                side_effect=[
+                    graph_error(400, 130429, "(#130429) Rate limit hit"),
+                    graph_sent("5215598765432", "wamid.after-pause"),
+                ]
+            )
+            with pytest.raises(SendFailed) as limited:
+                await client.send_text(WA_ID, "a")
+            now[0] += 4
+            # Another student, same business number: held back without a call that would fail too.
+            with pytest.raises(SendFailed) as held:
+                await client.send_text("5215598765432", "b")
+            now[0] += 7
+            sent = await client.send_text("5215598765432", "b")
+        await client.aclose()
+
+        assert (limited.value.temporary, limited.value.code, limited.value.retry_after_s) == (True, "130429", 10.0)
+        assert (held.value.code, held.value.retry_after_s) == ("130429", 6.0)
+        assert (route.call_count, sent) == (2, "wamid.after-pause")

@@ -39,8 +39,8 @@ class MessageSender(Protocol):
         """`text` with reply buttons under it (free-form too)."""
         ...
 
-    async def send_template(self, to: str, text: str) -> str:
-        """The institution's re-engagement template, with `text` as its body parameter: allowed at any time."""
+    async def send_reengagement(self, to: str, text: str) -> str:
+        """The institution's re-engagement template with `text` as its body parameter `{{1}}`: allowed any time."""
         ...
 
     async def aclose(self) -> None: ...

@@ -155,7 +155,7 @@ class ChannelTasks:
         if sender is None:
             raise SendFailed(f"the {channel} channel is off", temporary=False)
         if path is DeliveryPath.template:
-            return await sender.send_template(address, text)
+            return await sender.send_reengagement(address, text)
         if buttons := payload.get("buttons"):
             return await sender.send_buttons(address, text, payload["footer"], [Button(*b) for b in buttons])
         return await sender.send_text(address, text)

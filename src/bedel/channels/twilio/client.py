@@ -39,10 +39,14 @@ class TwilioClient:
         # Twilio's quick replies exist only as Content templates approved in advance, so the text goes alone.
         return await self.send_text(to, text)
 
-    async def send_template(self, to: str, text: str) -> str:
+    async def send_template(self, to: str, content_sid: str, variables: dict[str, str]) -> str:
+        """A pre-approved Content API template (`HX...`), e.g. a WhatsApp template outside the 24-hour window."""
+        return await self._send(to, {"ContentSid": content_sid, "ContentVariables": json.dumps(variables)})
+
+    async def send_reengagement(self, to: str, text: str) -> str:
         if self._template_sid is None:
             raise SendFailed("no re-engagement template: set BEDEL_TWILIO_REENGAGE_CONTENT_SID", temporary=False)
-        return await self._send(to, {"ContentSid": self._template_sid, "ContentVariables": json.dumps({"1": text})})
+        return await self.send_template(to, self._template_sid, {"1": text})
 
     async def _send(self, to: str, fields: dict[str, str]) -> str:
         data = {"To": to, "From": self._sender, **fields}

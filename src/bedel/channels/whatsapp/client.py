@@ -51,18 +51,21 @@ class WhatsAppClient:
             interactive["footer"] = {"text": footer}
         return await self._send(to, {"type": "interactive", "interactive": interactive})
 
-    async def send_template(self, to: str, text: str) -> str:
+    async def send_template(self, to: str, name: str, language: str, parameters: list[str]) -> str:
+        """An approved template, the only kind of message allowed outside the 24-hour window."""
+        template: dict[str, object] = {"name": name, "language": {"code": language}}
+        if parameters:
+            body = [{"type": "text", "text": value} for value in parameters]
+            template["components"] = [{"type": "body", "parameters": body}]
+        return await self._send(to, {"type": "template", "template": template})
+
+    async def send_reengagement(self, to: str, text: str) -> str:
         if self._template is None:
             raise SendFailed("no re-engagement template: set BEDEL_WHATSAPP_REENGAGE_TEMPLATE", temporary=False)
         parameter = " ".join(text.split())
         if len(parameter) > TEMPLATE_TEXT_LIMIT:
             parameter = parameter[: TEMPLATE_TEXT_LIMIT - 1] + "…"
-        template = {
-            "name": self._template,
-            "language": {"code": self._template_language},
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": parameter}]}],
-        }
-        return await self._send(to, {"type": "template", "template": template})
+        return await self.send_template(to, self._template, self._template_language, [parameter])
 
     async def _send(self, to: str, message: dict[str, Any]) -> str:
         paused_s = self._paused_until - self._clock()
