@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
 
-    # Past the 24-hour window (docs/decisions/0010): a template, an SMS, or nothing (staff replies are refused).
+    # Past the 24-hour window (docs/decisions/0011): a template, an SMS, or nothing (staff replies are refused).
     reengage_fallback: ReengageFallback = ReengageFallback.none
     whatsapp_reengage_template: str | None = None
     whatsapp_reengage_language: str = "es_MX"

@@ -1,6 +1,6 @@
 """Delivery receipts: each outbound message's status moves forward only, whatever order the vendor reports in.
 
-Business rule: sent < failed < delivered < read (decision 0010). Vendors repeat
+Business rule: sent < failed < delivered < read (decision 0011). Vendors repeat
 and reorder receipts, so a receipt that is not ahead of what is stored changes
 nothing; a failure carries the vendor's code and a Spanish explanation for staff.
 """

@@ -7,7 +7,7 @@ and its replies are sent in the order they were written; a handed-off
 conversation gets no bot answers. Free-form messages reach a student only within
 24 hours of their last message; past it the deliver job sends the configured
 fallback (a template or an SMS) instead, and with no fallback a person's reply is
-refused up front (decision 0010).
+refused up front (decision 0011).
 """
 
 import uuid

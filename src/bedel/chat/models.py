@@ -24,7 +24,7 @@ class Role(StrEnum):
 class DeliveryStatus(StrEnum):
     """How a message sent over a channel fared; None for messages that stayed in the HTTP API.
 
-    Statuses only move forward, in this order (see docs/decisions/0010): pending,
+    Statuses only move forward, in this order (see docs/decisions/0011): pending,
     sent, failed, delivered, read. A `failed` receipt does not undo a `delivered`
     one that arrived first (the student's phone has the message), while a
     `delivered` or `read` receipt after a `failed` one wins: it proves arrival.
