@@ -26,6 +26,7 @@ from tests.channels.vendors import (
     signed,
     text_message,
 )
+from tests.llm_fakes import LLM_BASE_URL, completion
 
 WA_ID = "5215512345678"
 OTHER_WA_ID = "5215598765432"
@@ -76,6 +77,25 @@ class TestFeedbackButtons:
         assert sent["footer"] == {"text": "¿Te sirvió esta respuesta?"}
         assert sent["body"]["text"] == messages[-1]["content"]
         assert buttons == [f"feedback:yes:{messages[-1]['id']}", f"feedback:no:{messages[-1]['id']}"]
+
+    async def test_an_answer_too_long_for_buttons_is_followed_by_the_question_with_them(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+    ) -> None:
+        long_answer = "La inscripción tiene varios pasos. " * 40
+        llm = {"llm_provider": "openai_compatible", "llm_base_url": LLM_BASE_URL, "llm_api_key": "sk-test"}
+        with respx.mock(assert_all_called=False) as router:
+            router.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=completion(long_answer))
+            graph = router.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent(WA_ID))
+            async with make_client(make_settings(**CHANNEL_SETTINGS, **llm)) as client:
+                await post(client, text_message(WA_ID, "¿cómo me inscribo?", "wamid.long"))
+                await eventually(lambda: graph.call_count == 2)
+
+        first, second = (json.loads(call.request.content) for call in graph.calls)
+        assert first["type"] == "text"
+        assert first["text"]["body"] == long_answer.strip()
+        assert second["interactive"]["body"] == {"text": "¿Te sirvió esta respuesta?"}
+        buttons = sent_buttons(graph.calls[1].request)
+        assert [button.split(":")[:2] for button in buttons] == [["feedback", "yes"], ["feedback", "no"]]
 
     async def test_a_yes_is_counted_for_today_and_needs_no_reply(
         self, wa_client: httpx.AsyncClient, graph: respx.Route

@@ -32,7 +32,7 @@ from bedel.phones import mask_phone
 ANSWER_JOB = "channels.answer"
 DELIVER_JOB = "channels.deliver"
 SESSION_WINDOW = timedelta(hours=24)
-# Meta's limit for the body of a reply-buttons message; a longer text goes without buttons.
+# Meta's limit for the body of a reply-buttons message.
 BUTTONS_TEXT_LIMIT = 1024
 
 
@@ -67,14 +67,22 @@ async def enqueue_delivery(session: AsyncSession, delivery: Delivery, *, once_fo
     """Queue a text for sending, split to the channel's length; one phone's parts leave in order.
 
     With `once_for` (the inbound message being answered), queuing the reply again adds nothing.
+    Buttons go under the last part; when it is too long to carry them, their question follows alone with them.
     """
     jobs = JobRepository.from_session(session)
-    buttons = delivery.buttons if len(delivery.text) <= BUTTONS_TEXT_LIMIT else ()
-    for number, part in enumerate(split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel])):
+    parts = [(part, "") for part in split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel])]
+    if delivery.buttons and parts:
+        last, _ = parts[-1]
+        parts[-1:] = (
+            [(last, delivery.footer)] if len(last) <= BUTTONS_TEXT_LIMIT else [(last, ""), (delivery.footer, "")]
+        )
+    for number, (part, footer) in enumerate(parts):
+        with_buttons = bool(delivery.buttons) and number == len(parts) - 1
         payload = asdict(delivery) | {
             "text": part,
+            "footer": footer,
             "message_id": _str_or_none(delivery.message_id),
-            "buttons": [[button.id, button.title] for button in buttons],
+            "buttons": [[button.id, button.title] for button in delivery.buttons] if with_buttons else [],
         }
         dedupe_key = f"reply:{once_for}:{number}" if once_for else None
         await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key)

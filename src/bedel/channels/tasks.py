@@ -84,7 +84,7 @@ class ChannelTasks:
             await enqueue_delivery(session, delivery, once_for=source_id)
 
     async def _ask(self, delivery: Delivery, text: str, source_id: str) -> Delivery:
-        # Only Meta's API sends reply buttons: over Twilio a handoff is taken at once, as before.
+        # Only Meta's API sends reply buttons: over Twilio a handoff is taken at once, and no feedback is asked.
         confirm = delivery.channel == Channel.whatsapp
         try:
             answer = await self._chat.ask(delivery.phone, text, source_id=source_id, confirm_handoff=confirm)
@@ -92,8 +92,9 @@ class ChannelTasks:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(delivery.phone))
             return Delivery(delivery.channel, delivery.address, delivery.phone, UNAVAILABLE_REPLY)
-        offered = answer.handoff and confirm
-        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=offered)
+        if not confirm:
+            return Delivery(delivery.channel, delivery.address, delivery.phone, answer.answer, answer.message_id)
+        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=answer.handoff)
         return Delivery(
             delivery.channel, delivery.address, delivery.phone, answer.answer, answer.message_id, buttons, footer
         )
