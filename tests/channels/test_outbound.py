@@ -369,6 +369,40 @@ async def _deliver_job_retried(database_url: str) -> bool:
     return bool(jobs) and jobs[0].status == JobStatus.queued and jobs[0].attempts == 1
 
 
+class TestThrottledReceipts:
+    async def test_a_message_failed_for_sending_too_fast_is_sent_again_after_a_pause(
+        self, make_wa_client: Any, graph: respx.Route, clean_database: str
+    ) -> None:
+        error = graph_status_error(131056, "(Business Account, Consumer Account) pair rate limit hit", "x")
+        async with make_wa_client() as client:
+            await a_conversation(client, graph)
+            await eventually(lambda: _status_is(client, "sent"))
+            await post(client, status_update(WA_ID, "wamid.out1", "failed", errors=[error]))
+            answer = await last_message(client)
+            resend = (await _deliver_jobs(clean_database))[-1]
+
+        assert (answer["delivery_status"], answer["delivery_error_code"]) == ("pending", "131056")
+        assert (resend.status, resend.payload["text"], resend.payload["message_id"]) == (
+            JobStatus.queued,
+            answer["content"],
+            answer["id"],
+        )
+        assert as_utc(resend.run_after) - utcnow() > timedelta(seconds=20)
+
+    async def test_a_throttled_failure_after_delivery_sends_nothing_again(
+        self, make_wa_client: Any, graph: respx.Route, clean_database: str
+    ) -> None:
+        error = graph_status_error(130429, "Rate limit hit", "x")
+        async with make_wa_client() as client:
+            await a_conversation(client, graph)
+            await eventually(lambda: _status_is(client, "sent"))
+            await post(client, status_update(WA_ID, "wamid.out1", "delivered"))
+            await post(client, status_update(WA_ID, "wamid.out1", "failed", errors=[error]))
+
+            assert (await last_message(client))["delivery_status"] == "delivered"
+            assert len(await _deliver_jobs(clean_database)) == 1
+
+
 class TestThroughputLimit:
     async def test_the_throughput_limit_pauses_every_send_from_the_number(self) -> None:
         now = [100.0]

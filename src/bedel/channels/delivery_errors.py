@@ -14,8 +14,9 @@ EXPLANATIONS = {
         "configurado para escribirle."
     ),
 }
-# Limits on sending, not on the message: the send is retried later instead of failing.
-THROTTLE_CODES = frozenset({"130429", "131056"})
+# Limits on sending, not on the message: the send is retried after this many seconds instead of failing.
+# 130429: the business number's throughput is spent; 131056: too many messages to one student.
+THROTTLE_DELAY_S = {"130429": 10.0, "131056": 30.0}
 
 
 def explain(code: str | None, detail: str) -> str:

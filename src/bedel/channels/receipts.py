@@ -3,25 +3,49 @@
 Business rule: sent < failed < delivered < read (decision 0011). Vendors repeat
 and reorder receipts, so a receipt that is not ahead of what is stored changes
 nothing; a failure carries the vendor's code and a Spanish explanation for staff.
+A failure for sending too fast (130429, 131056) is not the message's fault: it
+goes back to `pending` and is sent again after a pause.
 """
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.channels.delivery_errors import explain
-from bedel.channels.schemas import Receipt
+from bedel.channels.delivery_errors import THROTTLE_DELAY_S, explain
+from bedel.channels.repository import ContactRepository
+from bedel.channels.schemas import Delivery, Receipt
+from bedel.channels.service import enqueue_delivery
 from bedel.chat.models import DeliveryStatus
 from bedel.chat.repository import ThreadRepository
 
 
 async def apply_receipts(session: AsyncSession, receipts: Iterable[Receipt]) -> int:
-    """Apply each receipt to the message its vendor id names; return how many moved a message forward."""
+    """Apply each receipt to the message its vendor id names; return how many changed a message."""
     threads = ThreadRepository.from_session(session)
-    moved = 0
+    changed = 0
     for receipt in receipts:
-        failed = receipt.status == DeliveryStatus.failed
-        code = receipt.error_code if failed else None
-        error = explain(code, receipt.error_detail) if failed else None
-        moved += await threads.apply_receipt(receipt.vendor_message_id, receipt.status, code, error)
-    return moved
+        if receipt.status != DeliveryStatus.failed:
+            changed += await threads.apply_receipt(receipt.vendor_message_id, receipt.status, None, None)
+            continue
+        code = receipt.error_code
+        error = explain(code, receipt.error_detail)
+        if code is not None and code in THROTTLE_DELAY_S:
+            changed += await _send_again(session, receipt.vendor_message_id, code, error)
+        else:
+            changed += await threads.apply_receipt(receipt.vendor_message_id, receipt.status, code, error)
+    return changed
+
+
+async def _send_again(session: AsyncSession, vendor_message_id: str, code: str, error: str) -> bool:
+    """Queue the throttled message again, after the pause its code asks for."""
+    throttled = await ThreadRepository.from_session(session).requeue_throttled(vendor_message_id, code, error)
+    if throttled is None:
+        return False
+    message_id, phone, text = throttled
+    contact = await ContactRepository.from_session(session).get(phone)
+    if contact is None:
+        return False
+    delivery = Delivery(contact.channel, contact.address, phone, text, message_id)
+    await enqueue_delivery(session, delivery, delay=timedelta(seconds=THROTTLE_DELAY_S[code]))
+    return True

@@ -63,7 +63,9 @@ async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound]) -> 
     return accepted
 
 
-async def enqueue_delivery(session: AsyncSession, delivery: Delivery, *, once_for: str | None = None) -> None:
+async def enqueue_delivery(
+    session: AsyncSession, delivery: Delivery, *, once_for: str | None = None, delay: timedelta = timedelta(0)
+) -> None:
     """Queue a text for sending, split to the channel's length; one phone's parts leave in order.
 
     With `once_for` (the inbound message being answered), queuing the reply again adds nothing.
@@ -85,7 +87,7 @@ async def enqueue_delivery(session: AsyncSession, delivery: Delivery, *, once_fo
             "buttons": [[button.id, button.title] for button in delivery.buttons] if with_buttons else [],
         }
         dedupe_key = f"reply:{once_for}:{number}" if once_for else None
-        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key)
+        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key, delay=delay)
     if delivery.message_id is not None:
         await ThreadRepository.from_session(session).mark_pending(delivery.message_id)
 

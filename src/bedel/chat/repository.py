@@ -237,6 +237,34 @@ class ThreadRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def requeue_throttled(
+        self, vendor_message_id: str, code: str, error: str
+    ) -> tuple[uuid.UUID, str, str] | None:
+        """Put a message the vendor throttled back to `pending` for a resend, unless it got further since.
+
+        Returns its id, phone and text, or None when no message was waiting on that id.
+        """
+        row = (
+            await self.session.execute(
+                update(_messages)
+                .where(
+                    _messages.c.vendor_message_id == vendor_message_id,
+                    delivery_moves_forward(_messages.c.delivery_status, DeliveryStatus.failed),
+                )
+                .values(
+                    delivery_status=DeliveryStatus.pending,
+                    delivery_error_code=code,
+                    delivery_error=error,
+                    vendor_message_id=None,
+                )
+                .returning(_messages.c.id, _messages.c.thread_id, _messages.c.content)
+            )
+        ).first()
+        if row is None:
+            return None
+        phone = await self.session.scalar(select(_threads.c.phone).where(_threads.c.id == row.thread_id))
+        return row.id, str(phone), row.content
+
     async def page_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> Sequence[Message]:
         rows = await self.session.scalars(
             select(Message)

@@ -6,14 +6,13 @@ from typing import Any
 
 import httpx
 
+from bedel.channels.delivery_errors import THROTTLE_DELAY_S
 from bedel.channels.ports import Button, SendFailed
 
 # Graph error codes that mean "later", not "never": unknown/service errors and rate limits.
 _TEMPORARY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056})
-# 130429: the business number's throughput is spent, so every send from this process pauses;
-# 131056: too many messages to one student, so only that student's queue waits (longer).
-THROUGHPUT_PAUSE_S = 10.0
-PAIR_PAUSE_S = 30.0
+# 130429 pauses every send from this process; 131056 only that student's queue (keyed per phone).
+THROUGHPUT_PAUSE_S = THROTTLE_DELAY_S["130429"]
 # A template parameter may not hold line breaks, and the template body is at most 1,024 characters.
 TEMPLATE_TEXT_LIMIT = 900
 
@@ -94,7 +93,7 @@ def _failure(response: httpx.Response) -> SendFailed:
     except (ValueError, KeyError, TypeError):
         code, message = 0, response.text[:200]
     temporary = response.status_code == 429 or response.status_code >= 500 or code in _TEMPORARY_CODES
-    retry_after_s = {130429: THROUGHPUT_PAUSE_S, 131056: PAIR_PAUSE_S}.get(code)
+    retry_after_s = THROTTLE_DELAY_S.get(str(code))
     return SendFailed(
         f"Graph API {response.status_code} code {code}: {message}",
         temporary=temporary,
