@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -62,8 +63,9 @@ class ChannelTasks:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
         phone, text = job.payload["phone"], job.payload["text"]
         channel = Channel(job.payload["channel"])
+        source_id = f"{channel}:{job.payload['external_id']}"
         if job.payload.get("button"):
-            await self._tapped(channel, job.payload["address"], phone, job.payload["button"])
+            await self._tapped(Delivery(channel, job.payload["address"], phone, ""), job.payload["button"], source_id)
             return
         async with self._sessionmaker() as session, session.begin():
             if await is_handed_off(session, phone):
@@ -71,13 +73,12 @@ class ChannelTasks:
                 if text is not None:
                     await append_message(session, phone, Role.user, text)
                 return
-        source_id = f"{channel}:{job.payload['external_id']}"
         delivery = Delivery(channel, job.payload["address"], phone, ONLY_TEXT_REPLY)
         if text is not None:
             # A re-run after a crash delivers the answer already stored instead of asking again.
             stored = await self._chat.stored_answer(source_id)
             if stored is not None:
-                delivery = Delivery(channel, job.payload["address"], phone, *stored)
+                delivery = replace(delivery, text=stored[0], message_id=stored[1])
             else:
                 delivery = await self._ask(delivery, text, source_id)
         async with self._sessionmaker() as session, session.begin():
@@ -91,16 +92,16 @@ class ChannelTasks:
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(delivery.phone))
-            return Delivery(delivery.channel, delivery.address, delivery.phone, UNAVAILABLE_REPLY)
+            return replace(delivery, text=UNAVAILABLE_REPLY)
+        answered = replace(delivery, text=answer.answer, message_id=answer.message_id)
         if not confirm:
-            return Delivery(delivery.channel, delivery.address, delivery.phone, answer.answer, answer.message_id)
+            return answered
         buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=answer.handoff)
-        return Delivery(
-            delivery.channel, delivery.address, delivery.phone, answer.answer, answer.message_id, buttons, footer
-        )
+        return replace(answered, buttons=buttons, footer=footer)
 
-    async def _tapped(self, channel: Channel, address: str, phone: str, button: str) -> None:
+    async def _tapped(self, to: Delivery, button: str, source_id: str) -> None:
         """A reply button: feedback on an answer, or the student's yes or no to a person taking over."""
+        phone = to.phone
         tap = read_tap(button)
         if tap is None:
             log.warning("channel_unknown_button", phone=mask_phone(phone))
@@ -118,7 +119,7 @@ class ChannelTasks:
             else:
                 reply = HANDOFF_DECLINED_REPLY
             if reply is not None:
-                await enqueue_delivery(session, Delivery(channel, address, phone, reply))
+                await enqueue_delivery(session, replace(to, text=reply), once_for=source_id)
 
     async def deliver(self, job: JobContext) -> None:
         """Send one part: free-form within the student's 24-hour window, else the configured fallback."""
@@ -145,7 +146,9 @@ class ChannelTasks:
             contact = await ContactRepository.from_session(session).get(phone)
         if contact is None or window_open(contact.last_inbound_at, utcnow()):
             return DeliveryPath.free_form
-        return _FALLBACK_PATHS[self._fallback]
+        path = _FALLBACK_PATHS[self._fallback]
+        log.info("channel_window_closed", phone=mask_phone(phone), path=path)
+        return path
 
     async def _send(self, path: DeliveryPath, payload: dict[str, Any]) -> str:
         channel, address, text = Channel(payload["channel"]), payload["address"], payload["text"]
