@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import router
-from bedel.channels.senders import create_senders, create_sms_sender
+from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
@@ -62,7 +62,9 @@ def build_state(settings: Settings) -> AppState:
     )
     senders = create_senders(settings)
     sms = create_sms_sender(settings)
-    tasks = ChannelTasks(sessionmaker, chat, senders, fallback=settings.reengage_fallback, sms=sms)
+    tasks = ChannelTasks(
+        sessionmaker, chat, senders, fallback=settings.reengage_fallback, sms=sms, email=create_email_sender(settings)
+    )
     jobs = JobRunner(
         sessionmaker,
         tasks.handlers(),

@@ -21,11 +21,18 @@ class LLMProvider(StrEnum):
     openai_compatible = "openai_compatible"
 
 
+class SMTPSecurity(StrEnum):
+    starttls = "starttls"
+    tls = "tls"
+    none = "none"
+
+
 class ReengageFallback(StrEnum):
     """What a free-form message becomes once the student's 24-hour window has closed."""
 
     template = "template"
     sms = "sms"
+    email = "email"
     none = "none"
 
 
@@ -100,12 +107,21 @@ class Settings(BaseSettings):
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
 
-    # Past the 24-hour window (docs/decisions/0011): a template, an SMS, or nothing (staff replies are refused).
+    # A Twilio number that sends SMS.
+    twilio_sms_from: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_security: SMTPSecurity = SMTPSecurity.starttls
+
+    # Past the 24-hour window (docs/decisions/0011): a template, an SMS, an email, or nothing
+    # (staff replies are refused).
     reengage_fallback: ReengageFallback = ReengageFallback.none
     whatsapp_reengage_template: str | None = None
     whatsapp_reengage_language: str = "es_MX"
     twilio_reengage_content_sid: str | None = None
-    twilio_sms_from: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -153,6 +169,14 @@ class Settings(BaseSettings):
         )
 
     @property
+    def sms_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_sms_from)
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from)
+
+    @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from)
 
@@ -197,12 +221,14 @@ def _check_reengagement(settings: Settings) -> None:
                 "BEDEL_TWILIO_REENGAGE_CONTENT_SID: BEDEL_REENGAGE_FALLBACK=template needs the template's "
                 "Content SID (HX...)"
             )
-    if settings.reengage_fallback is ReengageFallback.sms and not (
-        settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_sms_from
-    ):
+    if settings.reengage_fallback is ReengageFallback.sms and not settings.sms_enabled:
         raise ConfigError(
             "BEDEL_TWILIO_SMS_FROM: BEDEL_REENGAGE_FALLBACK=sms sends through Twilio; set BEDEL_TWILIO_ACCOUNT_SID, "
             "BEDEL_TWILIO_AUTH_TOKEN and BEDEL_TWILIO_SMS_FROM (an SMS-capable number such as +15017122661)"
+        )
+    if settings.reengage_fallback is ReengageFallback.email and not settings.email_enabled:
+        raise ConfigError(
+            "BEDEL_SMTP_HOST: BEDEL_REENGAGE_FALLBACK=email sends through SMTP; set BEDEL_SMTP_HOST and BEDEL_SMTP_FROM"
         )
 
 

@@ -1,15 +1,19 @@
 """Window-aware sends and delivery receipts: what leaves after 24 hours, and how each message fared."""
 
+import email
 import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from email.message import Message as EmailMessage
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import respx
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select, update
 
 from bedel.channels.models import ChannelContact
@@ -39,6 +43,7 @@ from tests.channels.vendors import (
     twilio_signed,
     twilio_status,
 )
+from tests.ops.conftest import free_port
 
 WA_ID = "5215512345678"
 PHONE = "+525512345678"
@@ -92,6 +97,24 @@ def graph() -> Any:
     ids = graph_ids()
     with respx.mock(assert_all_called=False) as router:
         yield router.post(GRAPH_MESSAGES_URL).mock(side_effect=lambda _: graph_sent(WA_ID, next(ids)))
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[list[EmailMessage], int]]:
+    """A real SMTP server on a free port, keeping what it accepts."""
+    received: list[EmailMessage] = []
+
+    class Handler:
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            assert isinstance(envelope.content, bytes)
+            received.append(email.message_from_bytes(envelope.content))
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield received, port
+    controller.stop()
 
 
 @pytest.fixture
@@ -178,6 +201,43 @@ class TestWindowAwareSends:
             assert (await last_message(client))["delivery_path"] == "sms"
             assert graph.call_count == 1
 
+    async def test_with_the_email_fallback_a_late_reply_goes_to_the_address_on_the_students_record(
+        self, make_wa_client: Any, graph: respx.Route, clean_database: str, mailbox: tuple[list[EmailMessage], int]
+    ) -> None:
+        received, port = mailbox
+        smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_from": "avisos@example.edu", "smtp_security": "none"}
+        async with make_wa_client(reengage_fallback="email", institution_name="Universidad Norte", **smtp) as client:
+            students = "matricula,nombre,telefono,correo\nA001,Lucía Pérez,+52 55 1234 5678,lucia@alumnos.example.edu\n"
+            await client.post("/students/import", files={"file": ("s.csv", students, "text/csv")})
+            thread_id = await a_conversation(client, graph)
+            await close_window(clean_database)
+            await client.post(f"/threads/{thread_id}/messages", json={"text": "Tu constancia está lista."})
+            await eventually(lambda: _status_is(client, "sent"))
+            reply = await last_message(client)
+
+        assert [(m["To"], m["Subject"]) for m in received] == [
+            ("lucia@alumnos.example.edu", "Mensaje de Universidad Norte")
+        ]
+        assert received[0].get_payload(decode=True).decode().strip() == "Tu constancia está lista."
+        assert reply["delivery_path"] == "email"
+        assert graph.call_count == 1
+
+    async def test_with_the_email_fallback_a_student_without_an_address_is_a_visible_failure(
+        self, make_wa_client: Any, graph: respx.Route, clean_database: str, mailbox: tuple[list[EmailMessage], int]
+    ) -> None:
+        received, port = mailbox
+        smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_from": "avisos@example.edu", "smtp_security": "none"}
+        async with make_wa_client(reengage_fallback="email", **smtp) as client:
+            thread_id = await a_conversation(client, graph)
+            await close_window(clean_database)
+            await client.post(f"/threads/{thread_id}/messages", json={"text": "Tu constancia está lista."})
+            await eventually(lambda: _status_is(client, "failed"))
+            reply = await last_message(client)
+
+        assert (reply["delivery_path"], reply["delivery_error_code"]) == ("email", "no_email")
+        assert "correo" in reply["delivery_error"]
+        assert received == []
+
     async def test_over_twilio_the_template_is_the_content_sid_with_the_text_as_its_variable(
         self, make_wa_client: Any, clean_database: str
     ) -> None:
@@ -211,12 +271,22 @@ class TestWindowAwareSends:
         assert answer["delivery_error_code"] == "window_closed"
         assert "24 horas" in answer["delivery_error"]
 
-    def test_a_template_fallback_without_a_template_does_not_start(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    @pytest.mark.parametrize(
+        ("fallback", "missing"),
+        [
+            ("template", "BEDEL_WHATSAPP_REENGAGE_TEMPLATE"),
+            ("sms", "BEDEL_TWILIO_SMS_FROM"),
+            ("email", "BEDEL_SMTP_HOST"),
+        ],
+    )
+    def test_a_fallback_without_what_it_sends_with_does_not_start(
+        self, monkeypatch: pytest.MonkeyPatch, fallback: str, missing: str
+    ) -> None:
         for name, value in CHANNEL_SETTINGS.items():
             monkeypatch.setenv(f"BEDEL_{name.upper()}", str(value))
-        monkeypatch.setenv("BEDEL_REENGAGE_FALLBACK", "template")
+        monkeypatch.setenv("BEDEL_REENGAGE_FALLBACK", fallback)
 
-        with pytest.raises(ConfigError, match="BEDEL_WHATSAPP_REENGAGE_TEMPLATE"):
+        with pytest.raises(ConfigError, match=missing):
             load_settings()
 
 

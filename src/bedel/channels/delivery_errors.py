@@ -13,6 +13,9 @@ EXPLANATIONS = {
         "Pasaron más de 24 horas desde el último mensaje del estudiante y no hay plantilla, SMS ni correo "
         "configurado para escribirle."
     ),
+    "no_email": (
+        "Pasaron más de 24 horas desde el último mensaje del estudiante y su registro no tiene correo para escribirle."
+    ),
 }
 # Limits on sending, not on the message: the send is retried after this many seconds instead of failing.
 # 130429: the business number's throughput is spent; 131056: too many messages to one student.

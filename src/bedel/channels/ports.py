@@ -44,3 +44,9 @@ class MessageSender(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class EmailSender(Protocol):
+    async def send_email(self, to: str, subject: str, text: str) -> str:
+        """Send a plain-text email; return its Message-ID or raise `SendFailed`."""
+        ...

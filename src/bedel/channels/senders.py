@@ -1,7 +1,8 @@
 """The one place that picks a sender per configured channel."""
 
+from bedel.channels.email.client import EmailClient
 from bedel.channels.models import Channel
-from bedel.channels.ports import MessageSender
+from bedel.channels.ports import EmailSender, MessageSender
 from bedel.channels.twilio.client import TwilioClient
 from bedel.channels.whatsapp.client import WhatsAppClient
 from bedel.config import ReengageFallback, Settings
@@ -31,6 +32,21 @@ def create_sms_sender(settings: Settings) -> MessageSender | None:
     if settings.reengage_fallback is not ReengageFallback.sms or not settings.twilio_sms_from:
         return None
     return _twilio(settings, settings.twilio_sms_from)
+
+
+def create_email_sender(settings: Settings) -> EmailSender | None:
+    """SMTP to the address on the student's record, for students whose WhatsApp window has closed."""
+    if settings.reengage_fallback is not ReengageFallback.email or not settings.email_enabled:
+        return None
+    assert settings.smtp_host is not None and settings.smtp_from is not None
+    return EmailClient(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        security=settings.smtp_security,
+    )
 
 
 def _twilio(settings: Settings, sender: str) -> TwilioClient:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bedel.channels.buttons import answer_buttons, read_tap
 from bedel.channels.delivery_errors import explain
 from bedel.channels.models import Channel
-from bedel.channels.ports import Button, MessageSender, SendFailed
+from bedel.channels.ports import Button, EmailSender, MessageSender, SendFailed
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery
 from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery, hand_over, window_open
@@ -25,6 +25,7 @@ from bedel.errors import UpstreamUnavailable
 from bedel.feedback.service import record_feedback
 from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
 from bedel.phones import mask_phone
+from bedel.students.repository import StudentRepository
 
 log = structlog.get_logger()
 
@@ -36,6 +37,7 @@ HANDOFF_DECLINED_REPLY = "De acuerdo, sigo aquí. ¿En qué más te puedo ayudar
 _FALLBACK_PATHS = {
     ReengageFallback.template: DeliveryPath.template,
     ReengageFallback.sms: DeliveryPath.sms,
+    ReengageFallback.email: DeliveryPath.email,
     ReengageFallback.none: None,
 }
 
@@ -49,12 +51,14 @@ class ChannelTasks:
         *,
         fallback: ReengageFallback = ReengageFallback.none,
         sms: MessageSender | None = None,
+        email: EmailSender | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
         self._fallback = fallback
         self._sms = sms
+        self._email = email
 
     def handlers(self) -> dict[str, Handler]:
         return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
@@ -155,6 +159,10 @@ class ChannelTasks:
         if path is DeliveryPath.sms:
             assert self._sms is not None
             return await self._sms.send_text(payload["phone"], text)
+        if path is DeliveryPath.email:
+            assert self._email is not None
+            subject = f"Mensaje de {self._chat.options.institution_name}"
+            return await self._email.send_email(await self._email_address(payload["phone"]), subject, text)
         sender = self._senders.get(channel)
         if sender is None:
             raise SendFailed(f"the {channel} channel is off", temporary=False)
@@ -163,6 +171,13 @@ class ChannelTasks:
         if buttons := payload.get("buttons"):
             return await sender.send_buttons(address, text, payload["footer"], [Button(*b) for b in buttons])
         return await sender.send_text(address, text)
+
+    async def _email_address(self, phone: str) -> str:
+        async with self._sessionmaker() as session:
+            student = await StudentRepository.from_session(session).get_record(phone)
+        if student is None or not student.email:
+            raise SendFailed("the student's record has no email", temporary=False, code="no_email")
+        return student.email
 
     async def _record_failure(self, message_id: uuid.UUID | None, exc: SendFailed, path: DeliveryPath | None) -> None:
         if message_id is None:

@@ -46,6 +46,7 @@ class DeliveryPath(StrEnum):
     free_form = "free_form"
     template = "template"
     sms = "sms"
+    email = "email"
 
 
 class Thread(RecordMixin, Base):
