@@ -29,8 +29,9 @@ def create_senders(settings: Settings) -> dict[Channel, MessageSender]:
 
 def create_sms_sender(settings: Settings) -> MessageSender | None:
     """Twilio SMS from `BEDEL_TWILIO_SMS_FROM`, for students whose WhatsApp window has closed."""
-    if settings.reengage_fallback is not ReengageFallback.sms or not settings.twilio_sms_from:
+    if settings.reengage_fallback is not ReengageFallback.sms or not settings.sms_enabled:
         return None
+    assert settings.twilio_sms_from is not None
     return _twilio(settings, settings.twilio_sms_from)
 
 

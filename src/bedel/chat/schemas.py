@@ -129,7 +129,7 @@ class MessageOut(BaseModel):
         "vendor's receipts; it only moves forward)."
     )
     delivery_path: DeliveryPath | None = Field(
-        description="How it left: free_form within the student's 24-hour window, or template or sms past it."
+        description="How it left: free_form within the student's 24-hour window; template, sms or email past it."
     )
     delivery_error_code: str | None = Field(description="The vendor's error code when it failed (e.g. 131047).")
     delivery_error: str | None = Field(description="Why it failed, in Spanish, for the staff reading the thread.")
