@@ -209,7 +209,7 @@ class TestTextMessages:
         assert "texto" in sent_bodies(graph)[0]
         assert await thread_messages(wa_client) == []
 
-    async def test_status_updates_are_acknowledged_and_ignored(
+    async def test_a_status_update_is_acknowledged_and_queues_nothing(
         self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str
     ) -> None:
         response = await post(wa_client, status_update(WA_ID, "wamid.sent-earlier"))
