@@ -8,6 +8,7 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import router as knowledge_router
 from bedel.ops.endpoints import router as ops_router
 from bedel.students.endpoints import router as students_router
@@ -16,6 +17,7 @@ router = APIRouter()
 router.include_router(chat_router)
 router.include_router(threads_router)
 router.include_router(staff_messages_router)
+router.include_router(feedback_router)
 router.include_router(whatsapp_router)
 router.include_router(twilio_router)
 router.include_router(students_router)

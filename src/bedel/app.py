@@ -12,7 +12,7 @@ from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import RECORD_JOB, record_handler
 from bedel.campaigns.runner import CampaignLimits, CampaignRunner
-from bedel.channels.senders import create_senders
+from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
@@ -69,9 +69,19 @@ def build_state(settings: Settings) -> AppState:
     senders = create_senders(settings)
     outboxes = create_outboxes(settings)
     verifier = IdentityVerifier(VerificationPolicy.from_settings(settings, catalog), catalog)
+    sms = create_sms_sender(settings)
+    tasks = ChannelTasks(
+        sessionmaker,
+        chat,
+        senders,
+        verifier,
+        fallback=settings.reengage_fallback,
+        sms=sms,
+        email=create_email_sender(settings),
+    )
     jobs = JobRunner(
         sessionmaker,
-        ChannelTasks(sessionmaker, chat, senders, verifier).handlers() | {RECORD_JOB: record_handler(sessionmaker)},
+        tasks.handlers() | {RECORD_JOB: record_handler(sessionmaker)},
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
@@ -87,6 +97,7 @@ def build_state(settings: Settings) -> AppState:
         embedder=embedder,
         limiter=RequestLimiter(settings),
         senders=senders,
+        sms=sms,
         jobs=jobs,
         outboxes=outboxes,
         campaigns=CampaignRunner(

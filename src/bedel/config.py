@@ -27,6 +27,15 @@ class SMTPSecurity(StrEnum):
     none = "none"
 
 
+class ReengageFallback(StrEnum):
+    """What a free-form message becomes once the student's 24-hour window has closed."""
+
+    template = "template"
+    sms = "sms"
+    email = "email"
+    none = "none"
+
+
 class ConfigError(Exception):
     """A setting that prevents start-up, with the fix in the message."""
 
@@ -122,6 +131,13 @@ class Settings(BaseSettings):
     identity_verification_attempts: int = Field(default=3, ge=1, le=20)
     identity_verification_cooldown_s: float = Field(default=900.0, gt=0, le=86_400)
 
+    # Past the 24-hour window (docs/decisions/0012): a template, an SMS, an email, or nothing
+    # (staff replies are refused).
+    reengage_fallback: ReengageFallback = ReengageFallback.none
+    whatsapp_reengage_template: str | None = None
+    whatsapp_reengage_language: str = "es_MX"
+    twilio_reengage_content_sid: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -204,7 +220,31 @@ def load_settings() -> Settings:
             "BEDEL_PUBLIC_URL: Twilio signs the public URL it calls; set BEDEL_PUBLIC_URL "
             "(for example https://bedel.example.edu)"
         )
+    _check_reengagement(settings)
     return settings
+
+
+def _check_reengagement(settings: Settings) -> None:
+    """The fallback chosen must have what it sends with."""
+    if settings.reengage_fallback is ReengageFallback.template:
+        if settings.whatsapp_enabled and not settings.whatsapp_reengage_template:
+            raise ConfigError(
+                "BEDEL_WHATSAPP_REENGAGE_TEMPLATE: BEDEL_REENGAGE_FALLBACK=template needs the approved template's name"
+            )
+        if settings.twilio_enabled and not settings.twilio_reengage_content_sid:
+            raise ConfigError(
+                "BEDEL_TWILIO_REENGAGE_CONTENT_SID: BEDEL_REENGAGE_FALLBACK=template needs the template's "
+                "Content SID (HX...)"
+            )
+    if settings.reengage_fallback is ReengageFallback.sms and not settings.sms_enabled:
+        raise ConfigError(
+            "BEDEL_TWILIO_SMS_FROM: BEDEL_REENGAGE_FALLBACK=sms sends through Twilio; set BEDEL_TWILIO_ACCOUNT_SID, "
+            "BEDEL_TWILIO_AUTH_TOKEN and BEDEL_TWILIO_SMS_FROM (an SMS-capable number such as +15017122661)"
+        )
+    if settings.reengage_fallback is ReengageFallback.email and not settings.email_enabled:
+        raise ConfigError(
+            "BEDEL_SMTP_HOST: BEDEL_REENGAGE_FALLBACK=email sends through SMTP; set BEDEL_SMTP_HOST and BEDEL_SMTP_FROM"
+        )
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

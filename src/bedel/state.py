@@ -34,13 +34,14 @@ class AppState:
     embedder: Embedder | None
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
+    sms: MessageSender | None
     jobs: JobRunner
     outboxes: dict[CampaignChannel, Outbox]
     campaigns: CampaignRunner
     shutting_down: bool = False
 
     async def aclose(self) -> None:
-        for sender in self.senders.values():
+        for sender in [*self.senders.values(), *filter(None, [self.sms])]:
             await sender.aclose()
         for outbox in self.outboxes.values():
             await outbox.aclose()

@@ -26,6 +26,7 @@ from tests.channels.vendors import (
     TWILIO_MESSAGES_URL,
     graph_sent,
     graph_sent_to_user,
+    sent_words,
     signed,
     text_message,
     twilio_form,
@@ -97,7 +98,7 @@ class Student:
 
     async def ask(self, body: str, **kwargs: Any) -> str:
         (reply,) = await self.write(body, **kwargs)
-        return str(reply["text"]["body"])
+        return str(sent_words(reply))
 
 
 async def thread_messages(client: httpx.AsyncClient, phone: str) -> list[tuple[str, str]]:
@@ -124,7 +125,7 @@ class TestUsernameOnlyStudent:
 
         (asked,) = await lucia.write("¿cuánto debo?")
         assert asked["recipient"] == BSUID and "to" not in asked
-        assert asked["text"]["body"] == ASK_STUDENT_ID
+        assert sent_words(asked) == ASK_STUDENT_ID
         assert "fecha de nacimiento" in await lucia.ask("A001")
         assert "Lucía Pérez" in await lucia.ask("15/03/2004")
 
@@ -147,7 +148,7 @@ class TestUsernameOnlyStudent:
             await wa_client.post("/webhooks/whatsapp", content=content, headers=headers)
         await eventually(lambda: graph.call_count == 3)
 
-        assert "4,500" in json.loads(graph.calls.last.request.content)["text"]["body"]
+        assert "4,500" in sent_words(json.loads(graph.calls.last.request.content))
 
     async def test_nothing_personal_is_said_before_verifying(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
@@ -168,10 +169,10 @@ class TestUsernameOnlyStudent:
         first = await lucia.write("hola", replies=2)
         second = await lucia.write("gracias")
 
-        assert [reply["text"]["body"] for reply in first][1] == INVITATION
+        assert [sent_words(reply) for reply in first][1] == INVITATION
         assert all(reply["recipient"] == BSUID for reply in first + second)
-        assert INVITATION not in [reply["text"]["body"] for reply in second]
-        assert not any("Lucía" in reply["text"]["body"] for reply in first + second)
+        assert INVITATION not in [sent_words(reply) for reply in second]
+        assert not any("Lucía" in sent_words(reply) for reply in first + second)
 
     async def test_an_unknown_student_id_and_a_wrong_fact_get_the_same_answer(
         self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str
@@ -299,7 +300,7 @@ class TestIdentitiesOfOneStudent:
         await eventually(lambda: graph.call_count == 3)
 
         sent = json.loads(graph.calls.last.request.content)
-        assert (sent.get("to"), sent["recipient"], sent["text"]["body"]) == (None, BSUID, "Hola Lucía, soy Ana.")
+        assert (sent.get("to"), sent["recipient"], sent_words(sent)) == (None, BSUID, "Hola Lucía, soy Ana.")
 
     async def test_every_channel_maps_to_the_same_thread(
         self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str

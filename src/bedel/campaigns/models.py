@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bedel.chat.models import DeliveryStatus
 from bedel.db import Base, RecordMixin, utcnow
 
 
@@ -88,6 +89,9 @@ class CampaignRecipient(Base):
     error: Mapped[str | None] = mapped_column(Text)
     vendor_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
     sent_at: Mapped[datetime | None]
+    # What the vendor's receipts said after the send (sent, delivered, read, failed), moving forward only.
+    delivery_status: Mapped[DeliveryStatus | None] = mapped_column(String(20))
+    delivery_error_code: Mapped[str | None] = mapped_column(String(40))
 
 
 class OptOut(Base):

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bedel.campaigns.messages import Rendered
 from bedel.campaigns.repository import Claimed
 from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
-from bedel.chat.repository import ThreadRepository
 from bedel.chat.threads import append_message
 from bedel.db import conflict_insert, utcnow
 from bedel.jobs.repository import JobRepository
@@ -92,6 +91,8 @@ def record_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> Handler:
         # A turn in progress raises Conflict: the job runs again after a backoff.
         async with sessionmaker() as session, session.begin():
             message_id = await append_message(session, job.payload["phone"], Role.assistant, job.payload["text"])
-            await ThreadRepository.from_session(session).set_delivery(message_id, DeliveryStatus.sent)
+            await session.execute(
+                update(_messages).where(_messages.c.id == message_id).values(delivery_status=DeliveryStatus.sent)
+            )
 
     return record

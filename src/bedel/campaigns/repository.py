@@ -16,6 +16,8 @@ from bedel.campaigns.models import (
     SendRate,
     SkipReason,
 )
+from bedel.chat.models import DeliveryStatus
+from bedel.chat.repository import delivery_moves_forward
 from bedel.db import conflict_insert, utcnow
 
 _recipients = cast(Table, CampaignRecipient.__table__)
@@ -55,6 +57,7 @@ _SETTLE = (
         error=bindparam("b_error"),
         reason=bindparam("b_reason"),
         sent_at=bindparam("b_sent_at"),
+        delivery_status=bindparam("b_delivery"),
         next_attempt_at=bindparam("b_retry_at"),
         attempts=_recipients.c.attempts - bindparam("b_refund"),
         leased_until=None,
@@ -189,12 +192,66 @@ class CampaignRepository:
                     "b_error": item.error,
                     "b_reason": item.reason,
                     "b_sent_at": now if item.status == RecipientStatus.sent else None,
+                    "b_delivery": DeliveryStatus.sent if item.status == RecipientStatus.sent else None,
                     "b_retry_at": item.retry_at or now,
                     "b_refund": 1 if item.refund_attempt else 0,
                 }
                 for item in settlements
             ],
         )
+
+    async def apply_receipt(
+        self, vendor_message_id: str, status: DeliveryStatus, code: str | None, error: str | None
+    ) -> bool:
+        """Move the recipient the vendor id names forward to `status`; a failure shows on it as `failed`."""
+        values: dict[str, Any] = {"delivery_status": status}
+        if status == DeliveryStatus.failed:
+            values |= {"status": RecipientStatus.failed, "delivery_error_code": code, "error": error}
+        elif status in (DeliveryStatus.delivered, DeliveryStatus.read):
+            # Arrival proves an earlier failure receipt wrong.
+            values |= {"status": RecipientStatus.sent}
+        result = await self.session.execute(
+            update(_recipients)
+            .where(
+                _recipients.c.vendor_message_id == vendor_message_id,
+                delivery_moves_forward(_recipients.c.delivery_status, status),
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def send_again(self, vendor_message_id: str, code: str, error: str, delay: timedelta) -> bool:
+        """The vendor throttled a sent message (too fast, or too many to one student): send it again later.
+
+        A campaign that had completed runs again for it.
+        """
+        now = utcnow()
+        campaign_id = await self.session.scalar(
+            update(_recipients)
+            .where(
+                _recipients.c.vendor_message_id == vendor_message_id,
+                _recipients.c.status == RecipientStatus.sent,
+                delivery_moves_forward(_recipients.c.delivery_status, DeliveryStatus.failed),
+            )
+            .values(
+                status=RecipientStatus.pending,
+                next_attempt_at=now + delay,
+                vendor_message_id=None,
+                sent_at=None,
+                delivery_status=None,
+                delivery_error_code=code,
+                error=error,
+            )
+            .returning(_recipients.c.campaign_id)
+        )
+        if campaign_id is None:
+            return False
+        await self.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.completed)
+            .values(status=CampaignStatus.running, finished_at=None, updated_at=now)
+        )
+        return True
 
     async def complete_if_done(self, campaign_id: uuid.UUID) -> bool:
         unfinished = exists().where(

@@ -4,6 +4,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bedel.campaigns.models import CampaignChannel, CampaignStatus, RecipientStatus, SkipReason
+from bedel.chat.models import DeliveryStatus
 from bedel.db import UTCDateTime
 
 MAX_RECIPIENTS = 200_000
@@ -131,6 +132,9 @@ class RecipientOut(BaseModel):
     error: str | None
     vendor_message_id: str | None
     sent_at: UTCDateTime | None
+    # From the vendor's receipts: sent, delivered, read or failed (with `delivery_error_code`, and `error` in Spanish).
+    delivery_status: DeliveryStatus | None
+    delivery_error_code: str | None
 
 
 class RecipientPage(BaseModel):

@@ -3,6 +3,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bedel.channels.models import Channel
+from bedel.channels.ports import Button
+from bedel.chat.models import DeliveryStatus
 from bedel.identities.schemas import Identity
 
 
@@ -19,6 +21,7 @@ class Inbound:
     sent_at: datetime
     # Every vendor identifier of the sender the message carried (raw wa_id, business-scoped id, Twilio From).
     identities: tuple[Identity, ...] = ()
+    button: str | None = None  # the id of the reply button the student tapped
 
 
 @dataclass(frozen=True)
@@ -30,3 +33,16 @@ class Delivery:
     phone: str
     text: str
     message_id: uuid.UUID | None = None
+    # Reply buttons under the text, with `footer` as their question; dropped when the text is too long for them.
+    buttons: tuple[Button, ...] = ()
+    footer: str = ""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A vendor's word on an outbound message: sent, delivered, read or failed (with its error code)."""
+
+    vendor_message_id: str
+    status: DeliveryStatus
+    error_code: str | None = None
+    error_detail: str = ""

@@ -1,27 +1,34 @@
-"""The channel jobs: answer one inbound message, deliver one outbound text."""
+"""The channel jobs: answer one inbound message (or a tapped reply button), deliver one outbound text."""
 
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.campaigns.service import opt_out_request, set_subscription
+from bedel.channels.buttons import answer_buttons, read_tap
+from bedel.channels.delivery_errors import explain
 from bedel.channels.models import Channel
-from bedel.channels.ports import MessageSender, SendFailed
+from bedel.channels.ports import Button, EmailSender, MessageSender, SendFailed
+from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery
-from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
-from bedel.chat.models import DeliveryStatus, Role
+from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery, hand_over, window_open
+from bedel.chat.models import DeliveryPath, Role, ThreadStatus
 from bedel.chat.repository import ThreadRepository
-from bedel.chat.service import ChatService
+from bedel.chat.service import ChatService, handoff_notice
 from bedel.chat.threads import append_message, is_handed_off
+from bedel.config import ReengageFallback
 from bedel.db import utcnow
 from bedel.errors import UpstreamUnavailable
+from bedel.feedback.service import record_feedback
 from bedel.identities.service import current_key, is_anonymous
 from bedel.identities.verification import IdentityVerifier
 from bedel.jobs.runner import Handler, JobContext, JobFailed, RetryLater
 from bedel.phones import mask_phone
+from bedel.students.repository import StudentRepository
 
 log = structlog.get_logger()
 
@@ -32,6 +39,15 @@ UNSUBSCRIBED_REPLY = (
 )
 SUBSCRIBED_REPLY = "Listo, volverás a recibir los avisos de la institución. Para dejar de recibirlos, escribe BAJA."
 UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
+NOT_HELPFUL_REPLY = "Gracias por decírmelo. Puedes escribir tu pregunta de otra forma, o pedir hablar con una persona."
+HANDOFF_DECLINED_REPLY = "De acuerdo, sigo aquí. ¿En qué más te puedo ayudar?"
+
+_FALLBACK_PATHS = {
+    ReengageFallback.template: DeliveryPath.template,
+    ReengageFallback.sms: DeliveryPath.sms,
+    ReengageFallback.email: DeliveryPath.email,
+    ReengageFallback.none: None,
+}
 
 
 class ChannelTasks:
@@ -41,53 +57,64 @@ class ChannelTasks:
         chat: ChatService,
         senders: Mapping[Channel, MessageSender],
         verifier: IdentityVerifier,
+        *,
+        fallback: ReengageFallback = ReengageFallback.none,
+        sms: MessageSender | None = None,
+        email: EmailSender | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
         self._verifier = verifier
+        self._fallback = fallback
+        self._sms = sms
+        self._email = email
 
     def handlers(self) -> dict[str, Handler]:
         return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
 
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation."""
-        text = job.payload["text"]
+        text, button = job.payload["text"], job.payload.get("button")
+        channel = Channel(job.payload["channel"])
+        source_id = f"{channel}:{job.payload['external_id']}"
         subscription = opt_out_request(text)
         if subscription is not None:
             await self._change_subscription(job, subscription)
             return
         async with self._sessionmaker() as session, session.begin():
             phone = await current_key(session, job.payload["phone"], job.payload["address"])
-            if await is_handed_off(session, phone):
+            if not button and await is_handed_off(session, phone):
                 # The person on staff reads it in the thread; the bot stays silent.
                 if text is not None:
                     await append_message(session, phone, Role.user, text)
                 return
-        channel = Channel(job.payload["channel"])
-        source_id = f"{channel}:{job.payload['external_id']}"
-        if text is None:
-            reply, message_id = ONLY_TEXT_REPLY, None
-        else:
+        if button:
+            await self._tapped(Delivery(channel, job.payload["address"], phone, ""), button, source_id)
+            return
+        delivery = Delivery(channel, job.payload["address"], phone, ONLY_TEXT_REPLY)
+        if text is not None:
             # A re-run after a crash delivers the answer already stored instead of asking again.
             stored = await self._chat.stored_answer(source_id)
-            reply, message_id = stored or await self._reply(phone, text, source_id)
+            if stored is not None:
+                delivery = replace(delivery, text=stored[0], message_id=stored[1])
+            else:
+                delivery = await self._reply(delivery, text, source_id)
         async with self._sessionmaker() as session, session.begin():
-            delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
             if is_anonymous(phone) and (invitation := await self._verifier.invitation(session, phone, utcnow())):
                 invitation_id = await append_message(session, phone, Role.assistant, invitation)
-                invited = replace(delivery, text=invitation, message_id=invitation_id)
+                invited = replace(delivery, text=invitation, message_id=invitation_id, buttons=(), footer="")
                 await enqueue_delivery(session, invited, once_for=f"{source_id}:invitation")
 
-    async def _reply(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
+    async def _reply(self, delivery: Delivery, text: str, source_id: str) -> Delivery:
         """A sender known only by a business-scoped id may be verifying who they are."""
-        if is_anonymous(phone):
+        if is_anonymous(delivery.phone):
             async with self._sessionmaker() as session, session.begin():
-                step = await self._verifier.step(session, phone, text, source_id, utcnow())
+                step = await self._verifier.step(session, delivery.phone, text, source_id, utcnow())
             if step is not None:
-                return step
-        return await self._ask(phone, text, source_id)
+                return replace(delivery, text=step[0], message_id=step[1])
+        return await self._ask(delivery, text, source_id)
 
     async def _change_subscription(self, job: JobContext, subscribe: bool) -> None:
         """ "BAJA" / "STOP" (or "ALTA" / "START"): no bot answer, the change confirmed in the thread."""
@@ -103,33 +130,100 @@ class ChannelTasks:
             await enqueue_delivery(session, delivery, once_for=source_id)
         log.info("campaign_subscription_changed", phone=mask_phone(phone), subscribed=subscribe)
 
-    async def _ask(self, phone: str, text: str, source_id: str) -> tuple[str, uuid.UUID | None]:
+    async def _ask(self, delivery: Delivery, text: str, source_id: str) -> Delivery:
+        # Only Meta's API sends reply buttons: over Twilio a handoff is taken at once, and no feedback is asked.
+        confirm = delivery.channel == Channel.whatsapp
         try:
-            answer = await self._chat.ask(phone, text, source_id=source_id)
+            answer = await self._chat.ask(delivery.phone, text, source_id=source_id, confirm_handoff=confirm)
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
-            log.warning("channel_answer_unavailable", phone=mask_phone(phone))
-            return UNAVAILABLE_REPLY, None
-        return answer.answer, answer.message_id
+            log.warning("channel_answer_unavailable", phone=mask_phone(delivery.phone))
+            return replace(delivery, text=UNAVAILABLE_REPLY)
+        answered = replace(delivery, text=answer.answer, message_id=answer.message_id)
+        if not confirm:
+            return answered
+        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=answer.handoff)
+        return replace(answered, buttons=buttons, footer=footer)
+
+    async def _tapped(self, to: Delivery, button: str, source_id: str) -> None:
+        """A reply button: feedback on an answer, or the student's yes or no to a person taking over."""
+        phone = to.phone
+        tap = read_tap(button)
+        if tap is None:
+            log.warning("channel_unknown_button", phone=mask_phone(phone))
+            return
+        reply = None
+        async with self._sessionmaker() as session, session.begin():
+            if tap.kind == "feedback":
+                recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
+                reply = NOT_HELPFUL_REPLY if recorded and not tap.yes else None
+            elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
+                log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
+            elif tap.yes:
+                notice = handoff_notice(self._chat.options.contact)
+                await hand_over(session, tap.target, ThreadStatus.handoff, notice, utcnow(), has_fallback=False)
+            else:
+                reply = HANDOFF_DECLINED_REPLY
+            if reply is not None:
+                await enqueue_delivery(session, replace(to, text=reply), once_for=source_id)
 
     async def deliver(self, job: JobContext) -> None:
+        """Send one part: free-form within the student's 24-hour window, else the configured fallback."""
         payload = job.payload
-        channel = Channel(payload["channel"])
         message_id = uuid.UUID(payload["message_id"]) if payload["message_id"] else None
-        sender = self._senders.get(channel)
+        path = await self._path(payload["phone"])
         try:
-            if sender is None:
-                raise SendFailed(f"the {channel} channel is off", temporary=False)
-            await sender.send_text(payload["address"], payload["text"])
+            if path is None:
+                # Never hand the vendor a message it would drop, and never report it as sent.
+                raise SendFailed("the 24-hour window closed, no fallback set", temporary=False, code="window_closed")
+            vendor_message_id = await self._send(path, payload)
         except SendFailed as exc:
             if exc.temporary and not job.last_attempt:
                 raise RetryLater(str(exc), exc.retry_after_s) from None
-            await self._record(message_id, DeliveryStatus.failed, str(exc))
+            await self._record_failure(message_id, exc, path)
             raise JobFailed(str(exc)) from None
-        await self._record(message_id, DeliveryStatus.sent)
+        if message_id is not None:
+            async with self._sessionmaker() as session, session.begin():
+                await ThreadRepository.from_session(session).mark_sent(message_id, vendor_message_id, path)
 
-    async def _record(self, message_id: uuid.UUID | None, status: DeliveryStatus, error: str | None = None) -> None:
+    async def _path(self, phone: str) -> DeliveryPath | None:
+        """Free-form while the window is open; past it the fallback, or None when there is none."""
+        async with self._sessionmaker() as session:
+            contact = await ContactRepository.from_session(session).get(phone)
+        if contact is None or window_open(contact.last_inbound_at, utcnow()):
+            return DeliveryPath.free_form
+        path = _FALLBACK_PATHS[self._fallback]
+        log.info("channel_window_closed", phone=mask_phone(phone), path=path)
+        return path
+
+    async def _send(self, path: DeliveryPath, payload: dict[str, Any]) -> str:
+        channel, address, text = Channel(payload["channel"]), payload["address"], payload["text"]
+        if path is DeliveryPath.sms:
+            assert self._sms is not None
+            return await self._sms.send_text(payload["phone"], text)
+        if path is DeliveryPath.email:
+            assert self._email is not None
+            subject = f"Mensaje de {self._chat.options.institution_name}"
+            return await self._email.send_email(await self._email_address(payload["phone"]), subject, text)
+        sender = self._senders.get(channel)
+        if sender is None:
+            raise SendFailed(f"the {channel} channel is off", temporary=False)
+        if path is DeliveryPath.template:
+            return await sender.send_reengagement(address, text)
+        if buttons := payload.get("buttons"):
+            return await sender.send_buttons(address, text, payload["footer"], [Button(*b) for b in buttons])
+        return await sender.send_text(address, text)
+
+    async def _email_address(self, phone: str) -> str:
+        async with self._sessionmaker() as session:
+            student = await StudentRepository.from_session(session).get_record(phone)
+        if student is None or not student.email:
+            raise SendFailed("the student's record has no email", temporary=False, code="no_email")
+        return student.email
+
+    async def _record_failure(self, message_id: uuid.UUID | None, exc: SendFailed, path: DeliveryPath | None) -> None:
         if message_id is None:
             return
         async with self._sessionmaker() as session, session.begin():
-            await ThreadRepository.from_session(session).set_delivery(message_id, status, error)
+            error = explain(exc.code, str(exc))
+            await ThreadRepository.from_session(session).mark_failed(message_id, exc.code, error, path)

@@ -44,6 +44,10 @@ LEASE_TTL = timedelta(seconds=60)
 TURN_WAIT_S = 60.0
 
 
+# The answer's text when the model offers a person without saying anything itself.
+HANDOFF_OFFER = "Puedo pedir que una persona de la institución te atienda."
+
+
 def handoff_notice(contact: str) -> str:
     return f"Una persona de {contact} continuará esta conversación y te responderá pronto por este medio."
 
@@ -90,9 +94,17 @@ class ChatService:
         template: Any = None,
         *,
         source_id: str | None = None,
+        confirm_handoff: bool = False,
     ) -> ChatAnswer:
-        """`source_id` names the channel message the question came from (see `stored_answer`)."""
-        async for item in self._answer(phone, question, options, template, streaming=False, source_id=source_id):
+        """`source_id` names the channel message the question came from (see `stored_answer`).
+
+        With `confirm_handoff` (a channel with reply buttons), a handoff the model asks for is only
+        offered: the answer says `handoff` but the conversation stays with the bot until the student
+        confirms.
+        """
+        async for item in self._answer(
+            phone, question, options, template, streaming=False, source_id=source_id, confirm_handoff=confirm_handoff
+        ):
             if isinstance(item, ChatAnswer):
                 return item
         raise AssertionError("_answer always ends with a ChatAnswer")
@@ -123,6 +135,7 @@ class ChatService:
         *,
         streaming: bool,
         source_id: str | None = None,
+        confirm_handoff: bool = False,
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
         options = options or self.options
@@ -167,7 +180,9 @@ class ChatService:
                 chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = round((time.perf_counter() - started) * 1000)
                 finishing = time.perf_counter()
-                answer = await self._finish(turn, completion, passages, tools.handoff_requested, folded, latency_ms)
+                answer = await self._finish(
+                    turn, completion, passages, tools.handoff_requested, folded, latency_ms, confirm_handoff
+                )
                 chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
                 await self._release(turn)
@@ -257,18 +272,22 @@ class ChatService:
         handoff: bool,
         folded: tuple[str, int] | None,
         latency_ms: int,
+        confirm_handoff: bool = False,
     ) -> ChatAnswer:
         text, sources = cited_sources(completion.text, passages)
-        if handoff:
+        hand_over = handoff and not confirm_handoff
+        if hand_over:
             # Whatever the model said, the student learns that a person takes over.
             text = f"{text}\n\n{handoff_notice(self.options.contact)}".strip()
+        elif handoff:
+            text = text.strip() or HANDOFF_OFFER
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
             closed = await threads.close_turn(
                 turn.thread_id,
                 turn.lease,
                 message_count=turn.next_seq,
-                status=ThreadStatus.handoff if handoff else None,
+                status=ThreadStatus.handoff if hand_over else None,
                 summary=folded[0] if folded else None,
                 summarized_through=folded[1] if folded else None,
             )

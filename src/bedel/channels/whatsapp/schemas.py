@@ -1,4 +1,4 @@
-"""The parts of Meta's `messages` webhook that Bedel reads; everything else is ignored."""
+"""The parts of Meta's `messages` webhook that Bedel reads (messages, button taps, statuses); the rest is ignored."""
 
 from datetime import UTC, datetime
 
@@ -6,7 +6,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound
+from bedel.channels.schemas import Inbound, Receipt
+from bedel.chat.models import DeliveryStatus
 from bedel.identities.models import IdentityKind
 from bedel.identities.schemas import Identity
 from bedel.identities.service import anonymous_key
@@ -16,6 +17,7 @@ log = structlog.get_logger()
 
 # Kinds that need no answer at all; any other non-text kind gets the "only text" reply.
 _SILENT_TYPES = frozenset({"reaction", "system"})
+_RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
 
 
 class _Lenient(BaseModel):
@@ -27,6 +29,16 @@ class Text(_Lenient):
     body: str
 
 
+class ButtonReply(_Lenient):
+    id: str
+    title: str
+
+
+class Interactive(_Lenient):
+    type: str
+    button_reply: ButtonReply | None = None
+
+
 class InboundMessage(_Lenient):
     # A user with a username may withhold their phone: then `from` is left out and only
     # `from_user_id`, their business-scoped user id (BSUID), says who wrote.
@@ -36,6 +48,34 @@ class InboundMessage(_Lenient):
     timestamp: int  # Unix seconds, sent as a string
     type: str
     text: Text | None = None
+    interactive: Interactive | None = None
+
+
+class StatusErrorData(_Lenient):
+    details: str = ""
+
+
+class StatusError(_Lenient):
+    code: int
+    title: str = ""
+    error_data: StatusErrorData | None = None
+
+
+class Status(_Lenient):
+    id: str
+    status: str  # sent, delivered, read, failed
+    timestamp: int
+    recipient_id: str | None = None
+    errors: list[StatusError] = []
+
+    def receipt(self) -> Receipt | None:
+        if self.status not in _RECEIPT_STATUSES:
+            return None
+        error = self.errors[0] if self.errors else None
+        if error is None:
+            return Receipt(self.id, DeliveryStatus(self.status))
+        detail = error.error_data.details if error.error_data and error.error_data.details else error.title
+        return Receipt(self.id, DeliveryStatus(self.status), str(error.code), detail)
 
 
 class Metadata(_Lenient):
@@ -47,6 +87,7 @@ class Value(_Lenient):
     messaging_product: str
     metadata: Metadata
     messages: list[InboundMessage] = []
+    statuses: list[Status] = []
 
 
 class Change(_Lenient):
@@ -70,15 +111,28 @@ class WebhookPayload(_Lenient):
         Raises `ValidationError` when a `messages` change is not shaped as documented.
         """
         found: list[Inbound] = []
-        for entry in self.entry:
-            for change in entry.changes:
-                if change.field != "messages":
-                    continue
-                value = Value.model_validate(change.value)
-                if value.metadata.phone_number_id != phone_number_id:
-                    continue
-                found += filter(None, (_inbound(message) for message in value.messages))
+        for value in self._values(phone_number_id):
+            found += filter(None, (_inbound(message) for message in value.messages))
         return sorted(found, key=lambda message: message.sent_at)
+
+    def receipts(self, phone_number_id: str) -> list[Receipt]:
+        """The delivery statuses of messages sent from our number, in any order (they only move forward)."""
+        return [
+            receipt
+            for value in self._values(phone_number_id)
+            for receipt in (status.receipt() for status in value.statuses)
+            if receipt is not None
+        ]
+
+    def _values(self, phone_number_id: str) -> list[Value]:
+        return [
+            value
+            for entry in self.entry
+            for change in entry.changes
+            if change.field == "messages"
+            for value in [Value.model_validate(change.value)]
+            if value.metadata.phone_number_id == phone_number_id
+        ]
 
 
 def _inbound(message: InboundMessage) -> Inbound | None:
@@ -99,14 +153,17 @@ def _inbound(message: InboundMessage) -> Inbound | None:
     else:
         log.warning("whatsapp_sender_unknown", message_id=message.id)
         return None
+    reply = message.interactive.button_reply if message.type == "interactive" and message.interactive else None
+    text = message.text.body if message.type == "text" and message.text else None
     return Inbound(
         channel=Channel.whatsapp,
         external_id=message.id,
         address=address,
         phone=phone,
-        text=message.text.body if message.type == "text" and message.text else None,
+        text=reply.title if reply else text,
         sent_at=datetime.fromtimestamp(message.timestamp, UTC),
         identities=tuple(identities),
+        button=reply.id if reply else None,
     )
 
 
