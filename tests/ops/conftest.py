@@ -1,4 +1,5 @@
-"""Real `bedel serve` processes and a real OpenAI-compatible upstream on loopback."""
+"""Real `bedel serve` and `bedel worker` processes, a real OpenAI-compatible upstream and a fake Graph API
+on loopback."""
 
 import asyncio
 import os
@@ -14,7 +15,16 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from tests.channels.vendors import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    graph_error,
+    graph_sent,
+)
 from tests.llm_fakes import completion_body
 
 
@@ -54,8 +64,53 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
 
 
 @dataclass
+class FakeGraph:
+    """Meta's Graph API send endpoint: records every text sent, in arrival order, as (to, body)."""
+
+    base: str
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def sent_to(self, wa_id: str) -> list[str]:
+        return [body for to, body in self.sent if to == wa_id]
+
+
+@pytest.fixture
+async def fake_graph() -> AsyncIterator[FakeGraph]:
+    graph = FastAPI()
+    port = free_port()
+    fake = FakeGraph(base=f"http://127.0.0.1:{port}/v23.0")
+
+    @graph.post("/v23.0/{phone_number_id}/messages")
+    async def send(phone_number_id: str, request: Request) -> JSONResponse:
+        body = await request.json()
+        if phone_number_id != PHONE_NUMBER_ID or request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+            return JSONResponse(graph_error(401, 190, "Invalid OAuth access token.").json(), status_code=401)
+        fake.sent.append((body["to"], body["text"]["body"]))
+        return JSONResponse(graph_sent(body["to"]).json())
+
+    server = uvicorn.Server(uvicorn.Config(graph, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield fake
+    server.should_exit = True
+    await task
+
+
+def whatsapp_env(graph: FakeGraph) -> dict[str, str]:
+    """The WhatsApp channel on, sending to `graph`."""
+    return {
+        "BEDEL_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "BEDEL_WHATSAPP_APP_SECRET": APP_SECRET,
+        "BEDEL_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+        "BEDEL_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "BEDEL_WHATSAPP_API_BASE": graph.base,
+    }
+
+
+@dataclass
 class Served:
-    """One `bedel serve` process; `stderr` holds its log lines once it has stopped."""
+    """One `bedel serve` or `bedel worker` process; `stderr` holds its log lines once it has stopped."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -86,9 +141,18 @@ def serve_env(database_url: str, llm_url: str, **extra: str) -> dict[str, str]:
 
 async def start_serve(env: dict[str, str], cwd: Path) -> Served:
     """Start `bedel serve` and wait until /readyz answers 200."""
+    return await _start("serve", "/readyz", env, cwd)
+
+
+async def start_worker(env: dict[str, str], cwd: Path) -> Served:
+    """Start `bedel worker` and wait until /healthz answers 200 (its jobs have started by then)."""
+    return await _start("worker", "/healthz", env, cwd)
+
+
+async def _start(command: str, ready_path: str, env: dict[str, str], cwd: Path) -> Served:
     served = Served(
         subprocess.Popen(
-            [sys.executable, "-m", "bedel.cli", "serve"],
+            [sys.executable, "-m", "bedel.cli", command],
             env=env | {"BEDEL_PORT": str(port := free_port()), "BEDEL_METRICS_PORT": str(metrics := free_port())},
             cwd=cwd,
             stdout=subprocess.DEVNULL,
@@ -101,9 +165,9 @@ async def start_serve(env: dict[str, str], cwd: Path) -> Served:
     async with httpx.AsyncClient(base_url=served.url, timeout=2) as client:
         while time.monotonic() < deadline and served.process.poll() is None:
             try:
-                if (await client.get("/readyz")).status_code == 200:
+                if (await client.get(ready_path)).status_code == 200:
                     return served
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise AssertionError(f"bedel serve did not become ready: {served.stop().decode()}")
+    raise AssertionError(f"bedel {command} did not become ready: {served.stop().decode()}")
