@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -36,10 +38,12 @@ def free_port() -> int:
 
 @dataclass
 class FakeLLM:
-    """Answers "ok: <question>" after `delay_s`, like a slow model would."""
+    """Answers "ok: <question>" after `delay_s`, like a slow model would; `waiting` counts the calls
+    in progress by API key, so a test can tell which process is waiting on the model."""
 
     url: str
     delay_s: float = 1.0
+    waiting: Counter[str] = field(default_factory=Counter)
 
 
 @pytest.fixture
@@ -51,7 +55,12 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
     @upstream.post("/v1/chat/completions")
     async def answer(request: Request) -> dict[str, object]:
         body = await request.json()
-        await asyncio.sleep(fake.delay_s)
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        fake.waiting[key] += 1
+        try:
+            await asyncio.sleep(fake.delay_s)
+        finally:
+            fake.waiting[key] -= 1
         return completion_body("ok: " + body["messages"][-1]["content"])
 
     server = uvicorn.Server(uvicorn.Config(upstream, host="127.0.0.1", port=port, log_level="warning"))
@@ -63,29 +72,35 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
     await task
 
 
+class Sent(NamedTuple):
+    to: str
+    body: str
+    sender: str  # which Bedel process sent it: the first segment of its BEDEL_WHATSAPP_API_BASE
+
+
 @dataclass
 class FakeGraph:
-    """Meta's Graph API send endpoint: records every text sent, in arrival order, as (to, body)."""
+    """Meta's Graph API send endpoint: records every text sent, in arrival order."""
 
-    base: str
-    sent: list[tuple[str, str]] = field(default_factory=list)
+    root: str
+    sent: list[Sent] = field(default_factory=list)
 
     def sent_to(self, wa_id: str) -> list[str]:
-        return [body for to, body in self.sent if to == wa_id]
+        return [sent.body for sent in self.sent if sent.to == wa_id]
 
 
 @pytest.fixture
 async def fake_graph() -> AsyncIterator[FakeGraph]:
     graph = FastAPI()
     port = free_port()
-    fake = FakeGraph(base=f"http://127.0.0.1:{port}/v23.0")
+    fake = FakeGraph(root=f"http://127.0.0.1:{port}")
 
-    @graph.post("/v23.0/{phone_number_id}/messages")
-    async def send(phone_number_id: str, request: Request) -> JSONResponse:
+    @graph.post("/{sender}/v23.0/{phone_number_id}/messages")
+    async def send(sender: str, phone_number_id: str, request: Request) -> JSONResponse:
         body = await request.json()
         if phone_number_id != PHONE_NUMBER_ID or request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
             return JSONResponse(graph_error(401, 190, "Invalid OAuth access token.").json(), status_code=401)
-        fake.sent.append((body["to"], body["text"]["body"]))
+        fake.sent.append(Sent(body["to"], body["text"]["body"], sender))
         return JSONResponse(graph_sent(body["to"]).json())
 
     server = uvicorn.Server(uvicorn.Config(graph, host="127.0.0.1", port=port, log_level="warning"))
@@ -97,14 +112,14 @@ async def fake_graph() -> AsyncIterator[FakeGraph]:
     await task
 
 
-def whatsapp_env(graph: FakeGraph) -> dict[str, str]:
-    """The WhatsApp channel on, sending to `graph`."""
+def whatsapp_env(graph: FakeGraph, sender: str = "bedel") -> dict[str, str]:
+    """The WhatsApp channel on, sending to `graph` as `sender`."""
     return {
         "BEDEL_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "BEDEL_WHATSAPP_APP_SECRET": APP_SECRET,
         "BEDEL_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
         "BEDEL_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
-        "BEDEL_WHATSAPP_API_BASE": graph.base,
+        "BEDEL_WHATSAPP_API_BASE": f"{graph.root}/{sender}/v23.0",
     }
 
 

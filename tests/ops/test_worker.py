@@ -55,7 +55,7 @@ class TestWorker:
             stderr = worker.stop()
 
         assert accepted.json() == {"accepted": 1}
-        assert fake_graph.sent == [(WA_ID, "ok: hola")]
+        assert fake_graph.sent == [(WA_ID, "ok: hola", "bedel")]
         assert alive.json() == {"status": "ok"}
         assert not_on_health_port.status_code == 404
         jobs = samples(on_worker, "bedel_jobs_total")
