@@ -11,14 +11,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
+from bedel.db import create_engine
+from bedel.jobs.models import Job
 from tests.channels.vendors import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -186,3 +190,31 @@ async def _start(command: str, ready_path: str, env: dict[str, str], cwd: Path) 
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"bedel {command} did not become ready: {served.stop().decode()}")
+
+
+def samples(scrape: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample of one metric in a Prometheus scrape, keyed by its sorted labels."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+async def all_jobs(database_url: str) -> list[tuple[str, dict[str, Any], str, int]]:
+    """Every job as (kind, payload, status, attempts)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(select(Job.kind, Job.payload, Job.status, Job.attempts))
+            return [tuple(row) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def all_jobs_done(database_url: str, messages: int) -> bool:
+    """An answer job for each of `messages` inbound messages, and every job settled (and counted)."""
+    jobs = await all_jobs(database_url)
+    answers = sum(kind == "channels.answer" for kind, *_ in jobs)
+    return answers == messages and all(status in ("done", "failed") for _, _, status, _ in jobs)

@@ -6,24 +6,22 @@ import signal
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from bedel import migrate
 from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
-from tests.ops.conftest import FakeGraph, FakeLLM, serve_env, start_serve, start_worker, whatsapp_env
+from tests.ops.conftest import (
+    FakeGraph,
+    FakeLLM,
+    all_jobs_done,
+    samples,
+    serve_env,
+    start_serve,
+    start_worker,
+    whatsapp_env,
+)
 
 WA_ID = "34612345678"
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Every sample of one metric in a scrape, keyed by its sorted labels."""
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    }
 
 
 class TestWorker:
@@ -43,7 +41,7 @@ class TestWorker:
             async with httpx.AsyncClient(timeout=10) as client:
                 body, headers = signed(text_message(WA_ID, "hola", "wamid.worker-1"))
                 accepted = await client.post(f"{api.url}/webhooks/whatsapp", content=body, headers=headers)
-                await eventually(lambda: fake_graph.sent)
+                await eventually(lambda: all_jobs_done(database_url, 1))
                 alive = await client.get(f"{worker.url}/healthz")
                 not_on_health_port = await client.get(f"{worker.url}/metrics")
                 on_worker = (await client.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")).text
