@@ -142,7 +142,7 @@ class TestTwoReplicas:
                     response = await client.post(f"{target.url}/chat", json={"phone": phone, "question": question})
                 except httpx.TransportError:
                     # Whether the dead replica stored it is unknown; its lease holds this
-                    # phone for a minute (LEASE_TTL), so this student stops here.
+                    # phone for a minute (BEDEL_LEASE_S), so this student stops here.
                     cut_off[phone] = question
                     return
                 finally:
