@@ -13,6 +13,7 @@ from tests.channels.vendors import signed, text_message
 from tests.ops.conftest import (
     FakeGraph,
     FakeLLM,
+    all_jobs,
     all_jobs_done,
     samples,
     serve_env,
@@ -71,3 +72,30 @@ class TestWorker:
         # uvicorn re-raises the signal once the jobs have stopped, as `bedel serve` does.
         assert exit_code == -signal.SIGTERM
         assert b'"event": "worker_stopped"' in stderr
+
+    async def test_sigterm_lets_the_running_answer_finish_and_leaves_the_rest_queued(
+        self, tmp_path: Path, fake_llm: FakeLLM, fake_graph: FakeGraph
+    ) -> None:
+        fake_llm.delay_s = 1.5
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
+        await asyncio.to_thread(migrate.upgrade, database_url)
+        env = serve_env(database_url, fake_llm.url, BEDEL_JOBS_IN_PROCESS="false", **whatsapp_env(fake_graph))
+        api, worker = started = list(await asyncio.gather(start_serve(env, tmp_path), start_worker(env, tmp_path)))
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                body, headers = signed(text_message(WA_ID, "hola", "wamid.worker-2"))
+                await client.post(f"{api.url}/webhooks/whatsapp", content=body, headers=headers)
+                await eventually(lambda: fake_llm.waiting["sk-test"])
+                worker.process.send_signal(signal.SIGTERM)
+                exit_code = await asyncio.to_thread(worker.process.wait, 40)
+                jobs_left = sorted((kind, status) for kind, _, status, _ in await all_jobs(database_url))
+                # Another worker delivers what the stopped one left queued.
+                started.append(await start_worker(env, tmp_path))
+                await eventually(lambda: fake_graph.sent)
+        finally:
+            for process in started:
+                process.stop()
+
+        assert exit_code == -signal.SIGTERM
+        assert jobs_left == [("channels.answer", "done"), ("channels.deliver", "queued")]
+        assert fake_graph.sent == [(WA_ID, "ok: hola", "bedel")]
