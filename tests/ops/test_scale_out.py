@@ -201,7 +201,7 @@ async def cluster(postgres: str, fake_llm: FakeLLM, fake_graph: FakeGraph, tmp_p
         fake_llm.url,
         BEDEL_JOBS_IN_PROCESS="false",
         BEDEL_LEASE_S=str(LEASE_S),
-        # Twelve conversations keep both workers full, so a killed worker dies holding jobs.
+        # Fewer slots than conversations: both workers always have work, and a kill always cuts some off.
         BEDEL_WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
         **whatsapp_env(fake_graph, "api"),
     )
