@@ -201,7 +201,7 @@ async def cluster(postgres: str, fake_llm: FakeLLM, fake_graph: FakeGraph, tmp_p
         fake_llm.url,
         BEDEL_JOBS_IN_PROCESS="false",
         BEDEL_LEASE_S=str(LEASE_S),
-        # Fewer slots than conversations: both workers always have work, and a kill always cuts some off.
+        # Few slots per worker, so both take a share of the conversations.
         BEDEL_WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
         **whatsapp_env(fake_graph, "api"),
     )
