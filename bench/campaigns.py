@@ -115,7 +115,8 @@ def start_processes(url: str, workers: int, workdir: Path) -> list[subprocess.Po
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "bedel.cli", "worker"],
-            env=environment | {"BEDEL_METRICS_PORT": str(GRAPH_PORT + 1 + n)},
+            env=environment
+            | {"BEDEL_PORT": str(GRAPH_PORT + 1 + 2 * n), "BEDEL_METRICS_PORT": str(GRAPH_PORT + 2 + 2 * n)},
             cwd=workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -172,7 +172,9 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
     )
     processes = [bedel, graph]
     if separate_worker:
-        processes.append(subprocess.Popen([BIN / "bedel", "worker"], env=env, **quiet))
+        # A worker listens like `bedel serve` (/healthz, /metrics): it needs ports of its own.
+        ports = {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())}
+        processes.append(subprocess.Popen([BIN / "bedel", "worker"], env=env | ports, **quiet))
     try:
         wait_http(f"http://{HOST}:{graph_port}/stats")
         wait_http(f"http://{HOST}:{bedel_port}/readyz")

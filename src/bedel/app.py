@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -23,6 +24,8 @@ from bedel.identities.verification import IdentityVerifier, VerificationPolicy
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.factory import create_chat_model, create_embedder
+from bedel.ops.endpoints import healthz
+from bedel.ops.lifecycle import GRACE_S
 from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
@@ -37,6 +40,7 @@ def build_state(settings: Settings) -> AppState:
     catalog = load_field_catalog(settings.fields_file)
     template = load_instructions(settings.instructions_file)
     engine = create_engine(settings.database_url)
+    lease = timedelta(seconds=settings.lease_s)
     sessionmaker = create_sessionmaker(engine)
     model = create_chat_model(settings, catalog)
     embedder = create_embedder(settings)
@@ -65,6 +69,7 @@ def build_state(settings: Settings) -> AppState:
         template=template,
         options=options,
         knowledge=knowledge,
+        lease=lease,
     )
     senders = create_senders(settings)
     outboxes = create_outboxes(settings)
@@ -85,6 +90,7 @@ def build_state(settings: Settings) -> AppState:
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
+        lease=lease,
     )
     return AppState(
         settings=settings,
@@ -158,4 +164,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(router)
+    return app
+
+
+def create_worker_app(settings: Settings) -> FastAPI:
+    """`bedel worker`: runs background jobs from its lifespan and answers only `/healthz`.
+
+    The liveness probe's answer comes from the event loop that runs the jobs, so a
+    wedged loop is restarted; no database check, so an outage is not a restart loop.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        # Answers cite the knowledge base, so a worker loads the index like the API does.
+        await state.knowledge.start()
+        state.jobs.start()
+        state.campaigns.start()
+        log.info(
+            "worker_started",
+            concurrency=settings.worker_concurrency,
+            channels=sorted(state.senders),
+            campaign_channels=sorted(state.outboxes),
+        )
+        try:
+            yield
+        finally:
+            await asyncio.gather(state.jobs.stop(grace_s=GRACE_S), state.campaigns.stop(grace_s=GRACE_S))
+            await state.aclose()
+            forget_this_process()
+            log.info("worker_stopped")
+
+    app = FastAPI(title="Bedel worker", lifespan=lifespan, openapi_url=None)
+    app.add_api_route("/healthz", healthz, methods=["GET"])
     return app

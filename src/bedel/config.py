@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     job_max_attempts: int = Field(default=6, ge=1)
     job_retry_base_s: float = Field(default=2.0, gt=0)
+    # A job or a conversation's turn claimed by a process that died waits this long (decisions 0001, 0007).
+    lease_s: float = Field(default=60.0, gt=0)
 
     # A channel is on when all of its secrets are set.
     public_url: str | None = None

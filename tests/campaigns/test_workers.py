@@ -67,7 +67,7 @@ class Workers:
             self.processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "bedel.cli", "worker"],
-                    env=self._env | {"BEDEL_METRICS_PORT": str(free_port())},
+                    env=self._env | {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())},
                     cwd=self._cwd,
                     stdout=subprocess.DEVNULL,
                     stderr=(self._cwd / f"worker-{len(self.processes)}.log").open("wb"),

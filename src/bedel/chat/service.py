@@ -38,8 +38,6 @@ SUMMARY_BATCH = 8
 # Earlier questions that join the current one in the search: "¿y cuánto tarda?" needs its topic.
 CONTEXT_QUESTIONS = 2
 LEASE_POLL_S = 0.05
-# How long a turn may go silent before another replica may take the conversation over.
-LEASE_TTL = timedelta(seconds=60)
 # How long a question waits behind an earlier one from the same phone before a 409.
 TURN_WAIT_S = 60.0
 
@@ -77,6 +75,7 @@ class ChatService:
         template: Any,
         options: AssistantOptions,
         knowledge: Retriever,
+        lease: timedelta,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
@@ -84,6 +83,8 @@ class ChatService:
         self._template = template
         self.options = options
         self._knowledge = knowledge
+        # How long a turn may go silent before another replica may take the conversation over.
+        self._lease = lease
         self._locks = ConversationLocks()
 
     async def ask(
@@ -197,10 +198,10 @@ class ChatService:
         while True:
             async with self._sessionmaker() as session, session.begin():
                 threads = ThreadRepository.from_session(session)
-                turn = await threads.open_turn(phone, lease, LEASE_TTL)
+                turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is None:
                     await threads.create(phone)
-                    turn = await threads.open_turn(phone, lease, LEASE_TTL)
+                    turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
                     question_id = await threads.add_message(
@@ -234,10 +235,10 @@ class ChatService:
     async def _keep_lease(self, turn: Turnaround) -> None:
         """Renew the lease while the model works: a slow turn keeps its place, a dead replica loses it."""
         while True:
-            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            await asyncio.sleep(self._lease.total_seconds() / 3)
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    await ThreadRepository.from_session(session).renew_lease(turn.thread_id, turn.lease, LEASE_TTL)
+                    await ThreadRepository.from_session(session).renew_lease(turn.thread_id, turn.lease, self._lease)
             except Exception:
                 log.exception("lease_renewal_failed", thread_id=str(turn.thread_id))
 

@@ -23,7 +23,6 @@ from bedel.ops.metrics import JOBS_QUEUED, count_job
 
 log = structlog.get_logger()
 
-LEASE_TTL = timedelta(seconds=60)
 POLL_S = 1.0
 MAX_BACKOFF_S = 300.0
 
@@ -59,12 +58,14 @@ class JobRunner:
         concurrency: int,
         max_attempts: int,
         retry_base_s: float,
+        lease: timedelta,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._handlers = handlers
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
+        self._lease = lease
         self._wakeup = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -115,7 +116,7 @@ class JobRunner:
         try:
             async with self._sessionmaker() as session, session.begin():
                 jobs = JobRepository.from_session(session)
-                claimed = await jobs.claim(LEASE_TTL)
+                claimed = await jobs.claim(self._lease)
                 if time.monotonic() >= self._depth_due:
                     # The queue's depth, measured at most once a poll interval.
                     JOBS_QUEUED.set(await jobs.count_queued())
@@ -165,9 +166,9 @@ class JobRunner:
 
     async def _keep_lease(self, job: ClaimedJob) -> None:
         while True:
-            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            await asyncio.sleep(self._lease.total_seconds() / 3)
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    await JobRepository.from_session(session).renew(job, LEASE_TTL)
+                    await JobRepository.from_session(session).renew(job, self._lease)
             except Exception:
                 log.exception("job_lease_renewal_failed", job_id=job.id)
