@@ -30,6 +30,7 @@ from tests.channels.vendors import (
     VERIFY_TOKEN,
     graph_error,
     graph_sent,
+    sent_words,
 )
 from tests.llm_fakes import completion_body
 
@@ -104,7 +105,7 @@ async def fake_graph() -> AsyncIterator[FakeGraph]:
         body = await request.json()
         if phone_number_id != PHONE_NUMBER_ID or request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
             return JSONResponse(graph_error(401, 190, "Invalid OAuth access token.").json(), status_code=401)
-        fake.sent.append(Sent(body["to"], body["text"]["body"], sender))
+        fake.sent.append(Sent(body["to"], sent_words(body), sender))
         return JSONResponse(graph_sent(body["to"]).json())
 
     server = uvicorn.Server(uvicorn.Config(graph, host="127.0.0.1", port=port, log_level="warning"))
