@@ -150,6 +150,8 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
         "BEDEL_WHATSAPP_API_BASE": f"http://{HOST}:{graph_port}/v23.0",
         "BEDEL_RATE_LIMIT_PER_PHONE": "100000/minute",
         "BEDEL_JOBS_IN_PROCESS": "false" if separate_worker else "true",
+        # One reply per message, as the run counts them, not one per burst of a phone.
+        "BEDEL_WHATSAPP_BURST_WINDOW_S": "0",
     }
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     graph = subprocess.Popen(
@@ -172,7 +174,9 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
     )
     processes = [bedel, graph]
     if separate_worker:
-        processes.append(subprocess.Popen([BIN / "bedel", "worker"], env=env, **quiet))
+        # A worker listens like `bedel serve` (/healthz, /metrics): it needs ports of its own.
+        ports = {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())}
+        processes.append(subprocess.Popen([BIN / "bedel", "worker"], env=env | ports, **quiet))
     try:
         wait_http(f"http://{HOST}:{graph_port}/stats")
         wait_http(f"http://{HOST}:{bedel_port}/readyz")

@@ -114,8 +114,11 @@ class TestStartupErrors:
         assert result.returncode == 2
         assert "BEDEL_INSTRUCTIONS_FILE" in json.loads(result.stderr.strip())["message"]
 
+    @pytest.mark.parametrize("command", ["serve", "worker"])
     @pytest.mark.parametrize("setting", ["BEDEL_PORT", "BEDEL_METRICS_PORT"])
-    def test_serve_names_a_port_already_taken(self, tmp_path: Path, migrated_sqlite: str, setting: str) -> None:
+    def test_serve_and_worker_name_a_port_already_taken(
+        self, tmp_path: Path, migrated_sqlite: str, setting: str, command: str
+    ) -> None:
         other = "BEDEL_METRICS_PORT" if setting == "BEDEL_PORT" else "BEDEL_PORT"
         with socket.create_server(("127.0.0.1", 0)) as free:
             # The other port must not be the one in the way (another server may hold the defaults).
@@ -123,7 +126,7 @@ class TestStartupErrors:
         with socket.create_server(("127.0.0.1", 0)) as taken:
             port = str(taken.getsockname()[1])
             env = {"BEDEL_DATABASE_URL": migrated_sqlite, setting: port, other: free_port}
-            result = run_bedel("serve", env=env, cwd=tmp_path)
+            result = run_bedel(command, env=env, cwd=tmp_path)
 
         assert result.returncode == 5
         error = json.loads(result.stderr.strip())

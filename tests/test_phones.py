@@ -1,8 +1,9 @@
+import phonenumbers
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bedel.phones import InvalidPhone, mask_phone, normalize_phone
+from bedel.phones import InvalidPhone, is_dialable, mask_phone, normalize_phone
 
 
 class TestNormalizePhone:
@@ -43,3 +44,20 @@ class TestMaskPhone:
         masked = mask_phone("+525512345678")
         assert masked == "+52******5678"
         assert "1234" not in masked
+
+
+@given(st.text(alphabet="0123456789", min_size=8, max_size=15))
+def test_is_dialable_agrees_with_parsing_the_number(digits: str) -> None:
+    try:
+        expected = phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
+    except phonenumbers.NumberParseException:
+        expected = False
+    assert is_dialable("+" + digits) == expected
+
+
+@pytest.mark.parametrize(
+    ("phone", "dialable"),
+    [("+525511112222", True), ("+52155667788", False), ("+390612345678", True), ("+14155552671", True)],
+)
+def test_is_dialable_knows_real_numbers(phone: str, dialable: bool) -> None:
+    assert is_dialable(phone) is dialable

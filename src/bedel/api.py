@@ -2,11 +2,13 @@
 
 from fastapi import APIRouter
 
+from bedel.campaigns.endpoints import router as campaigns_router
 from bedel.channels.endpoints import router as staff_messages_router
 from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import router as knowledge_router
 from bedel.ops.endpoints import router as ops_router
 from bedel.students.endpoints import router as students_router
@@ -15,8 +17,10 @@ router = APIRouter()
 router.include_router(chat_router)
 router.include_router(threads_router)
 router.include_router(staff_messages_router)
+router.include_router(feedback_router)
 router.include_router(whatsapp_router)
 router.include_router(twilio_router)
 router.include_router(students_router)
 router.include_router(knowledge_router)
+router.include_router(campaigns_router)
 router.include_router(ops_router)

@@ -1,5 +1,6 @@
 """Application factory: the lifespan builds, in order, everything a request needs."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -8,16 +9,23 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import router
-from bedel.channels.senders import create_senders
+from bedel.campaigns.models import CampaignChannel
+from bedel.campaigns.outbox import create_outboxes
+from bedel.campaigns.recording import RECORD_JOB, record_handler
+from bedel.campaigns.runner import CampaignLimits, CampaignRunner
+from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
 from bedel.db import Clock, create_engine, create_sessionmaker, utcnow
 from bedel.exception_handlers import install_exception_handlers
+from bedel.identities.verification import IdentityVerifier, VerificationPolicy
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.factory import create_chat_model, create_embedder, create_transcriber
+from bedel.ops.endpoints import healthz
+from bedel.ops.lifecycle import GRACE_S
 from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
@@ -32,6 +40,7 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     catalog = load_field_catalog(settings.fields_file)
     template = load_instructions(settings.instructions_file)
     engine = create_engine(settings.database_url)
+    lease = timedelta(seconds=settings.lease_s)
     sessionmaker = create_sessionmaker(engine)
     model = create_chat_model(settings, catalog)
     embedder = create_embedder(settings)
@@ -60,13 +69,21 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         template=template,
         options=options,
         knowledge=knowledge,
+        lease=lease,
     )
     senders = create_senders(settings)
     transcriber = create_transcriber(settings)
+    outboxes = create_outboxes(settings)
+    verifier = IdentityVerifier(VerificationPolicy.from_settings(settings, catalog), catalog)
+    sms = create_sms_sender(settings)
     tasks = ChannelTasks(
         sessionmaker,
         chat,
         senders,
+        verifier,
+        fallback=settings.reengage_fallback,
+        sms=sms,
+        email=create_email_sender(settings),
         transcriber=transcriber,
         media_max_bytes=settings.media_max_bytes,
         burst_window=timedelta(seconds=settings.whatsapp_burst_window_s),
@@ -74,10 +91,11 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     )
     jobs = JobRunner(
         sessionmaker,
-        tasks.handlers(),
+        tasks.handlers() | {RECORD_JOB: record_handler(sessionmaker)},
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
+        lease=lease,
         clock=clock,
     )
     return AppState(
@@ -92,8 +110,24 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         transcriber=transcriber,
         limiter=RequestLimiter(settings),
         senders=senders,
+        sms=sms,
         jobs=jobs,
         clock=clock,
+        outboxes=outboxes,
+        campaigns=CampaignRunner(
+            sessionmaker,
+            outboxes,
+            CampaignLimits(
+                rates={
+                    CampaignChannel.whatsapp_template: settings.campaign_rate_whatsapp,
+                    CampaignChannel.sms: settings.campaign_rate_sms,
+                    CampaignChannel.email: settings.campaign_rate_email,
+                },
+                max_attempts=settings.campaign_max_attempts,
+                retry_base_s=settings.campaign_retry_base_s,
+                lease_s=settings.campaign_lease_s,
+            ),
+        ),
     )
 
 
@@ -112,6 +146,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         await state.knowledge.start()
         if state.settings.jobs_in_process:
             state.jobs.start()
+            state.campaigns.start()
         log.info(
             "started",
             provider=state.settings.llm_provider,
@@ -123,7 +158,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
             yield
         finally:
             state.shutting_down = True
-            await state.jobs.stop()
+            await asyncio.gather(state.jobs.stop(), state.campaigns.stop())
             await state.aclose()
             forget_this_process()
             log.info("stopped")
@@ -137,4 +172,37 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     install_exception_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(router)
+    return app
+
+
+def create_worker_app(settings: Settings) -> FastAPI:
+    """`bedel worker`: runs background jobs from its lifespan and answers only `/healthz`.
+
+    The liveness probe's answer comes from the event loop that runs the jobs, so a
+    wedged loop is restarted; no database check, so an outage is not a restart loop.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        # Answers cite the knowledge base, so a worker loads the index like the API does.
+        await state.knowledge.start()
+        state.jobs.start()
+        state.campaigns.start()
+        log.info(
+            "worker_started",
+            concurrency=settings.worker_concurrency,
+            channels=sorted(state.senders),
+            campaign_channels=sorted(state.outboxes),
+        )
+        try:
+            yield
+        finally:
+            await asyncio.gather(state.jobs.stop(grace_s=GRACE_S), state.campaigns.stop(grace_s=GRACE_S))
+            await state.aclose()
+            forget_this_process()
+            log.info("worker_stopped")
+
+    app = FastAPI(title="Bedel worker", lifespan=lifespan, openapi_url=None)
+    app.add_api_route("/healthz", healthz, methods=["GET"])
     return app

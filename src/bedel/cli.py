@@ -1,10 +1,9 @@
-"""The `bedel` command: serve, worker, db upgrade, students import, kb add, chat, eval.
+"""The `bedel` command: serve, worker, db upgrade, students import, kb add, campaigns, chat, eval.
 
 Start-up errors print one line and exit with a distinct code.
 """
 
 import asyncio
-import signal
 import socket
 import time
 from pathlib import Path
@@ -17,7 +16,8 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from bedel import migrate
-from bedel.app import build_state, create_app, mark_stopping
+from bedel.app import build_state, create_app, create_worker_app, mark_stopping
+from bedel.campaigns.cli import app as campaigns_app
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import create_engine
 from bedel.errors import BedelError
@@ -43,6 +43,7 @@ db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(students_app, name="students")
 app.add_typer(knowledge_app, name="kb")
+app.add_typer(campaigns_app, name="campaigns")
 log = structlog.get_logger()
 
 
@@ -125,19 +126,25 @@ def serve(
     """Run the HTTP API."""
     settings = settings_or_exit()
     asyncio.run(_check_startup(settings))
+    api_socket = _listen_with_metrics(settings, host, port)
+    bedel = create_app(settings)
+    config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
+    server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
+    server.run(sockets=[api_socket])
+
+
+def _listen_with_metrics(settings: Settings, host: str | None = None, port: int | None = None) -> socket.socket:
+    """The HTTP port's socket, once /metrics is served on BEDEL_METRICS_PORT of the same interface."""
     # Without keys anyone who reaches the port is staff: stay on loopback.
     bind = (host or settings.host or "0.0.0.0") if settings.auth_enabled else "127.0.0.1"  # noqa: S104
-    api_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
+    http_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
     try:
         start_metrics_server(bind, settings.metrics_port)
     except OSError as exc:
         fail(EXIT_PORT, "port_unavailable", _port_message("BEDEL_METRICS_PORT", settings.metrics_port, exc))
     if not settings.auth_enabled:
         log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
-    bedel = create_app(settings)
-    config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
-    server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
-    server.run(sockets=[api_socket])
+    return http_socket
 
 
 def _listen(host: str, port: int, setting: str) -> socket.socket:
@@ -154,28 +161,17 @@ def _port_message(setting: str, port: int, exc: OSError) -> str:
 
 @app.command()
 def worker() -> None:
-    """Run background jobs (WhatsApp and Twilio replies) until SIGTERM or Ctrl-C, beside API replicas."""
+    """Run background jobs (WhatsApp and Twilio replies) until SIGTERM or Ctrl-C, beside API replicas.
+
+    Like `bedel serve` it answers /healthz on BEDEL_PORT and serves /metrics on BEDEL_METRICS_PORT.
+    """
     settings = settings_or_exit()
     asyncio.run(_check_startup(settings))
-    asyncio.run(_work(settings))
-
-
-async def _work(settings: Settings) -> None:
-    state = build_state(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    # Answers cite the knowledge base, so a worker loads the index like the API does.
-    await state.knowledge.start()
-    state.jobs.start()
-    log.info("worker_started", concurrency=settings.worker_concurrency, channels=sorted(state.senders))
-    try:
-        await stop.wait()
-    finally:
-        await state.jobs.stop(grace_s=30)
-        await state.aclose()
-        log.info("worker_stopped")
+    health_socket = _listen_with_metrics(settings)
+    config = uvicorn.Config(
+        create_worker_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S
+    )
+    uvicorn.Server(config).run(sockets=[health_socket])
 
 
 @db_app.command("upgrade")

@@ -21,6 +21,21 @@ class LLMProvider(StrEnum):
     openai_compatible = "openai_compatible"
 
 
+class SMTPSecurity(StrEnum):
+    starttls = "starttls"
+    tls = "tls"
+    none = "none"
+
+
+class ReengageFallback(StrEnum):
+    """What a free-form message becomes once the student's 24-hour window has closed."""
+
+    template = "template"
+    sms = "sms"
+    email = "email"
+    none = "none"
+
+
 class ConfigError(Exception):
     """A setting that prevents start-up, with the fix in the message."""
 
@@ -83,6 +98,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     job_max_attempts: int = Field(default=6, ge=1)
     job_retry_base_s: float = Field(default=2.0, gt=0)
+    # A job or a conversation's turn claimed by a process that died waits this long (decisions 0001, 0007).
+    lease_s: float = Field(default=60.0, gt=0)
 
     # A channel is on when all of its secrets are set.
     public_url: str | None = None
@@ -95,10 +112,42 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
+    # A Twilio number that sends SMS (campaigns on the `sms` channel).
+    twilio_sms_from: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_security: SMTPSecurity = SMTPSecurity.starttls
+
     # Messages of one phone that arrive within this quiet window get one answer (0: each its own).
     whatsapp_burst_window_s: float = Field(default=3.0, ge=0, le=10)
     # Media larger than this is not downloaded (checked before downloading).
     media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
+
+    # Campaigns (bulk messages): see docs/decisions/0010. Rates are messages per second
+    # across all workers together; 0 sends as fast as the workers can.
+    campaign_rate_whatsapp: float = Field(default=80.0, ge=0)
+    campaign_rate_sms: float = Field(default=10.0, ge=0)
+    campaign_rate_email: float = Field(default=10.0, ge=0)
+    campaign_max_attempts: int = Field(default=5, ge=1)
+    campaign_retry_base_s: float = Field(default=5.0, gt=0)
+    # At least 25 s: a send may start at 60 % of a lease that failed to renew, and clients time out after 10 s.
+    campaign_lease_s: float = Field(default=60.0, ge=25)
+
+    # A WhatsApp user known only by a business-scoped id proves who they are with their
+    # student id and this fact of their record (a field catalog concept, a column, or "email").
+    identity_verification_field: str = Field(default="birth_date", min_length=1)
+    identity_verification_attempts: int = Field(default=3, ge=1, le=20)
+    identity_verification_cooldown_s: float = Field(default=900.0, gt=0, le=86_400)
+
+    # Past the 24-hour window (docs/decisions/0012): a template, an SMS, an email, or nothing
+    # (staff replies are refused).
+    reengage_fallback: ReengageFallback = ReengageFallback.none
+    whatsapp_reengage_template: str | None = None
+    whatsapp_reengage_language: str = "es_MX"
+    twilio_reengage_content_sid: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -146,6 +195,14 @@ class Settings(BaseSettings):
         )
 
     @property
+    def sms_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_sms_from)
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from)
+
+    @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from)
 
@@ -184,7 +241,31 @@ def load_settings() -> Settings:
             "BEDEL_PUBLIC_URL: Twilio signs the public URL it calls; set BEDEL_PUBLIC_URL "
             "(for example https://bedel.example.edu)"
         )
+    _check_reengagement(settings)
     return settings
+
+
+def _check_reengagement(settings: Settings) -> None:
+    """The fallback chosen must have what it sends with."""
+    if settings.reengage_fallback is ReengageFallback.template:
+        if settings.whatsapp_enabled and not settings.whatsapp_reengage_template:
+            raise ConfigError(
+                "BEDEL_WHATSAPP_REENGAGE_TEMPLATE: BEDEL_REENGAGE_FALLBACK=template needs the approved template's name"
+            )
+        if settings.twilio_enabled and not settings.twilio_reengage_content_sid:
+            raise ConfigError(
+                "BEDEL_TWILIO_REENGAGE_CONTENT_SID: BEDEL_REENGAGE_FALLBACK=template needs the template's "
+                "Content SID (HX...)"
+            )
+    if settings.reengage_fallback is ReengageFallback.sms and not settings.sms_enabled:
+        raise ConfigError(
+            "BEDEL_TWILIO_SMS_FROM: BEDEL_REENGAGE_FALLBACK=sms sends through Twilio; set BEDEL_TWILIO_ACCOUNT_SID, "
+            "BEDEL_TWILIO_AUTH_TOKEN and BEDEL_TWILIO_SMS_FROM (an SMS-capable number such as +15017122661)"
+        )
+    if settings.reengage_fallback is ReengageFallback.email and not settings.email_enabled:
+        raise ConfigError(
+            "BEDEL_SMTP_HOST: BEDEL_REENGAGE_FALLBACK=email sends through SMTP; set BEDEL_SMTP_HOST and BEDEL_SMTP_FROM"
+        )
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -7,6 +7,9 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bedel.campaigns.models import CampaignChannel
+from bedel.campaigns.outbox import Outbox
+from bedel.campaigns.runner import CampaignRunner
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender
 from bedel.chat.service import ChatService
@@ -32,13 +35,18 @@ class AppState:
     transcriber: Transcriber | None
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
+    sms: MessageSender | None
     jobs: JobRunner
     clock: Clock
+    outboxes: dict[CampaignChannel, Outbox]
+    campaigns: CampaignRunner
     shutting_down: bool = False
 
     async def aclose(self) -> None:
-        for sender in self.senders.values():
+        for sender in [*self.senders.values(), *filter(None, [self.sms])]:
             await sender.aclose()
+        for outbox in self.outboxes.values():
+            await outbox.aclose()
         await self.knowledge.aclose()
         if self.embedder is not None:
             await self.embedder.aclose()

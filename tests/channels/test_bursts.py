@@ -9,10 +9,13 @@ import httpx
 import pytest
 import respx
 
+from bedel.channels.tasks import NOT_HELPFUL_REPLY, SUBSCRIBED_REPLY, UNSUBSCRIBED_REPLY
 from bedel.chat.service import AskedQuestion
 from bedel.config import Settings
 from bedel.db import as_utc
+from bedel.identities.service import anonymous_key
 from tests.channels.conftest import FakeClock, eventually
+from tests.channels.test_identity import BSUID, STUDENTS
 from tests.channels.test_whatsapp import (
     PHONE,
     WA_ID,
@@ -23,7 +26,15 @@ from tests.channels.test_whatsapp import (
     sent_bodies,
     thread_messages,
 )
-from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL, graph_sent, text_message
+from tests.channels.vendors import (
+    CHANNEL_SETTINGS,
+    GRAPH_MESSAGES_URL,
+    button_reply,
+    graph_sent,
+    sent_buttons,
+    text_message,
+    username_message,
+)
 from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages
 
 FRAGMENTS = ["hola", "una pregunta", "¿cuánto debo?"]
@@ -190,6 +201,75 @@ class TestBursts:
             await eventually(lambda: vendors.graph.call_count == 2)
 
         assert sent_bodies(vendors.graph) == ["eco: hola", "eco: ¿cuánto debo?"]
+
+
+class TestWhatJoinsABurst:
+    async def test_a_button_tap_is_not_a_text_of_the_burst(
+        self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors
+    ) -> None:
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            await post(client, text_message(WA_ID, "hola", "wamid.tap0"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 1)
+            no = next(b for b in sent_buttons(vendors.graph.calls[0].request) if b.startswith("feedback:no:"))
+
+            await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.tap1"))
+            clock.advance(1)
+            await post(client, button_reply(WA_ID, "wamid.tap2", no, "No", replied_to="wamid.out1"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 3)
+
+        assert vendors.questions == ["hola", "¿cuánto debo?"]
+        assert sent_bodies(vendors.graph) == ["eco: hola", "eco: ¿cuánto debo?", NOT_HELPFUL_REPLY]
+
+    async def test_an_opt_out_word_is_never_merged_and_never_waits_for_quiet(
+        self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors
+    ) -> None:
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            await post(client, text_message(WA_ID, "hola", "wamid.baja0"))
+            clock.advance(1)
+            await post(client, text_message(WA_ID, "BAJA", "wamid.baja1"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 2)
+            # On its own, ALTA is answered without waiting for the window: the clock does not move.
+            await post(client, text_message(WA_ID, "ALTA", "wamid.baja2"))
+            await eventually(lambda: vendors.graph.call_count == 3)
+            messages = await thread_messages(client)
+
+        assert vendors.questions == ["hola"]
+        assert sent_bodies(vendors.graph) == ["eco: hola", UNSUBSCRIBED_REPLY, SUBSCRIBED_REPLY]
+        assert [m["content"] for m in messages if m["role"] == "user"] == ["hola", "BAJA", "ALTA"]
+
+    async def test_an_unverified_student_may_send_the_id_and_the_date_as_one_burst(
+        self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors
+    ) -> None:
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            await client.post("/students/import", files={"file": ("s.csv", STUDENTS, "text/csv")})
+            await post(client, username_message(BSUID, "A001", "wamid.verify0"))
+            clock.advance(1)
+            await post(client, username_message(BSUID, "15/03/2004", "wamid.verify1"))
+            clock.advance(3)
+            wake(app)
+            await eventually(lambda: vendors.graph.call_count == 1)
+            # An anonymous key is no phone to filter by: the student's is the only thread.
+            (thread,) = (await client.get("/threads")).json()["items"]
+            messages = (await client.get(f"/threads/{thread['id']}/messages")).json()["items"]
+
+        assert vendors.questions == []
+        assert thread["phone"] == anonymous_key(BSUID)
+        (reply,) = sent_bodies(vendors.graph)
+        assert "Lucía Pérez" in reply
+        assert [(m["role"], m["content"]) for m in messages] == [
+            ("user", "A001"),
+            ("user", "15/03/2004"),
+            ("assistant", reply),
+        ]
 
 
 class TestBurstCrashRecovery:

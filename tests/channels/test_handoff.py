@@ -14,7 +14,15 @@ from bedel.channels.models import ChannelContact
 from bedel.config import Settings
 from bedel.db import create_engine, utcnow
 from tests.channels.conftest import eventually
-from tests.channels.vendors import GRAPH_MESSAGES_URL, graph_sent, signed, text_message
+from tests.channels.vendors import (
+    GRAPH_MESSAGES_URL,
+    button_reply,
+    graph_sent,
+    sent_buttons,
+    sent_text,
+    signed,
+    text_message,
+)
 
 WA_ID = "5215512345678"
 PHONE = "+525512345678"
@@ -25,8 +33,13 @@ async def post(client: httpx.AsyncClient, body: str, wamid: str) -> None:
     assert (await client.post("/webhooks/whatsapp", content=content, headers=headers)).status_code == 200
 
 
+async def tap(client: httpx.AsyncClient, button_id: str, title: str, wamid: str) -> None:
+    content, headers = signed(button_reply(WA_ID, wamid, button_id, title, replied_to="wamid.offer"))
+    assert (await client.post("/webhooks/whatsapp", content=content, headers=headers)).status_code == 200
+
+
 def sent_bodies(route: respx.Route) -> list[str]:
-    return [json.loads(call.request.content)["text"]["body"] for call in route.calls]
+    return [sent_text(call.request) for call in route.calls]
 
 
 async def the_thread(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -50,39 +63,63 @@ def graph() -> Any:
 
 
 class TestHandoffRoundTrip:
-    async def test_student_asks_for_a_person_staff_reply_and_hand_back(
+    async def test_student_asks_for_a_person_confirms_staff_reply_and_hand_back(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
     ) -> None:
         await post(wa_client, "quiero hablar con un asesor", "wamid.h1")
         await eventually(lambda: graph.call_count == 1)
         thread = await the_thread(wa_client)
+        # Offered, not yet taken: the student confirms with a button.
+        assert thread["status"] == "active"
+        offer = json.loads(graph.calls[0].request.content)["interactive"]
+        assert offer["footer"]["text"] == "¿Quieres que te atienda una persona?"
+        assert sent_buttons(graph.calls[0].request) == [f"handoff:yes:{thread['id']}", f"handoff:no:{thread['id']}"]
+
+        await tap(wa_client, f"handoff:yes:{thread['id']}", "Sí", "wamid.h1-yes")
+        await eventually(lambda: graph.call_count == 2)
+        thread = await the_thread(wa_client)
         assert thread["status"] == "handoff"
-        assert "persona" in sent_bodies(graph)[0]
+        assert "continuará esta conversación" in sent_bodies(graph)[1]
         waiting = (await wa_client.get("/threads", params={"status": "handoff"})).json()["items"]
         assert [t["id"] for t in waiting] == [thread["id"]]
 
         # While a person has the conversation the bot stays silent, and the message is kept.
         await post(wa_client, "¿sigue ahí alguien?", "wamid.h2")
         await eventually(lambda: _last_content(wa_client, thread["id"], "¿sigue ahí alguien?"))
-        assert graph.call_count == 1
+        assert graph.call_count == 2
 
         reply = await wa_client.post(
             f"/threads/{thread['id']}/messages", json={"text": "Hola, soy Ana. ¿En qué te ayudo?"}
         )
         assert reply.status_code == 201
         assert (reply.json()["role"], reply.json()["delivery_status"]) == ("staff", "pending")
-        await eventually(lambda: graph.call_count == 2)
-        assert sent_bodies(graph)[1] == "Hola, soy Ana. ¿En qué te ayudo?"
-        assert json.loads(graph.calls.last.request.content)["to"] == WA_ID
+        await eventually(lambda: graph.call_count == 3)
+        assert sent_bodies(graph)[2] == "Hola, soy Ana. ¿En qué te ayudo?"
+        # The Mexican number without WhatsApp's "1", the form the Cloud API accepts.
+        assert json.loads(graph.calls.last.request.content)["to"] == PHONE.removeprefix("+")
 
         handed_back = await wa_client.patch(f"/threads/{thread['id']}", json={"status": "active"})
         assert handed_back.json()["status"] == "active"
         await post(wa_client, "gracias", "wamid.h3")
-        await eventually(lambda: graph.call_count == 3)
+        await eventually(lambda: graph.call_count == 4)
 
         history = await messages(wa_client, thread["id"])
-        assert [m["role"] for m in history] == ["user", "assistant", "user", "staff", "user", "assistant"]
-        assert history[3]["delivery_status"] == "sent"
+        roles = ["user", "assistant", "assistant", "user", "staff", "user", "assistant"]
+        assert [m["role"] for m in history] == roles
+        assert history[4]["delivery_status"] == "sent"
+
+    async def test_a_student_who_says_no_stays_with_the_bot(
+        self, wa_client: httpx.AsyncClient, graph: respx.Route
+    ) -> None:
+        await post(wa_client, "quiero hablar con un asesor", "wamid.n1")
+        await eventually(lambda: graph.call_count == 1)
+        thread = await the_thread(wa_client)
+
+        await tap(wa_client, f"handoff:no:{thread['id']}", "No", "wamid.n1-no")
+        await eventually(lambda: graph.call_count == 2)
+
+        assert (await the_thread(wa_client))["status"] == "active"
+        assert "sigo aquí" in sent_bodies(graph)[1]
 
     async def test_staff_take_over_tells_the_student_and_the_bot_stops_answering(
         self, wa_client: httpx.AsyncClient, graph: respx.Route
@@ -93,7 +130,7 @@ class TestHandoffRoundTrip:
 
         taken = await wa_client.patch(f"/threads/{thread['id']}", json={"status": "handoff"})
         await eventually(lambda: graph.call_count == 2)
-        notice = json.loads(graph.calls[-1].request.content)["text"]["body"]
+        notice = sent_text(graph.calls[-1].request)
         await post(wa_client, "¿me ayudas?", "wamid.t2")
         await eventually(lambda: _last_content(wa_client, thread["id"], "¿me ayudas?"))
 

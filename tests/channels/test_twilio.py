@@ -67,6 +67,17 @@ class TestIncomingMessage:
         messages = (await twilio_client.get(f"/threads/{threads[0]['id']}/messages")).json()["items"]
         assert [m["content"] for m in messages] == ["hola", sent["Body"]]
 
+    async def test_without_reply_buttons_a_request_for_a_person_hands_over_at_once(
+        self, twilio_client: httpx.AsyncClient, rest: respx.Route
+    ) -> None:
+        await post(twilio_client, twilio_form(WA_ID, "quiero hablar con un asesor", "SM" + "4" * 32))
+        await eventually(lambda: rest.call_count == 1)
+
+        thread = (await twilio_client.get("/threads", params={"phone": "+525512345678"})).json()["items"][0]
+        assert thread["status"] == "handoff"
+        assert "continuará esta conversación" in sent_forms(rest)[0]["Body"]
+        assert "¿Te sirvió" not in sent_forms(rest)[0]["Body"]
+
     async def test_a_long_answer_is_split_at_twilios_limit(
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
     ) -> None:
@@ -121,7 +132,7 @@ class TestIncomingMessage:
                 if not threads:
                     return False
                 items = (await twilio_client.get(f"/threads/{threads[0]['id']}/messages")).json()["items"]
-                return items[-1]["delivery_status"] == "failed" and "63016" in items[-1]["delivery_error"]
+                return items[-1]["delivery_status"] == "failed" and items[-1]["delivery_error_code"] == "63016"
 
             await eventually(failed)
 

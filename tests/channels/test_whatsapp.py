@@ -3,6 +3,7 @@
 import asyncio
 import json
 import random
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from tests.channels.vendors import (
     graph_error,
     graph_sent,
     media_message,
+    sent_text,
     signed,
     status_update,
     text_message,
@@ -42,7 +44,7 @@ async def post(client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Resp
 
 
 def sent_bodies(route: respx.Route) -> list[str]:
-    return [json.loads(call.request.content)["text"]["body"] for call in route.calls]
+    return [sent_text(call.request) for call in route.calls]
 
 
 async def jobs(database_url: str, kind: str | None = None) -> list[Job]:
@@ -177,13 +179,12 @@ class TestTextMessages:
         assert request.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
         sent = json.loads(request.content)
         assert sent["messaging_product"] == "whatsapp"
-        assert sent["to"] == WA_ID
-        assert sent["type"] == "text"
-        assert "4,500" in sent["text"]["body"] or "4500" in sent["text"]["body"]
+        assert sent["to"] == "525512345678"  # the Mexican number without WhatsApp's "1"
+        assert "4,500" in sent_text(request) or "4500" in sent_text(request)
         messages = await thread_messages(wa_client)
         assert [(m["role"], m["content"]) for m in messages] == [
             ("user", "¿cuánto debo?"),
-            ("assistant", sent["text"]["body"]),
+            ("assistant", sent_text(request)),
         ]
         await eventually(lambda: _delivery(wa_client, "sent"))
 
@@ -209,7 +210,7 @@ class TestTextMessages:
         assert "texto" in sent_bodies(graph)[0]
         assert await thread_messages(wa_client) == []
 
-    async def test_status_updates_are_acknowledged_and_ignored(
+    async def test_a_status_update_is_acknowledged_and_queues_nothing(
         self, wa_client: httpx.AsyncClient, graph: respx.Route, clean_database: str
     ) -> None:
         response = await post(wa_client, status_update(WA_ID, "wamid.sent-earlier"))
@@ -285,12 +286,14 @@ class TestOrder:
     ) -> None:
         settings = make_settings(**CHANNEL_SETTINGS, **llm_settings())
         questions = [f"pregunta {n}" for n in range(6)]
+        # Recent enough for the 24-hour window: a reply to an old message would not be sent at all.
+        start = int(time.time()) - 60
         with respx.mock(assert_all_called=False) as router:
             router.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=echo_llm())
             graph = router.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent(WA_ID))
             async with make_client(settings) as client, make_client(settings) as _second_worker:
                 for n, question in enumerate(questions):
-                    await post(client, text_message(WA_ID, question, f"wamid.order{n}", timestamp=1_700_000_000 + n))
+                    await post(client, text_message(WA_ID, question, f"wamid.order{n}", timestamp=start + n))
                 await eventually(lambda: graph.call_count == len(questions))
                 messages = await thread_messages(client)
 
@@ -435,7 +438,8 @@ class TestSendFailures:
 
         assert graph.call_count == 1
         answer = (await thread_messages(wa_client))[-1]
-        assert "131026" in answer["delivery_error"]
+        assert answer["delivery_error_code"] == "131026"
+        assert "no pudo entregar" in answer["delivery_error"]
         assert [j.status for j in await jobs(clean_database, "channels.deliver")] == ["failed"]
 
     async def test_retries_stop_after_the_last_attempt(

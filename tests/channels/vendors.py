@@ -84,6 +84,34 @@ def text_message(
     )
 
 
+def username_message(
+    user_id: str,
+    body: str,
+    wamid: str,
+    *,
+    wa_id: str | None = None,
+    username: str = "lucia.perez",
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """A text from a user with a WhatsApp username, as Meta's business-scoped user ID documentation shows it:
+    `user_id` in the contact and `from_user_id` in the message; `wa_id` and `from` only when Meta shares the
+    phone (pass `wa_id`), left out when the user withholds it."""
+    contact: dict[str, Any] = {"profile": {"name": "Lucía", "username": username}}
+    message: dict[str, Any] = {}
+    if wa_id is not None:
+        contact["wa_id"] = wa_id
+        message["from"] = wa_id
+    contact["user_id"] = user_id
+    message |= {
+        "from_user_id": user_id,
+        "id": wamid,
+        "timestamp": str(timestamp or int(time.time())),
+        "text": {"body": body},
+        "type": "text",
+    }
+    return _envelope({"contacts": [contact], "messages": [message]})
+
+
 def image_message(wa_id: str, wamid: str) -> dict[str, Any]:
     return _envelope(
         {
@@ -173,21 +201,76 @@ def transcription(text: str) -> httpx.Response:
     return httpx.Response(200, json={"text": text, "usage": {"type": "duration", "seconds": 3}})
 
 
-def status_update(wa_id: str, wamid: str) -> dict[str, Any]:
+def status_update(
+    wa_id: str, wamid: str, status: str = "delivered", *, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A `statuses` notification; `failed` ones carry `errors` and no conversation or pricing."""
+    entry: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": wa_id,
+    }
+    if status == "failed":
+        entry["errors"] = errors or []
+    else:
+        entry["conversation"] = {"id": "6ceb9d929c1a3e0e1cb2e8a2f8a6ee5d", "origin": {"type": "service"}}
+        entry["pricing"] = {"billable": True, "pricing_model": "CBP", "category": "service"}
+    return _envelope({"statuses": [entry]})
+
+
+def graph_status_error(code: int, title: str, details: str) -> dict[str, Any]:
+    """One entry of a failed status's `errors`."""
+    return {
+        "code": code,
+        "title": title,
+        "message": title,
+        "error_data": {"details": details},
+        "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+    }
+
+
+def button_reply(wa_id: str, wamid: str, button_id: str, title: str, replied_to: str) -> dict[str, Any]:
+    """The student tapped a reply button under the message `replied_to`."""
     return _envelope(
         {
-            "statuses": [
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": wa_id}],
+            "messages": [
                 {
+                    "context": {"from": "15550783881", "id": replied_to},
+                    "from": wa_id,
                     "id": wamid,
-                    "status": "delivered",
                     "timestamp": str(int(time.time())),
-                    "recipient_id": wa_id,
-                    "conversation": {"id": "6ceb9d929c1a3e0e1cb2e8a2f8a6ee5d", "origin": {"type": "service"}},
-                    "pricing": {"billable": True, "pricing_model": "CBP", "category": "service"},
+                    "type": "interactive",
+                    "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}},
                 }
-            ]
+            ],
         }
     )
+
+
+def sent_text(request: httpx.Request) -> str:
+    """The words of a Graph API send, whatever its type: text, reply buttons or template."""
+    return sent_words(json.loads(request.content))
+
+
+def sent_words(body: dict[str, Any]) -> str:
+    """The words of a Graph API send body, whatever its type: text, reply buttons or template."""
+    match body["type"]:
+        case "text":
+            return str(body["text"]["body"])
+        case "interactive":
+            return str(body["interactive"]["body"]["text"])
+        case _:
+            return str(body["template"]["components"][0]["parameters"][0]["text"])
+
+
+def sent_buttons(request: httpx.Request) -> list[str]:
+    """The ids of the reply buttons a Graph API send carries."""
+    body = json.loads(request.content)
+    if body["type"] != "interactive":
+        return []
+    return [button["reply"]["id"] for button in body["interactive"]["action"]["buttons"]]
 
 
 def meta_signature(body: bytes, secret: str = APP_SECRET) -> str:
@@ -199,14 +282,28 @@ def signed(payload: dict[str, Any], secret: str = APP_SECRET) -> tuple[bytes, di
     return body, {"content-type": "application/json", "x-hub-signature-256": meta_signature(body, secret)}
 
 
-def graph_sent(wa_id: str = "16505551234") -> httpx.Response:
+def graph_sent(
+    wa_id: str = "16505551234", wamid: str = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"
+) -> httpx.Response:
     """The Graph API's answer to a successful send-message call."""
     return httpx.Response(
         200,
         json={
             "messaging_product": "whatsapp",
             "contacts": [{"input": wa_id, "wa_id": wa_id}],
-            "messages": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"}],
+            "messages": [{"id": wamid}],
+        },
+    )
+
+
+def graph_sent_to_user(user_id: str) -> httpx.Response:
+    """The Graph API's answer to a send addressed by business-scoped user id (`recipient`): no wa_id."""
+    return httpx.Response(
+        200,
+        json={
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": user_id, "user_id": user_id}],
+            "messages": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}],
         },
     )
 
@@ -260,9 +357,8 @@ def twilio_signed(form: dict[str, str], url: str = f"{PUBLIC_URL}/webhooks/twili
     return urlencode(form), {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}
 
 
-def twilio_sent(to: str, body: str) -> httpx.Response:
+def twilio_sent(to: str, body: str, sid: str = "SM" + "a" * 32) -> httpx.Response:
     """Twilio's 201 for a created Message resource."""
-    sid = "SM" + "a" * 32
     return httpx.Response(
         201,
         json={
@@ -288,6 +384,26 @@ def twilio_sent(to: str, body: str) -> httpx.Response:
             "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
         },
     )
+
+
+def twilio_status(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
+    """The fields of Twilio's status callback for an outbound WhatsApp message."""
+    form = {
+        "SmsSid": sid,
+        "SmsStatus": status,
+        "MessageStatus": status,
+        "ChannelToAddress": "+5215512345678",
+        "To": "whatsapp:+5215512345678",
+        "ChannelPrefix": "whatsapp",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": TWILIO_FROM,
+        "ApiVersion": "2010-04-01",
+        "ChannelInstallSid": "XE" + "0" * 32,
+    }
+    if error_code is not None:
+        form["ErrorCode"] = error_code
+    return form
 
 
 def twilio_error(status: int, code: int, message: str) -> httpx.Response:

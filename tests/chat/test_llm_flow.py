@@ -12,7 +12,6 @@ import pytest
 import respx
 from sqlalchemy import update
 
-from bedel.chat import service
 from bedel.chat.models import Thread
 from bedel.config import Settings
 from bedel.db import create_engine, utcnow
@@ -457,9 +456,9 @@ class TestStreamFailures:
 
     @respx.mock
     async def test_a_slow_turn_renews_its_lease_so_another_replica_waits(
-        self, make_client: Callable[[Settings], Any], llm_settings: Settings, monkeypatch: pytest.MonkeyPatch
+        self, make_client: Callable[[Settings], Any], llm_settings: Settings
     ) -> None:
-        monkeypatch.setattr(service, "LEASE_TTL", timedelta(seconds=0.15))
+        llm_settings = llm_settings.model_copy(update={"lease_s": 0.15})
         upstream = SlowEcho(delay_s=0.5)
         respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=upstream.answer)
 

@@ -38,6 +38,12 @@ class TestCompose:
         assert services["api"]["ports"] == ["${BEDEL_PUBLISHED_PORT:-3000}:3000"]
         assert all("ports" not in service for name, service in services.items() if name != "api")
 
+    def test_api_and_worker_keep_the_image_healthcheck_and_expose_metrics_inside(self) -> None:
+        services = compose()["services"]
+        for name in ("api", "worker"):
+            assert "healthcheck" not in services[name]
+            assert services[name]["expose"] == ["9464"]
+
 
 class TestEnvExample:
     def test_every_setting_is_documented(self) -> None:

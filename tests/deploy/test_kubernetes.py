@@ -86,6 +86,23 @@ class TestPods:
         assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert find("Deployment", "bedel-api")["spec"]["replicas"] == 2
 
+    def test_the_worker_is_probed_for_liveness_only_and_scraped_like_the_api(self) -> None:
+        worker, api = (
+            find("Deployment", "bedel-worker")["spec"]["template"],
+            find("Deployment", "bedel-api")["spec"]["template"],
+        )
+        container = worker["spec"]["containers"][0]
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert "readinessProbe" not in container  # no Service sends it traffic
+        config = next(m for m in rendered() if m["kind"] == "ConfigMap")["data"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert ports == {"http": int(config["BEDEL_PORT"]), "metrics": int(config["BEDEL_METRICS_PORT"])}
+        assert worker["metadata"]["annotations"] == api["metadata"]["annotations"]
+        assert worker["metadata"]["annotations"]["prometheus.io/port"] == config["BEDEL_METRICS_PORT"]
+        # Running jobs get GRACE_S to finish after SIGTERM.
+        assert worker["spec"]["terminationGracePeriodSeconds"] > GRACE_S
+
     def test_every_pod_waits_for_the_schema_the_job_migrates(self) -> None:
         job = find("Job", "bedel-migrate")["spec"]["template"]["spec"]
         assert job["containers"][0]["args"] == ["db", "upgrade"]

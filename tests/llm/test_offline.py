@@ -89,9 +89,9 @@ class TestOwnRecordAnswers:
         assert "Derecho" not in answer
 
     async def test_answers_a_column_the_catalog_does_not_know(self, model: OfflineModel) -> None:
-        caller = student(fecha_nacimiento="2003-05-02")
-        answer, _ = await ask(model, "¿Cuál es mi fecha de nacimiento?", caller)
-        assert "Fecha nacimiento: 2003-05-02" in answer
+        caller = student(lugar_nacimiento="Puebla")
+        answer, _ = await ask(model, "¿Cuál es mi lugar de nacimiento?", caller)
+        assert "Lugar nacimiento: Puebla" in answer
 
     async def test_answers_from_the_records_own_fields(self, model: OfflineModel) -> None:
         answer, _ = await ask(model, "¿Cuál es mi matrícula y mi correo?", student())

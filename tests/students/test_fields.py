@@ -72,8 +72,13 @@ class TestConceptForColumn:
             "Porcentaje Beca": "scholarship",
         }
 
+    def test_resolves_the_birth_date_that_proves_identity(self, catalog: FieldCatalog) -> None:
+        for column in ["fecha_nacimiento", "Fecha de Nacimiento", "DOB"]:
+            concept = catalog.concept_for_column(column)
+            assert concept is not None and concept.key == "birth_date" and concept.kind == "date"
+
     def test_unknown_column_has_no_concept(self, catalog: FieldCatalog) -> None:
-        assert catalog.concept_for_column("fecha_nacimiento") is None
+        assert catalog.concept_for_column("lugar_nacimiento") is None
 
 
 class TestConceptsInQuestion:
@@ -111,7 +116,7 @@ class TestLabels:
         assert catalog.label_for("saldo_pendiente") == "Saldo pendiente"
 
     def test_other_column_gets_humanised_name(self, catalog: FieldCatalog) -> None:
-        assert catalog.label_for("fecha_nacimiento") == "Fecha nacimiento"
+        assert catalog.label_for("lugar_nacimiento") == "Lugar nacimiento"
         assert humanize_column("turnoEscolar") == "Turno escolar"
 
 

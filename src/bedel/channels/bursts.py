@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.campaigns.service import opt_out_request
 from bedel.channels.service import ANSWER_JOB
 from bedel.jobs.repository import JobRepository
 
@@ -48,12 +49,19 @@ class Burst:
 
 
 def _joins(payload: dict[str, Any], cutoff: datetime) -> bool:
-    # Only text joins a burst: a voice note or a file is answered on its own, in its turn.
-    return payload["text"] is not None and received_at(payload) <= cutoff
+    # Only text joins a burst: a voice note, a file or a tapped button (whose title comes as its text) is
+    # answered on its own, in its turn, and so is "BAJA" / "ALTA", which is never read as part of a question.
+    text = payload["text"]
+    return (
+        text is not None
+        and not payload.get("button")
+        and opt_out_request(text) is None
+        and received_at(payload) <= cutoff
+    )
 
 
 async def find_burst(session: AsyncSession, job_id: int, payload: dict[str, Any]) -> Burst:
-    """The leader and the text messages queued right behind it, up to the first that is not text."""
+    """The leader and the text messages queued right behind it, up to the first that does not join."""
     burst = Burst([(job_id, payload)])
     later = await JobRepository.from_session(session).unfinished(f"answer:{payload['phone']}", ANSWER_JOB, job_id + 1)
     for follower in later:

@@ -8,6 +8,7 @@ from bedel.auth import StaffOnly
 from bedel.channels.service import hand_over, send_staff_message
 from bedel.chat.schemas import MessageOut, StaffMessageCreate, ThreadOut, ThreadUpdate
 from bedel.chat.service import handoff_notice
+from bedel.config import ReengageFallback
 from bedel.db import utcnow
 from bedel.state import DBSession, get_state
 
@@ -21,7 +22,8 @@ async def update_thread(
     """Hand the conversation to a person (`handoff`; the student is told over WhatsApp) or back to the bot."""
     state = get_state(request)
     notice = handoff_notice(state.settings.contact)
-    thread = await hand_over(session, thread_id, body.status, notice, utcnow())
+    has_fallback = state.settings.reengage_fallback is not ReengageFallback.none
+    thread = await hand_over(session, thread_id, body.status, notice, utcnow(), has_fallback=has_fallback)
     background.add_task(state.jobs.wake)
     return ThreadOut.model_validate(thread)
 
@@ -30,7 +32,9 @@ async def update_thread(
 async def post_staff_message(
     thread_id: uuid.UUID, body: StaffMessageCreate, request: Request, session: DBSession, background: BackgroundTasks
 ) -> MessageOut:
-    """Store a person's reply in the thread and send it over WhatsApp (within 24 h of the student's last message)."""
-    message = await send_staff_message(session, thread_id, body.text, utcnow())
-    background.add_task(get_state(request).jobs.wake)
+    """Store a person's reply in the thread and send it over WhatsApp (past 24 h, as the configured fallback)."""
+    state = get_state(request)
+    has_fallback = state.settings.reengage_fallback is not ReengageFallback.none
+    message = await send_staff_message(session, thread_id, body.text, utcnow(), has_fallback=has_fallback)
+    background.add_task(state.jobs.wake)
     return MessageOut.model_validate(message)

@@ -23,7 +23,8 @@ class ChannelContact(RecordMixin, Base):
 
     phone: Mapped[str] = mapped_column(String(16), unique=True)
     channel: Mapped[Channel] = mapped_column(String(20))
-    # The vendor's own form of the number (a wa_id, or Twilio's "whatsapp:+..."), used as is to reply.
-    address: Mapped[str] = mapped_column(String(64))
+    # The vendor's form of the sender (digits, a business-scoped user id, or Twilio's "whatsapp:+..."),
+    # used as is to reply.
+    address: Mapped[str] = mapped_column(String(200))
     # Free-form messages may only be sent within 24 hours of this.
     last_inbound_at: Mapped[datetime]

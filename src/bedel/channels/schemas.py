@@ -4,6 +4,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from bedel.channels.models import Channel
+from bedel.channels.ports import Button
+from bedel.chat.models import DeliveryStatus
+from bedel.identities.schemas import Identity
 
 
 class MediaKind(StrEnum):
@@ -29,11 +32,15 @@ class Inbound:
 
     channel: Channel
     external_id: str  # wamid or MessageSid: the same message always carries the same id
-    address: str  # where to reply, in the vendor's own form
-    phone: str  # canonical
+    address: str  # where to reply, in a form the vendor accepts
+    # Canonical, or the anonymous key of a business-scoped id when the message carried no phone.
+    phone: str
     text: str | None  # None: not text (a voice note, a file, or a kind Bedel does not read)
     sent_at: datetime
     media: InboundMedia | None = None
+    # Every vendor identifier of the sender the message carried (raw wa_id, business-scoped id, Twilio From).
+    identities: tuple[Identity, ...] = ()
+    button: str | None = None  # the id of the reply button the student tapped (its title is the text)
 
 
 @dataclass(frozen=True)
@@ -45,3 +52,16 @@ class Delivery:
     phone: str
     text: str
     message_id: uuid.UUID | None = None
+    # Reply buttons under the text, with `footer` as their question; dropped when the text is too long for them.
+    buttons: tuple[Button, ...] = ()
+    footer: str = ""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A vendor's word on an outbound message: sent, delivered, read or failed (with its error code)."""
+
+    vendor_message_id: str
+    status: DeliveryStatus
+    error_code: str | None = None
+    error_detail: str = ""

@@ -4,8 +4,10 @@ Business rules: a message is ledgered (a job keyed by the vendor's message id) i
 the webhook's own transaction, so a redelivery adds nothing and a crash loses
 nothing; one phone's messages are answered one after another in arrival order,
 and its replies are sent in the order they were written; a handed-off
-conversation gets no bot answers; a person may write free-form to a student only
-within 24 hours of the student's last message.
+conversation gets no bot answers. Free-form messages reach a student only within
+24 hours of their last message; past it the deliver job sends the configured
+fallback (a template or an SMS) instead, and with no fallback a person's reply is
+refused up front (decision 0012).
 """
 
 import uuid
@@ -19,21 +21,29 @@ from bedel.channels.models import MAX_TEXT_LENGTH
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Inbound
 from bedel.channels.text import split_message
-from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
+from bedel.chat.models import Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.threads import append_message, get_thread, set_status
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
+from bedel.identities.service import identify
 from bedel.jobs.repository import JobRepository
 from bedel.phones import mask_phone
 
 ANSWER_JOB = "channels.answer"
 DELIVER_JOB = "channels.deliver"
 SESSION_WINDOW = timedelta(hours=24)
+# Meta's limit for the body of a reply-buttons message.
+BUTTONS_TEXT_LIMIT = 1024
+
+
+def window_open(last_inbound_at: datetime, now: datetime) -> bool:
+    """Whether the student wrote within the last 24 hours, so a free-form message reaches them."""
+    return now - as_utc(last_inbound_at) <= SESSION_WINDOW
 
 
 async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound], received_at: datetime) -> int:
-    """Ledger each message not seen before; return how many were new.
+    """Ledger each message not seen before, under its sender's conversation; return how many were new.
 
     `received_at` is when the webhook took them: bursts are measured by it (see `bursts.py`).
     """
@@ -41,48 +51,71 @@ async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound], rec
     contacts = ContactRepository.from_session(session)
     accepted = 0
     for message in messages:
+        phone = await identify(session, message.phone, message.identities)
         payload = {
             "channel": message.channel,
             "external_id": message.external_id,
             "address": message.address,
-            "phone": message.phone,
+            "phone": phone,
             "text": message.text,
             "media": asdict(message.media) if message.media else None,
+            "button": message.button,
             "received_at": received_at.isoformat(),
         }
         if await jobs.enqueue(
-            ANSWER_JOB, payload, key=f"answer:{message.phone}", dedupe_key=f"{message.channel}:{message.external_id}"
+            ANSWER_JOB, payload, key=f"answer:{phone}", dedupe_key=f"{message.channel}:{message.external_id}"
         ):
-            await contacts.record_inbound(message.phone, message.channel, message.address, message.sent_at)
+            await contacts.record_inbound(phone, message.channel, message.address, message.sent_at)
             accepted += 1
     return accepted
 
 
-async def enqueue_delivery(session: AsyncSession, delivery: Delivery, *, once_for: str | None = None) -> None:
+async def enqueue_delivery(
+    session: AsyncSession, delivery: Delivery, *, once_for: str | None = None, delay: timedelta = timedelta(0)
+) -> None:
     """Queue a text for sending, split to the channel's length; one phone's parts leave in order.
 
     With `once_for` (the inbound message being answered), queuing the reply again adds nothing.
+    Buttons go under the last part; when it is too long to carry them, their question follows alone with them.
     """
     jobs = JobRepository.from_session(session)
-    for number, part in enumerate(split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel])):
-        payload = asdict(delivery) | {"text": part, "message_id": _str_or_none(delivery.message_id)}
+    parts = [(part, "") for part in split_message(delivery.text, MAX_TEXT_LENGTH[delivery.channel])]
+    if delivery.buttons and parts:
+        last, _ = parts[-1]
+        parts[-1:] = (
+            [(last, delivery.footer)] if len(last) <= BUTTONS_TEXT_LIMIT else [(last, ""), (delivery.footer, "")]
+        )
+    for number, (part, footer) in enumerate(parts):
+        with_buttons = bool(delivery.buttons) and number == len(parts) - 1
+        payload = asdict(delivery) | {
+            "text": part,
+            "footer": footer,
+            "message_id": _str_or_none(delivery.message_id),
+            "buttons": [[button.id, button.title] for button in delivery.buttons] if with_buttons else [],
+        }
         dedupe_key = f"reply:{once_for}:{number}" if once_for else None
-        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key)
+        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key, delay=delay)
     if delivery.message_id is not None:
-        await ThreadRepository.from_session(session).set_delivery(delivery.message_id, DeliveryStatus.pending)
+        await ThreadRepository.from_session(session).mark_pending(delivery.message_id)
 
 
-async def send_staff_message(session: AsyncSession, thread_id: uuid.UUID, text: str, now: datetime) -> Message:
-    """A person's reply: stored in the thread, then delivered over the channel the student last used."""
+async def send_staff_message(
+    session: AsyncSession, thread_id: uuid.UUID, text: str, now: datetime, *, has_fallback: bool
+) -> Message:
+    """A person's reply: stored in the thread, then delivered over the channel the student last used.
+
+    `has_fallback`: a template or SMS is configured for a closed window; without one such a reply is refused.
+    """
     thread = await get_thread(session, thread_id)
     contact = await ContactRepository.from_session(session).get(thread.phone)
     if contact is None:
         raise Conflict(
             f"{mask_phone(thread.phone)} has never written over WhatsApp, so there is no channel to reply on"
         )
-    if now - as_utc(contact.last_inbound_at) > SESSION_WINDOW:
+    if not has_fallback and not window_open(contact.last_inbound_at, now):
         raise TemplateRequired(
-            "the student's last message is over 24 hours old: WhatsApp only accepts a template message now",
+            "the student's last message is over 24 hours old: WhatsApp only accepts a template message now, "
+            "and BEDEL_REENGAGE_FALLBACK is none",
             field="text",
         )
     message_id = await append_message(session, thread.phone, Role.staff, text)
@@ -93,18 +126,26 @@ async def send_staff_message(session: AsyncSession, thread_id: uuid.UUID, text: 
 
 
 async def hand_over(
-    session: AsyncSession, thread_id: uuid.UUID, status: ThreadStatus, notice: str, now: datetime
+    session: AsyncSession,
+    thread_id: uuid.UUID,
+    status: ThreadStatus,
+    notice: str,
+    now: datetime,
+    *,
+    has_fallback: bool,
 ) -> Thread:
     """Hand a conversation to a person or back to the bot.
 
     When a person takes it over, the student is told so over the channel they last
-    wrote from, if its 24-hour window is still open; the notice stays in the thread.
+    wrote from, if its 24-hour window is still open or a fallback can reach them;
+    the notice stays in the thread.
     """
     thread = await get_thread(session, thread_id)
     taken_over = status == ThreadStatus.handoff and thread.status != ThreadStatus.handoff
     await set_status(session, thread_id, status)
     contact = await ContactRepository.from_session(session).get(thread.phone)
-    if taken_over and contact is not None and now - as_utc(contact.last_inbound_at) <= SESSION_WINDOW:
+    reachable = contact is not None and (has_fallback or window_open(contact.last_inbound_at, now))
+    if taken_over and contact is not None and reachable:
         message_id = await append_message(session, thread.phone, Role.assistant, notice)
         await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, notice, message_id))
     return thread

@@ -1,4 +1,4 @@
-"""The channel jobs: answer one inbound message (or a burst of them), deliver one outbound text."""
+"""The channel jobs: answer one inbound message (a burst of texts, a file, a tapped reply button), deliver one text."""
 
 import asyncio
 import uuid
@@ -10,30 +10,53 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.campaigns.service import opt_out_request, set_subscription
 from bedel.channels.bursts import Burst, find_burst, interrupted
+from bedel.channels.buttons import answer_buttons, read_tap
+from bedel.channels.delivery_errors import explain
 from bedel.channels.media import describe, media_from, receive_media, reply_for
 from bedel.channels.models import Channel
-from bedel.channels.ports import MessageSender, SendFailed
+from bedel.channels.ports import Button, EmailSender, MessageSender, SendFailed
+from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
-from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery
-from bedel.chat.models import DeliveryStatus, Role
+from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery, hand_over, window_open
+from bedel.chat.models import DeliveryPath, Role, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
-from bedel.chat.service import AskedQuestion, ChatService
+from bedel.chat.service import AskedQuestion, ChatService, handoff_notice
 from bedel.chat.threads import append_message, is_handed_off
+from bedel.config import ReengageFallback
 from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
+from bedel.feedback.service import record_feedback
+from bedel.identities.service import current_key, is_anonymous
+from bedel.identities.verification import IdentityVerifier
 from bedel.jobs.repository import JobRepository
 from bedel.jobs.runner import Handler, JobContext, JobFailed, Postpone, RetryLater
 from bedel.llm.ports import Transcriber
 from bedel.phones import mask_phone
+from bedel.students.repository import StudentRepository
 
 log = structlog.get_logger()
 
 ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
+UNSUBSCRIBED_REPLY = (
+    "Listo, ya no recibirás avisos masivos. Puedes seguir escribiéndome tus dudas. "
+    "Si quieres volver a recibirlos, escribe ALTA."
+)
+SUBSCRIBED_REPLY = "Listo, volverás a recibir los avisos de la institución. Para dejar de recibirlos, escribe BAJA."
 UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
+NOT_HELPFUL_REPLY = "Gracias por decírmelo. Puedes escribir tu pregunta de otra forma, o pedir hablar con una persona."
+HANDOFF_DECLINED_REPLY = "De acuerdo, sigo aquí. ¿En qué más te puedo ayudar?"
 # How often an answer being generated looks for a newer message of its burst.
 INTERRUPT_POLL_S = 0.25
+
+_FALLBACK_PATHS = {
+    ReengageFallback.template: DeliveryPath.template,
+    ReengageFallback.sms: DeliveryPath.sms,
+    ReengageFallback.email: DeliveryPath.email,
+    ReengageFallback.none: None,
+}
 
 
 class ChannelTasks:
@@ -42,19 +65,27 @@ class ChannelTasks:
         sessionmaker: async_sessionmaker[AsyncSession],
         chat: ChatService,
         senders: Mapping[Channel, MessageSender],
+        verifier: IdentityVerifier,
         *,
         transcriber: Transcriber | None,
         media_max_bytes: int,
         burst_window: timedelta,
         clock: Clock,
+        fallback: ReengageFallback = ReengageFallback.none,
+        sms: MessageSender | None = None,
+        email: EmailSender | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._senders = senders
+        self._verifier = verifier
         self._transcriber = transcriber
         self._media_max_bytes = media_max_bytes
         self._burst_window = burst_window
         self._clock = clock
+        self._fallback = fallback
+        self._sms = sms
+        self._email = email
 
     def handlers(self) -> dict[str, Handler]:
         return {ANSWER_JOB: self.answer, DELIVER_JOB: self.deliver}
@@ -62,16 +93,22 @@ class ChannelTasks:
     async def answer(self, job: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation.
 
-        Texts written in a row are answered together (see `bursts.py`): the first one's job
-        answers them all and finishes the others' jobs in the transaction that queues the reply.
-        A voice note is transcribed and answered like text; a file is kept for staff.
+        "BAJA" / "ALTA" and a tapped reply button are handled at once, each on its own. Texts
+        written in a row are answered together (see `bursts.py`): the first one's job answers
+        them all and finishes the others' jobs in the transaction that queues the reply. A voice
+        note is transcribed and answered like text; a file is kept for staff.
         """
-        phone, text = job.payload["phone"], job.payload["text"]
+        text, button = job.payload["text"], job.payload.get("button")
         channel = Channel(job.payload["channel"])
         source_id = _source_id(job.payload)
         media = media_from(job.payload.get("media"))
-        async with self._sessionmaker() as session:
-            handed_off = await is_handed_off(session, phone)
+        subscription = opt_out_request(text)
+        if subscription is not None:
+            await self._change_subscription(job, subscription)
+            return
+        async with self._sessionmaker() as session, session.begin():
+            phone = await current_key(session, job.payload["phone"], job.payload["address"])
+            handed_off = not button and await is_handed_off(session, phone)
         if handed_off:
             # The person on staff reads it in the thread; the bot stays silent.
             if media is not None:
@@ -79,15 +116,18 @@ class ChannelTasks:
             elif text is not None:
                 await self._keep(phone, source_id, text, None)
             return
+        delivery = Delivery(channel, job.payload["address"], phone, "")
+        if button:
+            await self._tapped(delivery, button, source_id)
+            return
         covered: list[int] = []
-        message_id: uuid.UUID | None
         if stored := await self._chat.stored_answer(source_id):
             # A re-run after a crash delivers the answer already stored instead of asking again.
-            reply, message_id = stored
+            delivery = replace(delivery, text=stored[0], message_id=stored[1])
             if text is not None:
-                covered = await self._covered(await self._find_burst(job), message_id)
+                covered = await self._covered(await self._find_burst(job), stored[1])
         elif text is None:
-            reply, message_id = await self._answer_media(phone, source_id, channel, media)
+            delivery = await self._answer_media(delivery, source_id, media)
         else:
             # The time is read before the burst: a text that comes in meanwhile is left to the watch below.
             now = self._clock()
@@ -95,28 +135,55 @@ class ChannelTasks:
             quiet_at = burst.quiet_at(self._burst_window)
             if now < quiet_at:
                 raise Postpone(quiet_at)
-            reply, message_id = await self._ask_unless_interrupted(phone, burst)
+            questions = [AskedQuestion(payload["text"], _source_id(payload)) for _, payload in burst.jobs]
+            delivery = await self._reply(delivery, questions, burst)
             covered = burst.followers
         async with self._sessionmaker() as session, session.begin():
-            delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
             await JobRepository.from_session(session, self._clock).finish_queued(covered)
+            if is_anonymous(phone) and (invitation := await self._verifier.invitation(session, phone, self._clock())):
+                invitation_id = await append_message(session, phone, Role.assistant, invitation)
+                invited = replace(delivery, text=invitation, message_id=invitation_id, buttons=(), footer="")
+                await enqueue_delivery(session, invited, once_for=f"{source_id}:invitation")
 
-    async def _answer_media(
-        self, phone: str, source_id: str, channel: Channel, media: InboundMedia | None
-    ) -> tuple[str, uuid.UUID | None]:
+    async def _reply(self, delivery: Delivery, questions: list[AskedQuestion], burst: Burst | None) -> Delivery:
+        """A sender known only by a business-scoped id may be verifying who they are; else the chat flow."""
+        if is_anonymous(delivery.phone):
+            async with self._sessionmaker() as session, session.begin():
+                step = await self._verifier.step(session, delivery.phone, questions, self._clock())
+            if step is not None:
+                return replace(delivery, text=step[0], message_id=step[1])
+        if burst is None or not self._burst_window:
+            return await self._ask(delivery, questions)
+        return await self._ask_unless_interrupted(delivery, questions, burst)
+
+    async def _change_subscription(self, job: JobContext, subscribe: bool) -> None:
+        """ "BAJA" / "STOP" (or "ALTA" / "START"): no bot answer, the change confirmed in the thread."""
+        channel = Channel(job.payload["channel"])
+        source_id = _source_id(job.payload)
+        async with self._sessionmaker() as session, session.begin():
+            phone = await current_key(session, job.payload["phone"], job.payload["address"])
+            await set_subscription(session, phone, subscribe)
+            await append_message(session, phone, Role.user, job.payload["text"])
+            reply = SUBSCRIBED_REPLY if subscribe else UNSUBSCRIBED_REPLY
+            message_id = await append_message(session, phone, Role.assistant, reply)
+            delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
+            await enqueue_delivery(session, delivery, once_for=source_id)
+        log.info("campaign_subscription_changed", phone=mask_phone(phone), subscribed=subscribe)
+
+    async def _answer_media(self, delivery: Delivery, source_id: str, media: InboundMedia | None) -> Delivery:
         """A voice note that could be transcribed is a question; any other file is kept, with a polite reply."""
         if media is None:
-            return ONLY_TEXT_REPLY, None
-        attachment = await self._receive(channel, media)
+            return replace(delivery, text=ONLY_TEXT_REPLY)
+        attachment = await self._receive(delivery.channel, media)
         if media.kind == MediaKind.audio and attachment.content is not None:
-            transcript, note = await self._transcribe(phone, attachment)
+            transcript, note = await self._transcribe(delivery.phone, attachment)
             if transcript:
                 question = AskedQuestion(transcript, source_id, replace(attachment, transcript=transcript))
-                return await self._ask(phone, [question])
+                return await self._reply(delivery, [question], None)
             attachment = replace(attachment, note=note)
-        await self._keep(phone, source_id, describe(media), attachment)
-        return reply_for(attachment), None
+        await self._keep(delivery.phone, source_id, describe(media), attachment)
+        return replace(delivery, text=reply_for(attachment))
 
     async def _receive(self, channel: Channel, media: InboundMedia) -> AttachmentCreate:
         return await receive_media(self._senders.get(channel), media, self._media_max_bytes)
@@ -155,16 +222,15 @@ class ChannelTasks:
             covered.append(job_id)
         return covered
 
-    async def _ask_unless_interrupted(self, phone: str, burst: Burst) -> tuple[str, uuid.UUID | None]:
+    async def _ask_unless_interrupted(
+        self, delivery: Delivery, questions: list[AskedQuestion], burst: Burst
+    ) -> Delivery:
         """Ask, abandoning the generation when a newer text of the burst arrives before its answer is stored.
 
         The abandoned turn stores no answer; its questions stay stored, and the job runs again
         (postponed to now) to answer them together with the newer one.
         """
-        questions = [AskedQuestion(payload["text"], _source_id(payload)) for _, payload in burst.jobs]
-        if not self._burst_window:
-            return await self._ask(phone, questions)
-        asking = asyncio.create_task(self._ask(phone, questions))
+        asking = asyncio.create_task(self._ask(delivery, questions))
         try:
             while not (await asyncio.wait({asking}, timeout=INTERRUPT_POLL_S))[0]:
                 async with self._sessionmaker() as session:
@@ -172,42 +238,109 @@ class ChannelTasks:
                 # cancel() is False when the answer is already done: then it is sent.
                 if newer and asking.cancel():
                     await asyncio.gather(asking, return_exceptions=True)
-                    log.info("channel_answer_restarted", phone=mask_phone(phone))
+                    log.info("channel_answer_restarted", phone=mask_phone(delivery.phone))
                     raise Postpone(self._clock())
             return asking.result()
         finally:
             asking.cancel()
 
-    async def _ask(self, phone: str, questions: list[AskedQuestion]) -> tuple[str, uuid.UUID | None]:
+    async def _ask(self, delivery: Delivery, questions: list[AskedQuestion]) -> Delivery:
+        # Only Meta's API sends reply buttons: over Twilio a handoff is taken at once, and no feedback is asked.
+        confirm = delivery.channel == Channel.whatsapp
         try:
-            answer = await self._chat.ask_together(phone, questions)
+            answer = await self._chat.ask_together(delivery.phone, questions, confirm_handoff=confirm)
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
-            log.warning("channel_answer_unavailable", phone=mask_phone(phone))
-            return UNAVAILABLE_REPLY, None
-        return answer.answer, answer.message_id
+            log.warning("channel_answer_unavailable", phone=mask_phone(delivery.phone))
+            return replace(delivery, text=UNAVAILABLE_REPLY)
+        answered = replace(delivery, text=answer.answer, message_id=answer.message_id)
+        if not confirm:
+            return answered
+        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=answer.handoff)
+        return replace(answered, buttons=buttons, footer=footer)
+
+    async def _tapped(self, to: Delivery, button: str, source_id: str) -> None:
+        """A reply button: feedback on an answer, or the student's yes or no to a person taking over."""
+        phone = to.phone
+        tap = read_tap(button)
+        if tap is None:
+            log.warning("channel_unknown_button", phone=mask_phone(phone))
+            return
+        reply = None
+        async with self._sessionmaker() as session, session.begin():
+            if tap.kind == "feedback":
+                recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
+                reply = NOT_HELPFUL_REPLY if recorded and not tap.yes else None
+            elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
+                log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
+            elif tap.yes:
+                notice = handoff_notice(self._chat.options.contact)
+                await hand_over(session, tap.target, ThreadStatus.handoff, notice, self._clock(), has_fallback=False)
+            else:
+                reply = HANDOFF_DECLINED_REPLY
+            if reply is not None:
+                await enqueue_delivery(session, replace(to, text=reply), once_for=source_id)
 
     async def deliver(self, job: JobContext) -> None:
+        """Send one part: free-form within the student's 24-hour window, else the configured fallback."""
         payload = job.payload
-        channel = Channel(payload["channel"])
         message_id = uuid.UUID(payload["message_id"]) if payload["message_id"] else None
-        sender = self._senders.get(channel)
+        path = await self._path(payload["phone"])
         try:
-            if sender is None:
-                raise SendFailed(f"the {channel} channel is off", temporary=False)
-            await sender.send_text(payload["address"], payload["text"])
+            if path is None:
+                # Never hand the vendor a message it would drop, and never report it as sent.
+                raise SendFailed("the 24-hour window closed, no fallback set", temporary=False, code="window_closed")
+            vendor_message_id = await self._send(path, payload)
         except SendFailed as exc:
             if exc.temporary and not job.last_attempt:
                 raise RetryLater(str(exc), exc.retry_after_s) from None
-            await self._record(message_id, DeliveryStatus.failed, str(exc))
+            await self._record_failure(message_id, exc, path)
             raise JobFailed(str(exc)) from None
-        await self._record(message_id, DeliveryStatus.sent)
+        if message_id is not None:
+            async with self._sessionmaker() as session, session.begin():
+                await ThreadRepository.from_session(session).mark_sent(message_id, vendor_message_id, path)
 
-    async def _record(self, message_id: uuid.UUID | None, status: DeliveryStatus, error: str | None = None) -> None:
+    async def _path(self, phone: str) -> DeliveryPath | None:
+        """Free-form while the window is open; past it the fallback, or None when there is none."""
+        async with self._sessionmaker() as session:
+            contact = await ContactRepository.from_session(session).get(phone)
+        if contact is None or window_open(contact.last_inbound_at, self._clock()):
+            return DeliveryPath.free_form
+        path = _FALLBACK_PATHS[self._fallback]
+        log.info("channel_window_closed", phone=mask_phone(phone), path=path)
+        return path
+
+    async def _send(self, path: DeliveryPath, payload: dict[str, Any]) -> str:
+        channel, address, text = Channel(payload["channel"]), payload["address"], payload["text"]
+        if path is DeliveryPath.sms:
+            assert self._sms is not None
+            return await self._sms.send_text(payload["phone"], text)
+        if path is DeliveryPath.email:
+            assert self._email is not None
+            subject = f"Mensaje de {self._chat.options.institution_name}"
+            return await self._email.send_email(await self._email_address(payload["phone"]), subject, text)
+        sender = self._senders.get(channel)
+        if sender is None:
+            raise SendFailed(f"the {channel} channel is off", temporary=False)
+        if path is DeliveryPath.template:
+            return await sender.send_reengagement(address, text)
+        if buttons := payload.get("buttons"):
+            return await sender.send_buttons(address, text, payload["footer"], [Button(*b) for b in buttons])
+        return await sender.send_text(address, text)
+
+    async def _email_address(self, phone: str) -> str:
+        async with self._sessionmaker() as session:
+            student = await StudentRepository.from_session(session).get_record(phone)
+        if student is None or not student.email:
+            raise SendFailed("the student's record has no email", temporary=False, code="no_email")
+        return student.email
+
+    async def _record_failure(self, message_id: uuid.UUID | None, exc: SendFailed, path: DeliveryPath | None) -> None:
         if message_id is None:
             return
         async with self._sessionmaker() as session, session.begin():
-            await ThreadRepository.from_session(session).set_delivery(message_id, status, error)
+            error = explain(exc.code, str(exc))
+            await ThreadRepository.from_session(session).mark_failed(message_id, exc.code, error, path)
 
 
 def _source_id(payload: dict[str, Any]) -> str:

@@ -22,11 +22,31 @@ class Role(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """How a message sent over a channel fared; None for messages that stayed in the HTTP API."""
+    """How a message sent over a channel fared; None for messages that stayed in the HTTP API.
+
+    Statuses only move forward, in this order (see docs/decisions/0012): pending,
+    sent, failed, delivered, read. A `failed` receipt does not undo a `delivered`
+    one that arrived first (the student's phone has the message), while a
+    `delivered` or `read` receipt after a `failed` one wins: it proves arrival.
+    """
 
     pending = "pending"
     sent = "sent"
     failed = "failed"
+    delivered = "delivered"
+    read = "read"
+
+
+DELIVERY_ORDER = {status: rank for rank, status in enumerate(DeliveryStatus)}
+
+
+class DeliveryPath(StrEnum):
+    """How a message left: free-form within the 24-hour window, or a fallback once it closed."""
+
+    free_form = "free_form"
+    template = "template"
+    sms = "sms"
+    email = "email"
 
 
 class Thread(RecordMixin, Base):
@@ -63,6 +83,11 @@ class Message(RecordMixin, Base):
     latency_ms: Mapped[int | None]
     delivery_status: Mapped[DeliveryStatus | None] = mapped_column(String(20))
     delivery_error: Mapped[str | None] = mapped_column(Text)
+    # The vendor's code when a message failed (e.g. "131047"), explained in Spanish in delivery_error.
+    delivery_error_code: Mapped[str | None] = mapped_column(String(20))
+    delivery_path: Mapped[DeliveryPath | None] = mapped_column(String(20))
+    # The id the vendor gave the message (wamid, MessageSid), which its delivery receipts name.
+    vendor_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
     # The channel message a question came from (e.g. "whatsapp:<wamid>"): a re-run job finds its answer.
     source_id: Mapped[str | None] = mapped_column(String(200), index=True)
     # Loaded with the message, without their bytes, so staff see what a student sent.
@@ -73,7 +98,7 @@ class Attachment(RecordMixin, Base):
     """A voice note, image or document a student sent, kept with their message for staff.
 
     The bytes live in the database, like the rest of the conversation: every replica
-    and worker can serve them, and a backup holds them (decision 0010).
+    and worker can serve them, and a backup holds them (decision 0013).
     """
 
     __tablename__ = "attachments"

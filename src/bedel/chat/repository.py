@@ -4,11 +4,21 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Integer, String, Table, Text, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, String, Table, Text, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
+from sqlalchemy.sql.elements import ColumnElement
 
-from bedel.chat.models import Attachment, DeliveryStatus, Message, Role, Thread, ThreadStatus
+from bedel.chat.models import (
+    DELIVERY_ORDER,
+    Attachment,
+    DeliveryPath,
+    DeliveryStatus,
+    Message,
+    Role,
+    Thread,
+    ThreadStatus,
+)
 from bedel.chat.schemas import AttachmentCreate
 from bedel.db import as_utc, conflict_insert, utcnow
 
@@ -68,6 +78,15 @@ _RECENT_TURNS = (
     .limit(bindparam("b_limit"))
 )
 _ADD_MESSAGE = insert(_messages)
+
+
+def delivery_moves_forward(column: Any, status: DeliveryStatus) -> ColumnElement[bool]:
+    """SQL: `status` is ahead of the one in `column` (no status at all comes before `pending`).
+
+    For any table with a delivery status column (messages, campaign recipients).
+    """
+    rank = case({value: order for value, order in DELIVERY_ORDER.items()}, value=column, else_=-1)
+    return rank < DELIVERY_ORDER[status]
 
 
 class ThreadRepository:
@@ -165,6 +184,9 @@ class ThreadRepository:
     async def get(self, thread_id: uuid.UUID) -> Thread | None:
         return await self.session.get(Thread, thread_id)
 
+    async def belongs_to(self, thread_id: uuid.UUID, phone: str) -> bool:
+        return await self.session.scalar(select(_threads.c.phone).where(_threads.c.id == thread_id)) == phone
+
     async def find_many(
         self, *, phone: str | None, status: ThreadStatus | None, limit: int, offset: int
     ) -> Sequence[Thread]:
@@ -216,13 +238,79 @@ class ThreadRepository:
         )
         return {source_id: (seq, message_id) for source_id, seq, message_id in rows}
 
-    async def set_delivery(self, message_id: uuid.UUID, status: DeliveryStatus, error: str | None = None) -> None:
-        """Record how a channel took a message; a failed part keeps the whole message failed."""
+    async def mark_pending(self, message_id: uuid.UUID) -> None:
         await self.session.execute(
             update(Message)
-            .where(Message.id == message_id, Message.delivery_status.is_distinct_from(DeliveryStatus.failed))
-            .values(delivery_status=status, delivery_error=error)
+            .where(Message.id == message_id, Message.delivery_status.is_(None))
+            .values(delivery_status=DeliveryStatus.pending)
         )
+
+    async def mark_sent(self, message_id: uuid.UUID, vendor_message_id: str, path: DeliveryPath) -> None:
+        """A part of the message left; its vendor id is the one later receipts name.
+
+        A receipt that already moved the message past `sent` (an earlier part delivered) is kept.
+        """
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, delivery_moves_forward(Message.delivery_status, DeliveryStatus.failed))
+            .values(delivery_status=DeliveryStatus.sent, vendor_message_id=vendor_message_id, delivery_path=path)
+        )
+
+    async def mark_failed(self, message_id: uuid.UUID, code: str | None, error: str, path: DeliveryPath | None) -> None:
+        """A part the vendor refused: the whole message failed, and receipts for earlier parts no longer apply."""
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                delivery_status=DeliveryStatus.failed,
+                delivery_error_code=code,
+                delivery_error=error,
+                delivery_path=path,
+                vendor_message_id=None,
+            )
+        )
+
+    async def apply_receipt(
+        self, vendor_message_id: str, status: DeliveryStatus, code: str | None, error: str | None
+    ) -> bool:
+        """Move the message the vendor id names forward to `status`; False when none moved (unknown, or late)."""
+        result = await self.session.execute(
+            update(Message)
+            .where(
+                Message.vendor_message_id == vendor_message_id,
+                delivery_moves_forward(Message.delivery_status, status),
+            )
+            .values(delivery_status=status, delivery_error_code=code, delivery_error=error)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def requeue_throttled(
+        self, vendor_message_id: str, code: str, error: str
+    ) -> tuple[uuid.UUID, str, str] | None:
+        """Put a message the vendor throttled back to `pending` for a resend, unless it got further since.
+
+        Returns its id, phone and text, or None when no message was waiting on that id.
+        """
+        row = (
+            await self.session.execute(
+                update(_messages)
+                .where(
+                    _messages.c.vendor_message_id == vendor_message_id,
+                    delivery_moves_forward(_messages.c.delivery_status, DeliveryStatus.failed),
+                )
+                .values(
+                    delivery_status=DeliveryStatus.pending,
+                    delivery_error_code=code,
+                    delivery_error=error,
+                    vendor_message_id=None,
+                )
+                .returning(_messages.c.id, _messages.c.thread_id, _messages.c.content)
+            )
+        ).first()
+        if row is None:
+            return None
+        phone = await self.session.scalar(select(_threads.c.phone).where(_threads.c.id == row.thread_id))
+        return row.id, str(phone), row.content
 
     async def page_messages(self, thread_id: uuid.UUID, after_seq: int, limit: int) -> Sequence[Message]:
         rows = await self.session.scalars(

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bedel.chat.models import DeliveryStatus, Role, ThreadStatus
+from bedel.chat.models import DeliveryPath, DeliveryStatus, Role, ThreadStatus
 from bedel.db import UTCDateTime
 from bedel.phones import normalize_phone
 
@@ -155,9 +155,14 @@ class MessageOut(BaseModel):
     usage_estimated: bool
     latency_ms: int | None
     delivery_status: DeliveryStatus | None = Field(
-        description="For messages sent over WhatsApp: pending, sent or failed."
+        description="For messages sent over a channel: pending, sent, delivered, read or failed (from the "
+        "vendor's receipts; it only moves forward)."
     )
-    delivery_error: str | None = Field(description="Why the channel refused the message, when it failed for good.")
+    delivery_path: DeliveryPath | None = Field(
+        description="How it left: free_form within the student's 24-hour window; template, sms or email past it."
+    )
+    delivery_error_code: str | None = Field(description="The vendor's error code when it failed (e.g. 131047).")
+    delivery_error: str | None = Field(description="Why it failed, in Spanish, for the staff reading the thread.")
     attachments: list[AttachmentOut] = Field(description="Voice notes, images and documents sent with it.")
     created_at: UTCDateTime
 

@@ -38,10 +38,12 @@ SUMMARY_BATCH = 8
 # Earlier questions that join the current one in the search: "¿y cuánto tarda?" needs its topic.
 CONTEXT_QUESTIONS = 2
 LEASE_POLL_S = 0.05
-# How long a turn may go silent before another replica may take the conversation over.
-LEASE_TTL = timedelta(seconds=60)
 # How long a question waits behind an earlier one from the same phone before a 409.
 TURN_WAIT_S = 60.0
+
+
+# The answer's text when the model offers a person without saying anything itself.
+HANDOFF_OFFER = "Puedo pedir que una persona de la institución te atienda."
 
 
 def handoff_notice(contact: str) -> str:
@@ -82,6 +84,7 @@ class ChatService:
         template: Any,
         options: AssistantOptions,
         knowledge: Retriever,
+        lease: timedelta,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
@@ -89,6 +92,8 @@ class ChatService:
         self._template = template
         self.options = options
         self._knowledge = knowledge
+        # How long a turn may go silent before another replica may take the conversation over.
+        self._lease = lease
         self._locks = ConversationLocks()
 
     async def ask(
@@ -99,20 +104,38 @@ class ChatService:
         template: Any = None,
         *,
         source_id: str | None = None,
+        confirm_handoff: bool = False,
     ) -> ChatAnswer:
-        """`source_id` names the channel message the question came from (see `stored_answer`)."""
-        async for item in self._answer(phone, [AskedQuestion(question, source_id)], options, template, streaming=False):
+        """`source_id` names the channel message the question came from (see `stored_answer`).
+
+        With `confirm_handoff` (a channel with reply buttons), a handoff the model asks for is only
+        offered: the answer says `handoff` but the conversation stays with the bot until the student
+        confirms.
+        """
+        async for item in self._answer(
+            phone,
+            [AskedQuestion(question, source_id)],
+            options,
+            template,
+            streaming=False,
+            confirm_handoff=confirm_handoff,
+        ):
             if isinstance(item, ChatAnswer):
                 return item
         raise AssertionError("_answer always ends with a ChatAnswer")
 
-    async def ask_together(self, phone: str, questions: Sequence[AskedQuestion]) -> ChatAnswer:
+    async def ask_together(
+        self, phone: str, questions: Sequence[AskedQuestion], *, confirm_handoff: bool = False
+    ) -> ChatAnswer:
         """One answer to messages written in a row, each stored as its own question.
 
         Questions already stored (by a turn abandoned for a newer message) are not stored
         again; the answer covers them all, and `stored_answer` finds it from any of them.
+        `confirm_handoff` as in `ask`.
         """
-        async for item in self._answer(phone, list(questions), None, None, streaming=False):
+        async for item in self._answer(
+            phone, list(questions), None, None, streaming=False, confirm_handoff=confirm_handoff
+        ):
             if isinstance(item, ChatAnswer):
                 return item
         raise AssertionError("_answer always ends with a ChatAnswer")
@@ -142,6 +165,7 @@ class ChatService:
         template: Any,
         *,
         streaming: bool,
+        confirm_handoff: bool = False,
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
         options = options or self.options
@@ -187,7 +211,9 @@ class ChatService:
                 chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = round((time.perf_counter() - started) * 1000)
                 finishing = time.perf_counter()
-                answer = await self._finish(turn, completion, passages, tools.handoff_requested, folded, latency_ms)
+                answer = await self._finish(
+                    turn, completion, passages, tools.handoff_requested, folded, latency_ms, confirm_handoff
+                )
                 chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
                 await self._release(turn)
@@ -202,10 +228,10 @@ class ChatService:
         while True:
             async with self._sessionmaker() as session, session.begin():
                 threads = ThreadRepository.from_session(session)
-                turn = await threads.open_turn(phone, lease, LEASE_TTL)
+                turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is None:
                     await threads.create(phone)
-                    turn = await threads.open_turn(phone, lease, LEASE_TTL)
+                    turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
                     sources = [q.source_id for q in questions if q.source_id]
@@ -253,10 +279,10 @@ class ChatService:
     async def _keep_lease(self, turn: Turnaround) -> None:
         """Renew the lease while the model works: a slow turn keeps its place, a dead replica loses it."""
         while True:
-            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            await asyncio.sleep(self._lease.total_seconds() / 3)
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    await ThreadRepository.from_session(session).renew_lease(turn.thread_id, turn.lease, LEASE_TTL)
+                    await ThreadRepository.from_session(session).renew_lease(turn.thread_id, turn.lease, self._lease)
             except Exception:
                 log.exception("lease_renewal_failed", thread_id=str(turn.thread_id))
 
@@ -291,18 +317,22 @@ class ChatService:
         handoff: bool,
         folded: tuple[str, int] | None,
         latency_ms: int,
+        confirm_handoff: bool = False,
     ) -> ChatAnswer:
         text, sources = cited_sources(completion.text, passages)
-        if handoff:
+        hand_over = handoff and not confirm_handoff
+        if hand_over:
             # Whatever the model said, the student learns that a person takes over.
             text = f"{text}\n\n{handoff_notice(self.options.contact)}".strip()
+        elif handoff:
+            text = text.strip() or HANDOFF_OFFER
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
             closed = await threads.close_turn(
                 turn.thread_id,
                 turn.lease,
                 message_count=turn.next_seq,
-                status=ThreadStatus.handoff if handoff else None,
+                status=ThreadStatus.handoff if hand_over else None,
                 summary=folded[0] if folded else None,
                 summarized_through=folded[1] if folded else None,
             )

@@ -81,7 +81,9 @@ async def append_message(
     source_id: str | None = None,
     attachment: AttachmentCreate | None = None,
 ) -> uuid.UUID:
-    """Add a message the bot does not answer (a person's reply, a question during a handoff, a file).
+    """Add a message the chat flow does not answer (a person's reply, a question during a handoff, a file).
+
+    `source_id` names the channel message it came from, as in `ChatService.ask`.
 
     It takes the next seq the way a chat turn does, under the thread's lease, so it
     never interleaves with a turn in progress: while one runs this is a `Conflict`.

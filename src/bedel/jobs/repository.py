@@ -44,9 +44,15 @@ class JobRepository:
         return cls(session, clock)
 
     async def enqueue(
-        self, kind: str, payload: dict[str, Any], *, key: str | None = None, dedupe_key: str | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        dedupe_key: str | None = None,
+        delay: timedelta = timedelta(0),
     ) -> bool:
-        """Add a job in the caller's transaction; False when `dedupe_key` was enqueued before."""
+        """Add a job in the caller's transaction, to run after `delay`; False when `dedupe_key` was enqueued before."""
         now = self._clock()
         statement = conflict_insert(self.session, _jobs).values(
             kind=kind,
@@ -55,7 +61,7 @@ class JobRepository:
             payload=payload,
             status=JobStatus.queued,
             attempts=0,
-            run_after=now,
+            run_after=now + delay,
             created_at=now,
             updated_at=now,
         )

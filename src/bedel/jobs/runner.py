@@ -3,7 +3,7 @@
 The table is the queue (decision 0007): a worker leases one ready job at a time
 per free slot, renews the lease while the job runs, and settles it as done,
 queued again with backoff, postponed (the job asked to run later, decision
-0010), or failed. Starting is the recovery sweep: a job
+0013), or failed. Starting is the recovery sweep: a job
 accepted before a crash is queued (or running under a lapsed lease) and runs again.
 """
 
@@ -25,7 +25,6 @@ from bedel.ops.metrics import JOBS_QUEUED, count_job
 
 log = structlog.get_logger()
 
-LEASE_TTL = timedelta(seconds=60)
 POLL_S = 1.0
 MAX_BACKOFF_S = 300.0
 
@@ -70,6 +69,7 @@ class JobRunner:
         concurrency: int,
         max_attempts: int,
         retry_base_s: float,
+        lease: timedelta,
         clock: Clock = utcnow,
     ) -> None:
         self._sessionmaker = sessionmaker
@@ -78,6 +78,7 @@ class JobRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
+        self._lease = lease
         self._wakeup = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -128,7 +129,7 @@ class JobRunner:
         try:
             async with self._sessionmaker() as session, session.begin():
                 jobs = JobRepository.from_session(session, self._clock)
-                claimed = await jobs.claim(LEASE_TTL)
+                claimed = await jobs.claim(self._lease)
                 if time.monotonic() >= self._depth_due:
                     # The queue's depth, measured at most once a poll interval.
                     JOBS_QUEUED.set(await jobs.count_queued())
@@ -194,9 +195,9 @@ class JobRunner:
 
     async def _keep_lease(self, job: ClaimedJob) -> None:
         while True:
-            await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+            await asyncio.sleep(self._lease.total_seconds() / 3)
             try:
                 async with self._sessionmaker() as session, session.begin():
-                    await JobRepository.from_session(session, self._clock).renew(job, LEASE_TTL)
+                    await JobRepository.from_session(session, self._clock).renew(job, self._lease)
             except Exception:
                 log.exception("job_lease_renewal_failed", job_id=job.id)

@@ -3,8 +3,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import bedel.campaigns.models
 import bedel.channels.models
 import bedel.chat.models
+import bedel.feedback.models
+import bedel.identities.models
 import bedel.jobs.models
 import bedel.knowledge.models
 import bedel.students.models  # noqa: F401

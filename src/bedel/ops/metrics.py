@@ -7,6 +7,7 @@ process manager with workers), prometheus-client keeps the values in files there
 port serves the sum of every process.
 """
 
+import collections
 import os
 from enum import StrEnum
 from typing import Literal
@@ -77,6 +78,11 @@ JOBS = Counter(
     "Background jobs settled, by kind and outcome (done, retried, postponed, failed)",
     ["kind", "outcome"],
 )
+CAMPAIGN_SENDS = Counter(
+    "bedel_campaign_sends_total",
+    "Campaign recipients settled, by channel and outcome (sent, failed, retried, skipped)",
+    ["channel", "outcome"],
+)
 JOBS_QUEUED = Gauge(
     "bedel_jobs_queued", "Jobs waiting in the queue (ready or scheduled for a retry)", multiprocess_mode="livemax"
 )
@@ -103,6 +109,11 @@ def count_webhook(channel: str, *, accepted: int = 0, duplicates: int = 0, rejec
 
 def count_job(kind: str, outcome: str) -> None:
     JOBS.labels(kind, outcome).inc()
+
+
+def count_campaign_sends(channel: str, outcomes: collections.Counter[str]) -> None:
+    for outcome, count in outcomes.items():
+        CAMPAIGN_SENDS.labels(channel, outcome).inc(count)
 
 
 def count_llm_call(model: str, outcome: LLMOutcome) -> None:

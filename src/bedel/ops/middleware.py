@@ -8,6 +8,7 @@ import structlog
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bedel.campaigns.schemas import MAX_CAMPAIGN_BYTES
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
 from bedel.ops import metrics
 from bedel.students.endpoints import MAX_IMPORT_BYTES
@@ -16,7 +17,12 @@ log = structlog.get_logger()
 
 MAX_BODY_BYTES = 64 * 1024
 # Uploads carry files; everything else is a small JSON document.
-UPLOAD_BODY_BYTES = {"/students/import": MAX_IMPORT_BYTES, "/knowledge/documents": MAX_UPLOAD_BYTES}
+UPLOAD_BODY_BYTES = {
+    "/students/import": MAX_IMPORT_BYTES,
+    "/knowledge/documents": MAX_UPLOAD_BYTES,
+    # A campaign may list its recipients: 200,000 phones or emails.
+    "/campaigns": MAX_CAMPAIGN_BYTES,
+}
 
 
 class BodyTooLarge(HTTPException):

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import conflict_insert, utcnow
@@ -37,6 +37,11 @@ class StudentRepository:
 
     async def get_by_phone(self, phone: str) -> Student | None:
         return await self.session.scalar(select(Student).where(Student.phone == phone))
+
+    async def find_by_external_id(self, external_id: str) -> Sequence[Student]:
+        """The students with this external id (matrícula), ignoring case: schools may repeat one."""
+        query = select(Student).where(func.lower(Student.external_id) == external_id.lower())
+        return (await self.session.scalars(query)).all()
 
     async def get_record(self, phone: str) -> StudentRecord | None:
         """The record for a prompt, read as a plain row: no ORM object on the chat hot path."""

@@ -1,10 +1,13 @@
-"""The fields of Twilio's incoming-message webhook that Bedel reads."""
+"""The fields of Twilio's incoming-message webhook and status callback that Bedel reads."""
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound, InboundMedia, MediaKind
+from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt
+from bedel.chat.models import DeliveryStatus
 from bedel.db import utcnow
+from bedel.identities.models import IdentityKind
+from bedel.identities.schemas import Identity
 from bedel.phones import normalize_phone
 
 
@@ -34,6 +37,7 @@ class IncomingMessage(BaseModel):
             # Twilio's webhook carries no timestamp: it calls within seconds of the message.
             sent_at=utcnow(),
             media=media,
+            identities=(Identity(IdentityKind.twilio, self.sender),),
         )
 
     def _media(self, caption: str | None) -> InboundMedia | None:
@@ -44,3 +48,30 @@ class IncomingMessage(BaseModel):
             return None
         kind = MediaKind(major) if major in ("audio", "image") else MediaKind.document
         return InboundMedia(kind, self.media_type, self.media_url, caption=caption)
+
+
+# Twilio's statuses that say how a message fared; queued, sending, accepted and the like say nothing new.
+_RECEIPT_STATUSES = {
+    "sent": DeliveryStatus.sent,
+    "delivered": DeliveryStatus.delivered,
+    "read": DeliveryStatus.read,
+    "undelivered": DeliveryStatus.failed,
+    "failed": DeliveryStatus.failed,
+}
+
+
+class StatusCallback(BaseModel):
+    """Twilio's status callback for a message Bedel sent (`StatusCallback` on the send)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_sid: str = Field(alias="MessageSid", min_length=1, max_length=64)
+    message_status: str = Field(alias="MessageStatus", min_length=1, max_length=20)
+    error_code: str | None = Field(default=None, alias="ErrorCode", max_length=10)
+
+    def receipt(self) -> Receipt | None:
+        status = _RECEIPT_STATUSES.get(self.message_status)
+        if status is None:
+            return None
+        code = self.error_code if status == DeliveryStatus.failed and self.error_code else None
+        return Receipt(self.message_sid, status, code, f"Twilio {self.message_status} {code or ''}".strip())

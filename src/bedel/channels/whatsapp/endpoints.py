@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from bedel.channels.models import Channel
+from bedel.channels.receipts import apply_receipts
 from bedel.channels.service import accept_inbound
 from bedel.channels.whatsapp.schemas import WebhookPayload
 from bedel.channels.whatsapp.verification import signature_is_valid, verify_token_matches
@@ -47,7 +48,7 @@ async def verify_subscription(
 
 @router.post("")
 async def receive_messages(request: Request, session: DBSession, background: BackgroundTasks) -> dict[str, int]:
-    """Verify the signature, ledger each new message once, and answer later from a job."""
+    """Verify the signature, ledger each new message once (answered later by a job), and apply delivery statuses."""
     settings = _settings(request)
     assert settings.whatsapp_app_secret is not None and settings.whatsapp_phone_number_id is not None
     body = await request.body()
@@ -56,10 +57,13 @@ async def receive_messages(request: Request, session: DBSession, background: Bac
         count_webhook(Channel.whatsapp, rejected=1)
         raise Unauthorized("X-Hub-Signature-256 is missing or does not match the body")
     try:
-        messages = WebhookPayload.model_validate_json(body).inbound(settings.whatsapp_phone_number_id)
+        payload = WebhookPayload.model_validate_json(body)
+        messages = payload.inbound(settings.whatsapp_phone_number_id)
+        receipts = payload.receipts(settings.whatsapp_phone_number_id)
     except ValidationError:
         raise InvalidInput("the body is not a WhatsApp Cloud API webhook notification") from None
     accepted = await accept_inbound(session, messages, get_state(request).clock())
+    await apply_receipts(session, receipts)
     count_webhook(Channel.whatsapp, accepted=accepted, duplicates=len(messages) - accepted)
     # Runs after the response, so after the request's transaction committed the jobs.
     background.add_task(get_state(request).jobs.wake)

@@ -1,4 +1,4 @@
-"""The parts of Meta's `messages` webhook that Bedel reads; everything else is ignored."""
+"""The parts of Meta's `messages` webhook that Bedel reads (messages, button taps, statuses); the rest is ignored."""
 
 from datetime import UTC, datetime
 
@@ -6,13 +6,18 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound, InboundMedia, MediaKind
+from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt
+from bedel.chat.models import DeliveryStatus
+from bedel.identities.models import IdentityKind
+from bedel.identities.schemas import Identity
+from bedel.identities.service import anonymous_key
 from bedel.phones import InvalidPhone, mask_phone, normalize_phone
 
 log = structlog.get_logger()
 
 # Kinds that need no answer at all; any other kind that is not text, a voice note or a file gets the "only text" reply.
 _SILENT_TYPES = frozenset({"reaction", "system"})
+_RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
 
 
 class _Lenient(BaseModel):
@@ -31,8 +36,21 @@ class Media(_Lenient):
     filename: str | None = None  # documents only
 
 
+class ButtonReply(_Lenient):
+    id: str
+    title: str
+
+
+class Interactive(_Lenient):
+    type: str
+    button_reply: ButtonReply | None = None
+
+
 class InboundMessage(_Lenient):
-    sender: str = Field(alias="from")
+    # A user with a username may withhold their phone: then `from` is left out and only
+    # `from_user_id`, their business-scoped user id (BSUID), says who wrote.
+    sender: str | None = Field(default=None, alias="from")
+    from_user_id: str | None = Field(default=None, max_length=200)
     id: str
     timestamp: int  # Unix seconds, sent as a string
     type: str
@@ -40,6 +58,7 @@ class InboundMessage(_Lenient):
     audio: Media | None = None
     image: Media | None = None
     document: Media | None = None
+    interactive: Interactive | None = None
 
     def media(self) -> InboundMedia | None:
         """The voice note, image or document this message carries; other kinds (video, stickers, ...) are not kept."""
@@ -51,6 +70,33 @@ class InboundMessage(_Lenient):
         return InboundMedia(MediaKind(self.type), media.mime_type, media.id, media.caption, media.filename)
 
 
+class StatusErrorData(_Lenient):
+    details: str = ""
+
+
+class StatusError(_Lenient):
+    code: int
+    title: str = ""
+    error_data: StatusErrorData | None = None
+
+
+class Status(_Lenient):
+    id: str
+    status: str  # sent, delivered, read, failed
+    timestamp: int
+    recipient_id: str | None = None
+    errors: list[StatusError] = []
+
+    def receipt(self) -> Receipt | None:
+        if self.status not in _RECEIPT_STATUSES:
+            return None
+        error = self.errors[0] if self.errors else None
+        if error is None:
+            return Receipt(self.id, DeliveryStatus(self.status))
+        detail = error.error_data.details if error.error_data and error.error_data.details else error.title
+        return Receipt(self.id, DeliveryStatus(self.status), str(error.code), detail)
+
+
 class Metadata(_Lenient):
     display_phone_number: str | None = None
     phone_number_id: str
@@ -60,6 +106,7 @@ class Value(_Lenient):
     messaging_product: str
     metadata: Metadata
     messages: list[InboundMessage] = []
+    statuses: list[Status] = []
 
 
 class Change(_Lenient):
@@ -83,31 +130,66 @@ class WebhookPayload(_Lenient):
         Raises `ValidationError` when a `messages` change is not shaped as documented.
         """
         found: list[Inbound] = []
-        for entry in self.entry:
-            for change in entry.changes:
-                if change.field != "messages":
-                    continue
-                value = Value.model_validate(change.value)
-                if value.metadata.phone_number_id != phone_number_id:
-                    continue
-                found += filter(None, (_inbound(message) for message in value.messages))
+        for value in self._values(phone_number_id):
+            found += filter(None, (_inbound(message) for message in value.messages))
         return sorted(found, key=lambda message: message.sent_at)
+
+    def receipts(self, phone_number_id: str) -> list[Receipt]:
+        """The delivery statuses of messages sent from our number, in any order (they only move forward)."""
+        return [
+            receipt
+            for value in self._values(phone_number_id)
+            for receipt in (status.receipt() for status in value.statuses)
+            if receipt is not None
+        ]
+
+    def _values(self, phone_number_id: str) -> list[Value]:
+        return [
+            value
+            for entry in self.entry
+            for change in entry.changes
+            if change.field == "messages"
+            for value in [Value.model_validate(change.value)]
+            if value.metadata.phone_number_id == phone_number_id
+        ]
 
 
 def _inbound(message: InboundMessage) -> Inbound | None:
     if message.type in _SILENT_TYPES:
         return None
-    try:
-        phone = normalize_phone(message.sender)
-    except InvalidPhone:
-        log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(message.sender))
+    identities: list[Identity] = []
+    if message.from_user_id:
+        identities.append(Identity(IdentityKind.bsuid, message.from_user_id))
+    sender = message.sender
+    phone = _canonical(sender) if sender is not None else None
+    if sender is not None and phone is not None:
+        identities.append(Identity(IdentityKind.wa_id, sender))
+        # The canonical digits: a Mexican mobile without the "1" WhatsApp adds ("52 55..." not "52 1 55..."),
+        # the form the Cloud API accepts for every Mexican number.
+        address = phone.removeprefix("+")
+    elif message.from_user_id:
+        phone, address = anonymous_key(message.from_user_id), message.from_user_id
+    else:
+        log.warning("whatsapp_sender_unknown", message_id=message.id)
         return None
+    reply = message.interactive.button_reply if message.type == "interactive" and message.interactive else None
+    text = message.text.body if message.type == "text" and message.text else None
     return Inbound(
         channel=Channel.whatsapp,
         external_id=message.id,
-        address=message.sender,
+        address=address,
         phone=phone,
-        text=message.text.body if message.type == "text" and message.text else None,
+        text=reply.title if reply else text,
         sent_at=datetime.fromtimestamp(message.timestamp, UTC),
         media=message.media(),
+        identities=tuple(identities),
+        button=reply.id if reply else None,
     )
+
+
+def _canonical(sender: str) -> str | None:
+    try:
+        return normalize_phone(sender)
+    except InvalidPhone:
+        log.warning("whatsapp_sender_not_a_phone", sender=mask_phone(sender))
+        return None

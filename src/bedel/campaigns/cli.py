@@ -1,0 +1,294 @@
+"""`bedel campaigns ...`: the campaigns API on the command line, through the same service functions."""
+
+import asyncio
+import csv
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.app import build_state
+from bedel.campaigns import service
+from bedel.campaigns.models import CampaignStatus, RecipientStatus, SkipReason
+from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, Progress
+from bedel.config import ConfigError, load_settings
+from bedel.db import session_scope, utcnow
+from bedel.errors import BedelError
+from bedel.ops.logging import configure_logging
+from bedel.state import AppState
+
+# The codes of `bedel.cli`: 1 the request or its file is refused, 2 a setting, 3 the database.
+EXIT_INPUT = 1
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+WATCH_POLL_S = 1.0
+FAILURES_PAGE = 1000
+FINISHED = {CampaignStatus.completed, CampaignStatus.cancelled}
+
+T = TypeVar("T")
+Action = Literal["start", "pause", "resume", "cancel"]
+CampaignId = Annotated[uuid.UUID, typer.Argument(help="The campaign's id, as `create` and `list` print it")]
+
+app = typer.Typer(help="Bulk messages to students (WhatsApp templates, SMS, email)", no_args_is_help=True)
+
+
+@app.command()
+def create(
+    name: Annotated[str | None, typer.Option(help="What staff call it (required)")] = None,
+    channel: Annotated[str | None, typer.Option(help="whatsapp_template, sms or email (required)")] = None,
+    text: Annotated[str | None, typer.Option(help="SMS or email body; Jinja2 over student fields")] = None,
+    subject: Annotated[str | None, typer.Option(help="Email subject; Jinja2 over student fields")] = None,
+    template: Annotated[str | None, typer.Option(help="An approved WhatsApp template (or Twilio Content SID)")] = None,
+    language: Annotated[str, typer.Option(help="The template's language")] = "es_MX",
+    param: Annotated[list[str] | None, typer.Option(help="A template parameter, in order; repeatable")] = None,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help='Students matching, e.g. "meses_vencidos >= 1"')
+    ] = None,
+    recipients: Annotated[
+        Path | None,
+        typer.Option(help="A file of phones or emails, one per line, or a CSV's first column (header skipped)"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count and show three samples; store nothing")] = False,
+) -> None:
+    """Write a draft campaign with its recipients (start it with `start`), or with --dry-run preview it."""
+    message: dict[str, Any] = {"text": text, "subject": subject}
+    if template is not None or param:
+        message["template"] = {"name": template, "language": language, "parameters": param or []}
+    audience = {"filter": filter_, "recipients": _read_recipients(recipients) if recipients else None}
+    body = {"name": name, "channel": channel, "message": message, "audience": audience, "dry_run": dry_run}
+    try:
+        spec = CampaignCreate.model_validate(_without_none(body))
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            typer.echo(f"error: {where + ': ' if where else ''}{error['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
+
+    async def write(state: AppState, session: AsyncSession) -> CampaignOut | Preview:
+        created = await service.create_campaign(session, spec, state.catalog, set(state.outboxes))
+        if isinstance(created, Preview):
+            return created
+        return await service.describe(session, created, state.campaigns.rates)
+
+    result = _run(write)
+    if isinstance(result, Preview):
+        _print_preview(result)
+        return
+    _print_campaign(result)
+    typer.echo(f"created as a draft; send it with: bedel campaigns start {result.id}")
+
+
+@app.command("list")
+def list_campaigns(
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Campaigns, newest first, with their progress."""
+
+    async def read(state: AppState, session: AsyncSession) -> list[CampaignOut]:
+        campaigns = await service.list_campaigns(session, limit, offset)
+        return [await service.describe(session, campaign, state.campaigns.rates) for campaign in campaigns]
+
+    for campaign in _run(read):
+        progress = campaign.progress
+        typer.echo(
+            f"{campaign.id}  {campaign.status:<9}  {campaign.channel:<17}  "
+            f"{_done(progress)}/{progress.total} done  {campaign.name}"
+        )
+
+
+@app.command()
+def show(campaign_id: CampaignId) -> None:
+    """A campaign's progress: recipients by status, skips by reason, the sending rate and the time left."""
+    _print_campaign(_run(lambda state, session: _describe(state, session, campaign_id)))
+
+
+@app.command()
+def start(campaign_id: CampaignId) -> None:
+    """Start sending a draft; `bedel worker` processes (or `bedel serve`) send it."""
+    _change(campaign_id, "start")
+
+
+@app.command()
+def pause(campaign_id: CampaignId) -> None:
+    """Stop sending for now; a batch already being sent finishes."""
+    _change(campaign_id, "pause")
+
+
+@app.command()
+def resume(campaign_id: CampaignId) -> None:
+    """Go on sending a paused campaign."""
+    _change(campaign_id, "resume")
+
+
+@app.command()
+def cancel(campaign_id: CampaignId) -> None:
+    """Skip whatever is not sent yet (sent messages stay sent)."""
+    _change(campaign_id, "cancel")
+
+
+@app.command()
+def failures(campaign_id: CampaignId) -> None:
+    """Every recipient that failed for good, with the error."""
+
+    async def read(state: AppState, session: AsyncSession) -> int:
+        count, after = 0, 0
+        while True:
+            page = await service.list_recipients(session, campaign_id, RecipientStatus.failed, after, FAILURES_PAGE)
+            for recipient in page.items:
+                typer.echo(f"{recipient.address or recipient.phone}  attempts={recipient.attempts}  {recipient.error}")
+            count += len(page.items)
+            if page.next_after is None:
+                return count
+            after = page.next_after
+
+    count = _run(read)
+    typer.echo(f"{count} failed")
+
+
+@app.command()
+def watch(campaign_id: CampaignId) -> None:
+    """A progress bar of the campaign, polled every second until it is completed or cancelled."""
+    campaign = _run_with_state(lambda state: _watch(state, campaign_id))
+    typer.echo(f"{campaign.status}, {_counts(campaign.progress)}")
+
+
+async def _watch(state: AppState, campaign_id: uuid.UUID) -> CampaignOut:
+    async def poll() -> CampaignOut:
+        return await _transaction(state, lambda state, session: _describe(state, session, campaign_id))
+
+    campaign = await poll()
+    with typer.progressbar(length=campaign.progress.total, label=_label(campaign)) as bar:
+        while True:
+            bar.label = _label(campaign)
+            bar.update(_done(campaign.progress) - bar.pos)
+            bar.render_progress()
+            if campaign.status in FINISHED:
+                return campaign
+            await asyncio.sleep(WATCH_POLL_S)
+            campaign = await poll()
+
+
+def _change(campaign_id: uuid.UUID, action: Action) -> None:
+    async def change(state: AppState, session: AsyncSession) -> CampaignOut:
+        campaign = await service.change_status(session, campaign_id, action)
+        # No wake-up here: workers find the change at their next poll (1 s).
+        return await service.describe(session, campaign, state.campaigns.rates)
+
+    _print_campaign(_run(change))
+
+
+async def _describe(state: AppState, session: AsyncSession, campaign_id: uuid.UUID) -> CampaignOut:
+    campaign = await service.get_campaign(session, campaign_id)
+    return await service.describe(session, campaign, state.campaigns.rates)
+
+
+def _run(work: Callable[[AppState, AsyncSession], Awaitable[T]]) -> T:
+    """Do `work` in one transaction, as a request would."""
+    return _run_with_state(lambda state: _transaction(state, work))
+
+
+def _run_with_state(work: Callable[[AppState], Awaitable[T]]) -> T:
+    """Do `work` with the catalog, channels and rates the API has; a refusal or a broken set-up ends the command."""
+    configure_logging()
+    try:
+        return asyncio.run(_with_state(work))
+    except ConfigError as exc:
+        _fail(EXIT_CONFIG, str(exc))
+    except BedelError as exc:
+        _fail(EXIT_INPUT, exc.message)
+    except SQLAlchemyError as exc:
+        hint = "check BEDEL_DATABASE_URL and run `bedel db upgrade`"
+        _fail(EXIT_DATABASE, f"database error ({type(exc).__name__}); {hint}")
+
+
+async def _with_state(work: Callable[[AppState], Awaitable[T]]) -> T:
+    state = build_state(load_settings())
+    try:
+        return await work(state)
+    finally:
+        await state.aclose()
+
+
+async def _transaction(state: AppState, work: Callable[[AppState, AsyncSession], Awaitable[T]]) -> T:
+    results: list[T] = []
+    # Run the loop to its end: session_scope commits after its single yield.
+    async for session in session_scope(state.sessionmaker):
+        results.append(await work(state, session))
+    return results[0]
+
+
+def _read_recipients(path: Path) -> list[str]:
+    """Each line's first cell; a first row with neither a digit nor an @ is a header ("telefono")."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        _fail(EXIT_INPUT, f"cannot read {path}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail(EXIT_INPUT, f"{path}: not UTF-8 text; save it as UTF-8 (CSV UTF-8 in Excel)")
+    cells = [row[0].strip() for row in csv.reader(text.splitlines()) if row and row[0].strip()]
+    if cells and not any(char.isdigit() or char == "@" for char in cells[0]):
+        return cells[1:]
+    return cells
+
+
+def _without_none(value: dict[str, Any]) -> dict[str, Any]:
+    """Options not given are left out, so the schema says "required" rather than "not a string"."""
+    return {
+        key: _without_none(item) if isinstance(item, dict) else item for key, item in value.items() if item is not None
+    }
+
+
+def _done(progress: Progress) -> int:
+    return progress.sent + progress.failed + progress.skipped
+
+
+def _label(campaign: CampaignOut) -> str:
+    if campaign.held_until is not None and campaign.held_until > utcnow():
+        return f"{campaign.name} ({campaign.status}, held by an outage: {campaign.hold_reason})"
+    return f"{campaign.name} ({campaign.status})"
+
+
+def _counts(progress: Progress) -> str:
+    return (
+        f"recipients: {progress.total} total, {progress.pending} pending, {progress.sending} sending, "
+        f"{progress.sent} sent, {progress.failed} failed, {progress.skipped} skipped"
+        + _reasons(progress.skipped_by_reason)
+    )
+
+
+def _reasons(skipped: dict[SkipReason, int]) -> str:
+    return f" ({', '.join(f'{reason} {count}' for reason, count in sorted(skipped.items()))})" if skipped else ""
+
+
+def _print_campaign(campaign: CampaignOut) -> None:
+    typer.echo(f"campaign {campaign.id}: {campaign.name}")
+    typer.echo(f"  {campaign.channel}, {campaign.status}")
+    typer.echo(f"  {_counts(campaign.progress)}")
+    if campaign.started_at is not None and campaign.status not in FINISHED:
+        left = "unknown" if campaign.eta_s is None else f"{campaign.eta_s} s"
+        typer.echo(f"  sending {campaign.rate_per_s}/s, time left {left}")
+    if campaign.held_until is not None:
+        typer.echo(f"  held until {campaign.held_until.isoformat()}: {campaign.hold_reason}")
+
+
+def _print_preview(preview: Preview) -> None:
+    typer.echo(f"dry run, nothing stored: {preview.recipients} to send, {sum(preview.skipped.values())} skipped")
+    for reason, count in sorted(preview.skipped.items()):
+        typer.echo(f"  skipped {reason}: {count}")
+    for sample in preview.samples:
+        typer.echo(f"to {sample.to}:")
+        if sample.subject is not None:
+            typer.echo(f"  subject: {sample.subject}")
+        for line in sample.text.splitlines():
+            typer.echo(f"  {line}")
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,42 @@
+"""Reply buttons for the common moments: "¿Te sirvió esta respuesta?" under an answer, and confirming a handoff.
+
+A button's id carries what it is about (`feedback:yes:<answer id>`,
+`handoff:no:<thread id>`), so a tap needs no state kept in between.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from bedel.channels.ports import Button
+
+FEEDBACK_QUESTION = "¿Te sirvió esta respuesta?"
+HANDOFF_QUESTION = "¿Quieres que te atienda una persona?"
+
+
+@dataclass(frozen=True)
+class Tap:
+    kind: str  # "feedback" or "handoff"
+    yes: bool
+    target: uuid.UUID  # the answer (feedback) or the thread (handoff)
+
+
+def answer_buttons(
+    thread_id: uuid.UUID, message_id: uuid.UUID, *, handoff_offered: bool
+) -> tuple[tuple[Button, ...], str]:
+    """The buttons under an answer and their question: confirm a handoff the model offered, or rate the answer."""
+    kind, target, question = (
+        ("handoff", thread_id, HANDOFF_QUESTION) if handoff_offered else ("feedback", message_id, FEEDBACK_QUESTION)
+    )
+    return (Button(f"{kind}:yes:{target}", "Sí"), Button(f"{kind}:no:{target}", "No")), question
+
+
+def read_tap(button_id: str) -> Tap | None:
+    """The tap a button id stands for; None for an id Bedel did not make."""
+    kind, _, rest = button_id.partition(":")
+    answer, _, target = rest.partition(":")
+    if kind not in ("feedback", "handoff") or answer not in ("yes", "no"):
+        return None
+    try:
+        return Tap(kind, answer == "yes", uuid.UUID(target))
+    except ValueError:
+        return None

@@ -1,0 +1,39 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.db import conflict_insert, utcnow
+from bedel.feedback.models import AnswerFeedback
+
+
+class FeedbackRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> "FeedbackRepository":
+        return cls(session)
+
+    async def record(self, message_id: uuid.UUID, helpful: bool) -> None:
+        """One verdict per answer: a later tap replaces it and keeps the day of the first."""
+        now = utcnow()
+        statement = conflict_insert(self.session, AnswerFeedback).values(
+            id=uuid.uuid4(), message_id=message_id, helpful=helpful, created_at=now, updated_at=now
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["message_id"], set_={"helpful": statement.excluded.helpful, "updated_at": now}
+            )
+        )
+
+    async def count_by_day(self, since: datetime) -> list[tuple[Any, int, int]]:
+        """(day, helpful, not helpful) for each day with feedback since `since`, oldest first."""
+        day = func.date(AnswerFeedback.created_at)
+        helpful = func.sum(case((AnswerFeedback.helpful, 1), else_=0))
+        rows = await self.session.execute(
+            select(day, helpful, func.count()).where(AnswerFeedback.created_at >= since).group_by(day).order_by(day)
+        )
+        return [(row[0], int(row[1]), int(row[2]) - int(row[1])) for row in rows]

@@ -1,0 +1,37 @@
+"""Answer feedback: students rate answers with a tap, staff read the counts per day.
+
+Business rule: a student may rate only an answer sent to them, once (a second tap
+changes their verdict); the day counted is the day of the first tap, in UTC.
+"""
+
+import uuid
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.chat.models import Message, Role
+from bedel.chat.repository import ThreadRepository
+from bedel.feedback.repository import FeedbackRepository
+from bedel.feedback.schemas import DailyFeedback
+
+
+async def record_feedback(session: AsyncSession, phone: str, message_id: uuid.UUID, *, helpful: bool) -> bool:
+    """Store the verdict; False (and nothing stored) when `message_id` is not an answer in the phone's thread."""
+    message = await session.get(Message, message_id)
+    if message is None or message.role != Role.assistant:
+        return False
+    if not await ThreadRepository.from_session(session).belongs_to(message.thread_id, phone):
+        return False
+    await FeedbackRepository.from_session(session).record(message_id, helpful)
+    return True
+
+
+async def feedback_per_day(session: AsyncSession, days: int, now: datetime) -> list[DailyFeedback]:
+    """Counts for today and the `days - 1` days before it; days without feedback are left out."""
+    since = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), tzinfo=now.tzinfo)
+    rows = await FeedbackRepository.from_session(session).count_by_day(since)
+    # SQLite's date() gives text, PostgreSQL's a date.
+    return [
+        DailyFeedback(day=day if isinstance(day, date) else date.fromisoformat(day), helpful=yes, not_helpful=no)
+        for day, yes, no in rows
+    ]

@@ -1,0 +1,197 @@
+"""Linking a username-only WhatsApp user to their student record.
+
+Business rules: until verified, an anonymous conversation gets general answers
+only, and questions about personal data are answered with how to verify. The
+student writes their student id, then the fact of their record the settings name
+(`BEDEL_IDENTITY_VERIFICATION_FIELD`); when exactly one student matches both, the
+business-scoped id is linked to that student's phone and thread. An unknown
+student id and a wrong fact get the same answer, so nobody learns whether an id
+exists; after `BEDEL_IDENTITY_VERIFICATION_ATTEMPTS` failures the identity waits
+`BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S` before it may try again, twice as long
+after each further lock-out (up to a day), until it verifies.
+"""
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.chat.models import Role
+from bedel.chat.repository import ThreadRepository
+from bedel.chat.service import AskedQuestion
+from bedel.chat.threads import append_message
+from bedel.config import ConfigError, Settings
+from bedel.db import as_utc
+from bedel.identities.facts import is_question, parse_date, same_fact, student_id_in
+from bedel.identities.models import ChannelIdentity
+from bedel.identities.repository import IdentityRepository
+from bedel.phones import mask_phone
+from bedel.students.fields import FieldCatalog, normalize_column
+from bedel.students.models import Student
+from bedel.students.repository import StudentRepository
+
+log = structlog.get_logger()
+
+INVITATION = (
+    "Puedo responder tus dudas generales. Para consultar tus datos personales (como tu saldo o tus "
+    "calificaciones), primero necesito confirmar quién eres: escríbeme tu matrícula."
+)
+ASK_STUDENT_ID = "Para consultar tus datos personales primero necesito confirmar quién eres. Escríbeme tu matrícula."
+ASK_FACT = "Gracias. Ahora escríbeme tu {label} tal como aparece en tu registro{example}."
+DATE_EXAMPLE = " (por ejemplo, 15/03/2004)"
+UNREADABLE_DATE = "No entendí la fecha. Escríbela con día, mes y año, por ejemplo 15/03/2004."
+NOT_VERIFIED = "No pude confirmar tu identidad con esos datos. Si quieres intentarlo de nuevo, escríbeme tu matrícula."
+LOCKED = (
+    "Por seguridad, espera {minutes} minutos antes de volver a intentar confirmar tu identidad. "
+    "Mientras tanto puedo responder tus dudas generales."
+)
+VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
+# The longest wait, also the longest BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S may set.
+MAX_COOLDOWN_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """Which fact of the record proves identity, and how many tries it gets."""
+
+    columns: frozenset[str]  # normalised column names that hold the fact among the attributes
+    own_field: Literal["email", "name"] | None  # or the record's own field the importer reads it into
+    label: str
+    is_date: bool
+    attempts: int
+    cooldown: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalog: FieldCatalog) -> "VerificationPolicy":
+        """`BEDEL_IDENTITY_VERIFICATION_FIELD` names a concept of the field catalog or a column.
+
+        Raises `ConfigError` when it names the student id or the phone, which prove nothing more.
+        """
+        name = settings.identity_verification_field
+        concept = catalog.concept(name)
+        if concept is not None:
+            columns = frozenset(normalize_column(column) for column in concept.columns)
+            label, is_date = concept.label, concept.kind == "date"
+        else:
+            columns = frozenset({normalize_column(name)})
+            label, is_date = catalog.label_for(name), False
+        roles = {catalog.identity_role(column) for column in columns} - {None}
+        if roles & {"external_id", "phone"}:
+            raise ConfigError(
+                f"BEDEL_IDENTITY_VERIFICATION_FIELD: {name!r} is the student id or the phone, which the "
+                "student gives anyway; name another fact of the record, such as birth_date"
+            )
+        return cls(
+            columns=columns,
+            own_field="email" if "email" in roles else "name" if "name" in roles else None,
+            label=label,
+            is_date=is_date,
+            attempts=settings.identity_verification_attempts,
+            cooldown=timedelta(seconds=settings.identity_verification_cooldown_s),
+        )
+
+    def recorded(self, student: Student) -> Any:
+        if self.own_field is not None:
+            return getattr(student, self.own_field)
+        found = (value for column, value in student.attributes.items() if normalize_column(column) in self.columns)
+        return next(found, None)
+
+
+class IdentityVerifier:
+    def __init__(self, policy: VerificationPolicy, catalog: FieldCatalog) -> None:
+        self._policy = policy
+        self._catalog = catalog
+
+    async def step(
+        self, session: AsyncSession, phone: str, messages: Sequence[AskedQuestion], now: datetime
+    ) -> tuple[str, uuid.UUID] | None:
+        """The reply to messages of an anonymous conversation, stored in its thread, when they are part
+        of verifying or ask for personal data; None when they are a question for the chat flow.
+
+        A burst's texts are read as one ("A001" then "15/03/2004"); each is stored as its own message.
+        """
+        identity = await IdentityRepository.from_session(session).anonymous(phone)
+        if identity is None:
+            return None
+        reply = await self._reply(session, identity, "\n".join(m.text for m in messages).strip(), now)
+        if reply is None:
+            return None
+        identity.invited_at = identity.invited_at or now
+        threads = ThreadRepository.from_session(session)
+        for message in messages:
+            # A burst's earlier texts may be stored already, by a chat turn abandoned for a newer one.
+            if message.source_id and await threads.has_message_from(message.source_id):
+                continue
+            await append_message(
+                session, phone, Role.user, message.text, source_id=message.source_id, attachment=message.attachment
+            )
+        message_id = await append_message(session, phone, Role.assistant, reply)
+        return reply, message_id
+
+    async def invitation(self, session: AsyncSession, phone: str, now: datetime) -> str | None:
+        """How to verify, told once to each anonymous conversation after its first general answer."""
+        identity = await IdentityRepository.from_session(session).anonymous(phone)
+        if identity is None or identity.invited_at is not None:
+            return None
+        identity.invited_at = now
+        return INVITATION
+
+    async def _reply(self, session: AsyncSession, identity: ChannelIdentity, text: str, now: datetime) -> str | None:
+        asks_personal = bool(self._catalog.concepts_in_question(text))
+        student_id = student_id_in(text)
+        gives_date = self._policy.is_date and parse_date(text) is not None
+        if identity.locked_until is not None and as_utc(identity.locked_until) > now:
+            return self._locked(identity, now) if student_id or parse_date(text) or asks_personal else None
+        if identity.claimed_external_id is None:
+            if student_id is None:
+                return ASK_STUDENT_ID if asks_personal else None
+            identity.claimed_external_id = student_id
+            # "A001 15/03/2004": the id and the date in one message.
+            return await self._check(session, identity, text, now) if gives_date else self._ask_fact
+        if gives_date:
+            return await self._check(session, identity, text, now)
+        if student_id is not None and self._policy.is_date:
+            # Another student id where a date was expected: the student corrects the first one.
+            identity.claimed_external_id = student_id
+            return self._ask_fact
+        if is_question(text):
+            return self._ask_fact if asks_personal else None
+        return UNREADABLE_DATE if self._policy.is_date else await self._check(session, identity, text, now)
+
+    async def _check(self, session: AsyncSession, identity: ChannelIdentity, given: str, now: datetime) -> str:
+        assert identity.claimed_external_id is not None
+        candidates = await StudentRepository.from_session(session).find_by_external_id(identity.claimed_external_id)
+        matches = [student for student in candidates if same_fact(self._policy.recorded(student), given)]
+        identity.claimed_external_id = None
+        if len(matches) == 1:
+            return self._link(identity, matches[0])
+        identity.failed_attempts += 1
+        if identity.failed_attempts % self._policy.attempts:
+            return NOT_VERIFIED
+        # Each further lock-out doubles the wait, so guessing gets no faster by waiting it out.
+        lockouts = identity.failed_attempts // self._policy.attempts
+        doubled = self._policy.cooldown.total_seconds() * 2.0 ** min(lockouts - 1, 32)
+        identity.locked_until = now + timedelta(seconds=min(doubled, MAX_COOLDOWN_S))
+        log.warning("identity_verification_locked", conversation=identity.phone, lockouts=lockouts)
+        return self._locked(identity, now)
+
+    def _link(self, identity: ChannelIdentity, student: Student) -> str:
+        log.info("identity_verified", conversation=identity.phone, phone=mask_phone(student.phone))
+        identity.phone = student.phone
+        identity.failed_attempts = 0
+        identity.locked_until = None
+        return VERIFIED.format(name=f", {student.name}" if student.name else "")
+
+    def _locked(self, identity: ChannelIdentity, now: datetime) -> str:
+        assert identity.locked_until is not None
+        minutes = max(1, math.ceil((as_utc(identity.locked_until) - now).total_seconds() / 60))
+        return LOCKED.format(minutes=minutes)
+
+    @property
+    def _ask_fact(self) -> str:
+        return ASK_FACT.format(label=self._policy.label.lower(), example=DATE_EXAMPLE if self._policy.is_date else "")

@@ -1,0 +1,76 @@
+"""A fake Graph API on loopback for real worker processes: records every accepted send, fails some on purpose."""
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from tests.ops.conftest import free_port
+
+
+@dataclass
+class FakeGraph:
+    port: int
+    # Share of sends answered 503 (Meta's "service unavailable"), decided at random per request.
+    failure_rate: float = 0.0
+    delay_s: float = 0.0
+    accepted: Counter[str] = field(default_factory=Counter)
+    accepted_at: list[float] = field(default_factory=list)
+    failed: int = 0
+    _random: random.Random = field(default_factory=lambda: random.Random(5))
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v23.0"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            event = await receive()
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        to = json.loads(body)["to"]
+        if self._random.random() < self.failure_rate:
+            self.failed += 1
+            status, answer = 503, {"error": {"message": "Service unavailable", "type": "OAuthException", "code": 2}}
+        else:
+            self.accepted[to] += 1
+            self.accepted_at.append(time.monotonic())
+            status = 200
+            answer = {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": f"wamid.{to}.{self.accepted[to]}"}],
+            }
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+
+@asynccontextmanager
+async def fake_graph(**options: Any) -> AsyncIterator[FakeGraph]:
+    graph = FakeGraph(port=free_port(), **options)
+    server = uvicorn.Server(
+        uvicorn.Config(graph, host="127.0.0.1", port=graph.port, log_level="warning", access_log=False, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield graph
+    finally:
+        server.should_exit = True
+        await task
