@@ -96,7 +96,7 @@ def start_processes(url: str, workers: int, workdir: Path) -> list[subprocess.Po
             "--port",
             str(GRAPH_PORT),
             "--log-level",
-            "warning",
+            "critical",
             "--no-access-log",
         ],
     )
@@ -110,7 +110,6 @@ def start_processes(url: str, workers: int, workdir: Path) -> list[subprocess.Po
         "BEDEL_WHATSAPP_API_BASE": f"http://127.0.0.1:{GRAPH_PORT}/v23.0",
         "BEDEL_CAMPAIGN_RATE_WHATSAPP": "0",
         "BEDEL_KNOWLEDGE_INDEX_DIR": str(workdir / "index"),
-        "BEDEL_LOG_LEVEL": "warning",
     }
     processes = [
         subprocess.Popen(

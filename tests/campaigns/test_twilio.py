@@ -25,6 +25,8 @@ from tests.channels.vendors import (
     TWILIO_MESSAGES_URL,
     twilio_error,
     twilio_sent,
+    twilio_signed,
+    twilio_status,
 )
 
 App = tuple[httpx.AsyncClient, AppState]
@@ -72,17 +74,46 @@ SMS = {
 
 async def test_sms_goes_from_the_sms_number_with_each_students_text(app: App) -> None:
     client, state = app
+    sids = iter(f"SM{n:032d}" for n in range(1, 100))
     with respx.mock:
-        route = respx.post(TWILIO_MESSAGES_URL).mock(side_effect=lambda r: twilio_sent("+52", "x"))
+        route = respx.post(TWILIO_MESSAGES_URL).mock(side_effect=lambda r: twilio_sent("+52", "x", sid=next(sids)))
         campaign_id = await start(client, SMS)
         while await state.campaigns.run_once():
             pass
+    callback = f"{PUBLIC_URL}/webhooks/twilio/status"
     sent = sorted(forms(route), key=lambda form: form["To"])
     assert sent == [
-        {"To": "+525511112222", "From": SMS_FROM, "Body": "Ana Ruiz: tu adeudo es de $4500.00."},
-        {"To": "+525533334444", "From": SMS_FROM, "Body": "Beto Díaz: tu adeudo es de $1200.50."},
+        {
+            "To": "+525511112222",
+            "From": SMS_FROM,
+            "Body": "Ana Ruiz: tu adeudo es de $4500.00.",
+            "StatusCallback": callback,
+        },
+        {
+            "To": "+525533334444",
+            "From": SMS_FROM,
+            "Body": "Beto Díaz: tu adeudo es de $1200.50.",
+            "StatusCallback": callback,
+        },
     ]
     assert (await client.get(f"/campaigns/{campaign_id}")).json()["progress"]["sent"] == 2
+
+    # Twilio's status callbacks reach the recipients: delivered, and 21610 (the student replied STOP to Twilio).
+    recipients = (await client.get(f"/campaigns/{campaign_id}/recipients")).json()["items"]
+    sid_of = {item["address"]: item["vendor_message_id"] for item in recipients}
+    for sid, status, code in (
+        (sid_of["+525511112222"], "delivered", None),
+        (sid_of["+525533334444"], "undelivered", "21610"),
+    ):
+        body, headers = twilio_signed(twilio_status(sid, status, code), url=callback)
+        assert (await client.post("/webhooks/twilio/status", content=body, headers=headers)).status_code == 204
+    after = {
+        item["address"]: item for item in (await client.get(f"/campaigns/{campaign_id}/recipients")).json()["items"]
+    }
+    assert after["+525511112222"]["delivery_status"] == "delivered"
+    stopped = after["+525533334444"]
+    assert (stopped["status"], stopped["delivery_error_code"]) == ("failed", "21610")
+    assert "STOP" in stopped["error"]
 
 
 async def test_twilio_errors_are_retried_after_retry_after_or_failed(app: App) -> None:

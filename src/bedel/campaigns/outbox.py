@@ -5,6 +5,7 @@ from typing import Protocol
 from bedel.campaigns.messages import Rendered
 from bedel.campaigns.models import CampaignChannel
 from bedel.channels.email.client import EmailClient
+from bedel.channels.senders import email_client, twilio_client, whatsapp_client
 from bedel.channels.twilio.client import TwilioClient
 from bedel.channels.whatsapp.client import WhatsAppClient
 from bedel.config import Settings
@@ -74,39 +75,13 @@ def create_outboxes(settings: Settings) -> dict[CampaignChannel, Outbox]:
     """One outbox per channel whose settings are complete; campaigns on another channel are refused."""
     outboxes: dict[CampaignChannel, Outbox] = {}
     if settings.whatsapp_enabled:
-        assert settings.whatsapp_access_token is not None and settings.whatsapp_phone_number_id is not None
-        outboxes[CampaignChannel.whatsapp_template] = MetaTemplates(
-            WhatsAppClient(
-                api_base=settings.whatsapp_api_base,
-                phone_number_id=settings.whatsapp_phone_number_id,
-                access_token=settings.whatsapp_access_token.get_secret_value(),
-            )
-        )
+        outboxes[CampaignChannel.whatsapp_template] = MetaTemplates(whatsapp_client(settings))
     elif settings.twilio_enabled:
-        outboxes[CampaignChannel.whatsapp_template] = TwilioTemplates(_twilio(settings, settings.twilio_from))
+        assert settings.twilio_from is not None
+        outboxes[CampaignChannel.whatsapp_template] = TwilioTemplates(twilio_client(settings, settings.twilio_from))
     if settings.sms_enabled:
-        outboxes[CampaignChannel.sms] = SMS(_twilio(settings, settings.twilio_sms_from))
+        assert settings.twilio_sms_from is not None
+        outboxes[CampaignChannel.sms] = SMS(twilio_client(settings, settings.twilio_sms_from))
     if settings.email_enabled:
-        assert settings.smtp_host is not None and settings.smtp_from is not None
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        outboxes[CampaignChannel.email] = Email(
-            EmailClient(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                sender=settings.smtp_from,
-                username=settings.smtp_username,
-                password=password,
-                security=settings.smtp_security,
-            )
-        )
+        outboxes[CampaignChannel.email] = Email(email_client(settings))
     return outboxes
-
-
-def _twilio(settings: Settings, sender: str | None) -> TwilioClient:
-    assert settings.twilio_account_sid and settings.twilio_auth_token and sender
-    return TwilioClient(
-        api_base=settings.twilio_api_base,
-        account_sid=settings.twilio_account_sid,
-        auth_token=settings.twilio_auth_token.get_secret_value(),
-        sender=sender,
-    )

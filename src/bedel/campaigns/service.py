@@ -7,9 +7,11 @@ an invalid one, or who opted out is skipped with the reason; messages are
 written from each recipient's own record when sent.
 """
 
+import asyncio
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -102,44 +104,15 @@ async def create_campaign(
         raise Conflict(f"the {spec.channel} channel is not configured: see the campaign settings in README.md")
     message = CampaignMessage(spec.channel, spec.message.model_dump(exclude_none=True))
     people = await _people(session)
-    known = _IDENTITY.union(*(person.fields.keys() for person in people))
-    check_known(message.variables, known, "message")
-    audience: list[_Person | str]
-    if spec.audience.filter is not None:
-        chosen = StudentFilter(spec.audience.filter, catalog)
-        check_known(chosen.fields, known, "audience.filter")
-        audience = [person for person in people if chosen.matches(person.fields)]
-    else:
-        assert spec.audience.recipients is not None
-        audience = _listed(spec.audience.recipients, people)
     opted_out = await CampaignRepository.from_session(session).opted_out()
-    campaign_id = uuid.uuid4()
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
-    sendable: list[tuple[str, _Person]] = []
-    seen: set[str] = set()
-    for person in audience:
-        if isinstance(person, str):
-            row = {"address": None, "phone": None, "student_id": None, "reason": SkipReason.invalid_phone}
-            rows.append(row | {"error": f"{person[:40]!r} is neither a phone nor an email"})
-            continue
-        address, reason = _address(spec.channel, person)
-        if reason is None and person.phone in opted_out:
-            address, reason = None, SkipReason.opted_out
-        if address is not None and address.lower() in seen:
-            address, reason = None, SkipReason.duplicate
-        rows.append({"address": address, "phone": person.phone, "student_id": person.student_id, "reason": reason})
-        if address is not None:
-            seen.add(address.lower())
-            sendable.append((address, person))
-    skipped: dict[SkipReason, int] = {}
-    for row in rows:
-        if row["reason"] is not None:
-            skipped[row["reason"]] = skipped.get(row["reason"], 0) + 1
+    # Seconds of pure Python for 100,000 students: in a thread, so the event loop keeps answering meanwhile.
+    ledger = await asyncio.to_thread(_ledger, spec, message, catalog, people, opted_out)
     if spec.dry_run:
-        return Preview(recipients=len(sendable), skipped=skipped, samples=_samples(message, sendable))
+        return Preview(
+            recipients=len(ledger.sendable), skipped=ledger.skipped, samples=_samples(message, ledger.sendable)
+        )
     campaign = Campaign(
-        id=campaign_id,
+        id=uuid.uuid4(),
         name=spec.name,
         channel=spec.channel,
         message=spec.message.model_dump(exclude_none=True),
@@ -152,20 +125,70 @@ async def create_campaign(
     repository = CampaignRepository.from_session(session)
     repository.add(campaign)
     await session.flush()
+    now = utcnow()
     await repository.add_recipients(
         [
             {
-                "campaign_id": campaign_id,
+                "campaign_id": campaign.id,
                 "status": RecipientStatus.pending if row["reason"] is None else RecipientStatus.skipped,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "error": None,
             }
             | row
-            for row in rows
+            for row in ledger.rows
         ]
     )
     return campaign
+
+
+@dataclass
+class _Ledger:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    sendable: list[tuple[str, _Person]] = field(default_factory=list)
+    skipped: dict[SkipReason, int] = field(default_factory=dict)
+
+
+def _ledger(
+    spec: CampaignCreate,
+    message: CampaignMessage,
+    catalog: FieldCatalog,
+    people: list[_Person],
+    opted_out: set[str],
+) -> _Ledger:
+    """Who the campaign reaches, and who it skips and why: one row per recipient, addresses unique."""
+    known = _IDENTITY.union(*(person.fields.keys() for person in people))
+    check_known(message.variables, known, "message")
+    audience: list[_Person | str]
+    if spec.audience.filter is not None:
+        chosen = StudentFilter(spec.audience.filter, catalog)
+        check_known(chosen.fields, known, "audience.filter")
+        audience = [person for person in people if chosen.matches(person.fields)]
+    else:
+        assert spec.audience.recipients is not None
+        audience = _listed(spec.audience.recipients, people)
+    ledger = _Ledger()
+    seen: set[str] = set()
+    for person in audience:
+        if isinstance(person, str):
+            row = {"address": None, "phone": None, "student_id": None, "reason": SkipReason.invalid_phone}
+            ledger.rows.append(row | {"error": f"{person[:40]!r} is neither a phone nor an email"})
+            continue
+        address, reason = _address(spec.channel, person)
+        if reason is None and person.phone in opted_out:
+            address, reason = None, SkipReason.opted_out
+        if address is not None and address.lower() in seen:
+            address, reason = None, SkipReason.duplicate
+        ledger.rows.append(
+            {"address": address, "phone": person.phone, "student_id": person.student_id, "reason": reason}
+        )
+        if address is not None:
+            seen.add(address.lower())
+            ledger.sendable.append((address, person))
+    for row in ledger.rows:
+        if row["reason"] is not None:
+            ledger.skipped[row["reason"]] = ledger.skipped.get(row["reason"], 0) + 1
+    return ledger
 
 
 def _samples(message: CampaignMessage, sendable: Sequence[tuple[str, _Person]]) -> list[Sample]:

@@ -13,17 +13,10 @@ TWILIO_STATUS_PATH = "/webhooks/twilio/status"
 def create_senders(settings: Settings) -> dict[Channel, MessageSender]:
     senders: dict[Channel, MessageSender] = {}
     if settings.whatsapp_enabled:
-        assert settings.whatsapp_access_token is not None and settings.whatsapp_phone_number_id is not None
-        senders[Channel.whatsapp] = WhatsAppClient(
-            api_base=settings.whatsapp_api_base,
-            phone_number_id=settings.whatsapp_phone_number_id,
-            access_token=settings.whatsapp_access_token.get_secret_value(),
-            template=settings.whatsapp_reengage_template,
-            template_language=settings.whatsapp_reengage_language,
-        )
+        senders[Channel.whatsapp] = whatsapp_client(settings)
     if settings.twilio_enabled:
         assert settings.twilio_from is not None
-        senders[Channel.twilio] = _twilio(settings, settings.twilio_from)
+        senders[Channel.twilio] = twilio_client(settings, settings.twilio_from)
     return senders
 
 
@@ -32,13 +25,28 @@ def create_sms_sender(settings: Settings) -> MessageSender | None:
     if settings.reengage_fallback is not ReengageFallback.sms or not settings.sms_enabled:
         return None
     assert settings.twilio_sms_from is not None
-    return _twilio(settings, settings.twilio_sms_from)
+    return twilio_client(settings, settings.twilio_sms_from)
 
 
 def create_email_sender(settings: Settings) -> EmailSender | None:
     """SMTP to the address on the student's record, for students whose WhatsApp window has closed."""
     if settings.reengage_fallback is not ReengageFallback.email or not settings.email_enabled:
         return None
+    return email_client(settings)
+
+
+def whatsapp_client(settings: Settings) -> WhatsAppClient:
+    assert settings.whatsapp_access_token is not None and settings.whatsapp_phone_number_id is not None
+    return WhatsAppClient(
+        api_base=settings.whatsapp_api_base,
+        phone_number_id=settings.whatsapp_phone_number_id,
+        access_token=settings.whatsapp_access_token.get_secret_value(),
+        template=settings.whatsapp_reengage_template,
+        template_language=settings.whatsapp_reengage_language,
+    )
+
+
+def email_client(settings: Settings) -> EmailClient:
     assert settings.smtp_host is not None and settings.smtp_from is not None
     return EmailClient(
         host=settings.smtp_host,
@@ -50,7 +58,8 @@ def create_email_sender(settings: Settings) -> EmailSender | None:
     )
 
 
-def _twilio(settings: Settings, sender: str) -> TwilioClient:
+def twilio_client(settings: Settings, sender: str) -> TwilioClient:
+    """A Twilio client for one sender (WhatsApp or SMS), with status callbacks when BEDEL_PUBLIC_URL is set."""
     assert settings.twilio_account_sid and settings.twilio_auth_token
     public_url = settings.public_url.rstrip("/") if settings.public_url else None
     return TwilioClient(
