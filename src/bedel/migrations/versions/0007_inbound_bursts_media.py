@@ -1,7 +1,7 @@
 """attachments: voice notes, images and documents students send
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0006
 Create Date: 2026-11-29 22:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0008"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

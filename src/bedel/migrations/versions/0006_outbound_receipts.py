@@ -1,7 +1,7 @@
 """outbound receipts: vendor message ids, delivery path and error code; answer feedback
 
-Revision ID: 0008
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 22:35:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0006"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
