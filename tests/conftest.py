@@ -1,5 +1,6 @@
 """Real databases: every test that takes `database_url` runs on SQLite and on PostgreSQL."""
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +31,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         migrate.downgrade(url, "base")
     migrate.upgrade(url)
     yield url
+
+
+@pytest.fixture
+async def postgres() -> AsyncIterator[str]:
+    """PostgreSQL at head with empty tables, for tests that start their own server and worker processes."""
+    await asyncio.to_thread(migrate.upgrade, POSTGRES_URL)
+    engine = create_engine(POSTGRES_URL)
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(text(f"DELETE FROM {table.name}"))
+    await engine.dispose()
+    yield POSTGRES_URL
 
 
 @pytest.fixture

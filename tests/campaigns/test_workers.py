@@ -7,34 +7,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from bedel import migrate
 from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.runner import BATCH_SPAN_S, LANES, MAX_BATCH
 from bedel.campaigns.schemas import CampaignCreate
 from bedel.campaigns.service import change_status, create_campaign
-from bedel.db import Base, create_engine, create_sessionmaker
+from bedel.db import create_engine, create_sessionmaker
 from bedel.students.fields import load_field_catalog
 from tests.campaigns.provider import FakeGraph, fake_graph
 from tests.channels.vendors import CHANNEL_SETTINGS
-from tests.conftest import POSTGRES_URL
 from tests.ops.conftest import free_port
-
-
-@pytest.fixture
-async def postgres() -> AsyncIterator[str]:
-    await asyncio.to_thread(migrate.upgrade, POSTGRES_URL)
-    engine = create_engine(POSTGRES_URL)
-    async with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(text(f"DELETE FROM {table.name}"))
-    await engine.dispose()
-    yield POSTGRES_URL
 
 
 def phones(count: int) -> list[str]:

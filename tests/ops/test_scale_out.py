@@ -14,11 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bedel import migrate
-from bedel.db import Base, create_engine
+from bedel.db import create_engine
 from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
-from tests.conftest import POSTGRES_URL
 from tests.ops.conftest import (
     FakeGraph,
     FakeLLM,
@@ -33,17 +31,6 @@ from tests.ops.conftest import (
 )
 
 Conversations = dict[str, list[tuple[str, str]]]
-
-
-@pytest.fixture
-async def postgres() -> AsyncIterator[str]:
-    await asyncio.to_thread(migrate.upgrade, POSTGRES_URL)
-    engine = create_engine(POSTGRES_URL)
-    async with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(text(f"DELETE FROM {table.name}"))
-    await engine.dispose()
-    yield POSTGRES_URL
 
 
 @pytest.fixture
