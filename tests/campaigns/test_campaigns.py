@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bedel.campaigns.models import Campaign, CampaignRecipient
+from bedel.campaigns.runner import MAX_BATCH
 from bedel.chat.models import Message, Thread
 from bedel.state import AppState
 from tests.campaigns.conftest import GraphTemplates, reminder
@@ -180,3 +181,19 @@ async def test_pause_resume_and_cancel(app: App, graph: GraphTemplates) -> None:
     assert graph.sent == []
     assert (await client.post(f"{url}/start")).status_code == 409
     assert (await client.get("/campaigns/00000000-0000-0000-0000-000000000000")).status_code == 404
+
+
+async def test_campaigns_running_at_once_take_turns(app: App, graph: GraphTemplates) -> None:
+    client, state = app
+    listed = [f"+52 55 2000 {n:04d}" for n in range(2 * MAX_BATCH)]
+    listed_body = reminder(audience={"recipients": listed}, message={"template": {"name": "aviso"}})
+    first = (await client.post("/campaigns", json=listed_body)).json()
+    second = (await client.post("/campaigns", json=reminder(name="Inscripciones"))).json()
+    for campaign in (first, second):
+        await client.post(f"/campaigns/{campaign['id']}/start")
+    # The first campaign has two batches' worth; the second, started later, is not left waiting behind both.
+    # (Each batch is one lease of at most MAX_BATCH, on PostgreSQL too, where SKIP LOCKED once let a lease
+    # take every row.)
+    assert await state.campaigns.run_once() and await state.campaigns.run_once()
+    progress = [(await client.get(f"/campaigns/{c['id']}")).json()["progress"]["sent"] for c in (first, second)]
+    assert progress == [MAX_BATCH, 2]

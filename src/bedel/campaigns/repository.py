@@ -141,12 +141,16 @@ class CampaignRepository:
         """Lease up to `limit` ready recipients of a running campaign, in one statement."""
         now = utcnow()
         pick = select(_recipients.c.id).where(_recipients.c.campaign_id == campaign_id, _ready(now)).limit(limit)
+        chosen = _recipients.c.id.in_(pick.scalar_subquery())
         if self.session.get_bind().dialect.name == "postgresql":
-            # Workers skip each other's rows instead of queueing behind them.
-            pick = pick.with_for_update(skip_locked=True)
+            # Workers skip each other's rows instead of queueing behind them. MATERIALIZED runs the pick
+            # once: as a plain IN subquery the planner may rescan it per row, and with SKIP LOCKED each
+            # rescan finds other rows, so one claim took far more than `limit`.
+            picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            chosen = _recipients.c.id.in_(select(picked.c.id))
         rows = await self.session.execute(
             update(_recipients)
-            .where(_recipients.c.id.in_(pick.scalar_subquery()), _ready(now))
+            .where(chosen, _ready(now))
             .values(
                 status=RecipientStatus.sending,
                 leased_until=now + ttl,

@@ -101,6 +101,7 @@ class CampaignRunner:
         self._wakeup = asyncio.Event()
         self._lanes: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._rounds = 0
 
     @property
     def rates(self) -> Mapping[CampaignChannel, float]:
@@ -136,10 +137,15 @@ class CampaignRunner:
                     await asyncio.wait_for(self._wakeup.wait(), POLL_S)
 
     async def run_once(self) -> bool:
-        """Lease and send one batch of the oldest campaign that has work; False when none had any."""
+        """Lease and send one batch of a running campaign that has work; False when none had any.
+
+        Each call starts from the next campaign in turn, so campaigns running at once share the workers.
+        """
         async with self._sessionmaker() as session, session.begin():
             campaigns = await CampaignRepository.from_session(session).sendable()
-        for campaign_id, name in campaigns:
+        first = self._rounds % len(campaigns) if campaigns else 0
+        self._rounds += 1
+        for campaign_id, name in [*campaigns[first:], *campaigns[:first]]:
             channel = CampaignChannel(name)
             token = uuid.uuid4()
             size = self._batch_size(channel)
