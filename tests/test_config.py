@@ -1,4 +1,4 @@
-"""Settings for voice notes and bursts refuse what cannot work, in one line naming the setting."""
+"""Settings that cannot work (voice notes, bursts, codes by email) refuse to start, in one line naming the setting."""
 
 import os
 from pathlib import Path
@@ -37,3 +37,18 @@ class TestBurstWindow:
 
         with pytest.raises(ConfigError, match=r"^BEDEL_WHATSAPP_BURST_WINDOW_S: .*fix BEDEL_WHATSAPP_BURST_WINDOW_S$"):
             load_settings()
+
+
+class TestIdentityVerificationByEmailCode:
+    def test_codes_by_email_without_smtp_refuse_to_start(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_IDENTITY_VERIFICATION_FIELD", "email_code")
+
+        with pytest.raises(ConfigError, match=r"^BEDEL_SMTP_HOST: BEDEL_IDENTITY_VERIFICATION_FIELD=email_code "):
+            load_settings()
+
+    def test_codes_by_email_start_with_smtp(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_IDENTITY_VERIFICATION_FIELD", "email_code")
+        monkeypatch.setenv("BEDEL_SMTP_HOST", "smtp.example.edu")
+        monkeypatch.setenv("BEDEL_SMTP_FROM", "avisos@example.edu")
+
+        assert load_settings().identity_verification_field == "email_code"

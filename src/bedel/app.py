@@ -13,7 +13,7 @@ from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import RECORD_JOB, record_handler
 from bedel.campaigns.runner import CampaignLimits, CampaignRunner
-from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender
+from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender, email_client
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
@@ -74,7 +74,10 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     senders = create_senders(settings)
     transcriber = create_transcriber(settings)
     outboxes = create_outboxes(settings)
-    verifier = IdentityVerifier(VerificationPolicy.from_settings(settings, catalog), catalog)
+    policy = VerificationPolicy.from_settings(settings, catalog)
+    verifier = IdentityVerifier(
+        policy, catalog, email=email_client(settings) if policy.by_email_code and settings.email_enabled else None
+    )
     sms = create_sms_sender(settings)
     tasks = ChannelTasks(
         sessionmaker,

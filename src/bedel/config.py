@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     campaign_lease_s: float = Field(default=60.0, ge=25)
 
     # A WhatsApp user known only by a business-scoped id proves who they are with their
-    # student id and this fact of their record (a field catalog concept, a column, or "email").
+    # student id and this fact of their record (a field catalog concept, a column, or "email"),
+    # or with "email_code" a one-time code sent to the email on their record (needs SMTP).
     identity_verification_field: str = Field(default="birth_date", min_length=1)
     identity_verification_attempts: int = Field(default=3, ge=1, le=20)
     identity_verification_cooldown_s: float = Field(default=900.0, gt=0, le=86_400)
@@ -242,6 +243,11 @@ def load_settings() -> Settings:
             "(for example https://bedel.example.edu)"
         )
     _check_reengagement(settings)
+    if settings.identity_verification_field == "email_code" and not settings.email_enabled:
+        raise ConfigError(
+            "BEDEL_SMTP_HOST: BEDEL_IDENTITY_VERIFICATION_FIELD=email_code emails a one-time code; "
+            "set BEDEL_SMTP_HOST and BEDEL_SMTP_FROM"
+        )
     return settings
 
 

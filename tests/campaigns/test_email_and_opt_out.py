@@ -1,15 +1,11 @@
 """Email through a real local SMTP server (aiosmtpd), and opting out by replying BAJA on WhatsApp."""
 
-import email
 from collections.abc import Iterator
-from email.message import Message as EmailMessage
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bedel.channels.email.client import EmailClient
 from bedel.channels.ports import SendFailed
@@ -18,36 +14,16 @@ from bedel.state import AppState
 from tests.campaigns.conftest import GraphTemplates, reminder
 from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
+from tests.mailbox import Mailbox, running_smtp_server
 from tests.ops.conftest import free_port
 
 App = tuple[httpx.AsyncClient, AppState]
 
 
-class Mailbox:
-    """Keeps every message the server accepted; refuses recipients at `refused.example`."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, _: Any) -> str:
-        if address.endswith("@refused.example"):
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    mailbox, port = Mailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with running_smtp_server() as server:
+        yield server
 
 
 async def test_the_email_client_delivers_and_classifies_refusals(smtp_server: tuple[Mailbox, int]) -> None:

@@ -42,3 +42,9 @@ class TestVerificationPolicy:
     def test_the_student_id_or_the_phone_prove_nothing_more(self, field: str) -> None:
         with pytest.raises(ConfigError, match="BEDEL_IDENTITY_VERIFICATION_FIELD"):
             policy(identity_verification_field=field)
+
+    def test_a_code_to_the_email_on_record_may_be_the_fact(self) -> None:
+        by_code = policy(identity_verification_field="email_code")
+
+        assert by_code.by_email_code
+        assert by_code.recorded(student()) == "lucia@alumnos.edu.mx"

@@ -33,5 +33,8 @@ class ChannelIdentity(RecordMixin, Base):
     claimed_external_id: Mapped[str | None] = mapped_column(String(100))
     failed_attempts: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
+    # With BEDEL_IDENTITY_VERIFICATION_FIELD=email_code: the hash of the code emailed for the claimed id.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime | None]
     # When the student was first told how to verify; None until then.
     invited_at: Mapped[datetime | None]

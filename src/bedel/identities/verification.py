@@ -9,6 +9,12 @@ student id and a wrong fact get the same answer, so nobody learns whether an id
 exists; after `BEDEL_IDENTITY_VERIFICATION_ATTEMPTS` failures the identity waits
 `BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S` before it may try again, twice as long
 after each further lock-out (up to a day), until it verifies.
+
+With `BEDEL_IDENTITY_VERIFICATION_FIELD=email_code` the second fact is a one-time
+code emailed to the address on the record of the student id given; the reply is
+the same whether or not that id exists or has an email, and each code sent is one
+attempt: a wrong or expired code, or a new student id before the code, counts
+it as failed, so no more emails go out than attempts are allowed.
 """
 
 import math
@@ -21,12 +27,14 @@ from typing import Any, Literal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.channels.ports import EmailSender, SendFailed
 from bedel.chat.models import Role
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.service import AskedQuestion
 from bedel.chat.threads import append_message
 from bedel.config import ConfigError, Settings
 from bedel.db import as_utc
+from bedel.identities import codes
 from bedel.identities.facts import is_question, parse_date, same_fact, student_id_in
 from bedel.identities.models import ChannelIdentity
 from bedel.identities.repository import IdentityRepository
@@ -51,6 +59,26 @@ LOCKED = (
     "Mientras tanto puedo responder tus dudas generales."
 )
 VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
+# The same reply whether or not the student id exists or has an email: nobody learns which.
+CODE_SENT = (
+    "Si la matrícula es correcta, te envié un código de 6 dígitos al correo registrado en tu expediente. "
+    "Escríbemelo aquí; vence en {minutes} minutos."
+)
+UNREADABLE_CODE = (
+    "No encontré el código. Escríbeme los 6 dígitos que te envié al correo registrado, "
+    "o tu matrícula otra vez para recibir uno nuevo."
+)
+CODE_EXPIRED = "Ese código ya venció. Si quieres uno nuevo, escríbeme tu matrícula."
+CODE_NOT_SENT = (
+    "No pude enviarte el código en este momento. Por favor intenta de nuevo más tarde escribiéndome tu matrícula."
+)
+CODE_SUBJECT = "Tu código de verificación"
+CODE_EMAIL = (
+    "Tu código para confirmar tu identidad por WhatsApp es: {code}\n\n"
+    "Vence en {minutes} minutos. Si no lo pediste, ignora este mensaje; no lo compartas con nadie."
+)
+EMAIL_CODE = "email_code"
+CODE_TTL = timedelta(minutes=10)
 # The longest wait, also the longest BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S may set.
 MAX_COOLDOWN_S = 86_400.0
 
@@ -65,6 +93,7 @@ class VerificationPolicy:
     is_date: bool
     attempts: int
     cooldown: timedelta
+    by_email_code: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: FieldCatalog) -> "VerificationPolicy":
@@ -73,6 +102,16 @@ class VerificationPolicy:
         Raises `ConfigError` when it names the student id or the phone, which prove nothing more.
         """
         name = settings.identity_verification_field
+        if name == EMAIL_CODE:
+            return cls(
+                columns=frozenset(),
+                own_field="email",
+                label="código",
+                is_date=False,
+                attempts=settings.identity_verification_attempts,
+                cooldown=timedelta(seconds=settings.identity_verification_cooldown_s),
+                by_email_code=True,
+            )
         concept = catalog.concept(name)
         if concept is not None:
             columns = frozenset(normalize_column(column) for column in concept.columns)
@@ -103,9 +142,13 @@ class VerificationPolicy:
 
 
 class IdentityVerifier:
-    def __init__(self, policy: VerificationPolicy, catalog: FieldCatalog) -> None:
+    def __init__(self, policy: VerificationPolicy, catalog: FieldCatalog, email: EmailSender | None = None) -> None:
+        """`email` sends the one-time codes; required when the policy verifies by email code."""
+        if policy.by_email_code and email is None:
+            raise ConfigError(f"BEDEL_SMTP_HOST: BEDEL_IDENTITY_VERIFICATION_FIELD={EMAIL_CODE} needs SMTP")
         self._policy = policy
         self._catalog = catalog
+        self._email = email
 
     async def step(
         self, session: AsyncSession, phone: str, messages: Sequence[AskedQuestion], now: datetime
@@ -147,6 +190,8 @@ class IdentityVerifier:
         gives_date = self._policy.is_date and parse_date(text) is not None
         if identity.locked_until is not None and as_utc(identity.locked_until) > now:
             return self._locked(identity, now) if student_id or parse_date(text) or asks_personal else None
+        if self._policy.by_email_code:
+            return await self._reply_by_code(session, identity, text, asks_personal, now)
         if identity.claimed_external_id is None:
             if student_id is None:
                 return ASK_STUDENT_ID if asks_personal else None
@@ -163,6 +208,63 @@ class IdentityVerifier:
             return self._ask_fact if asks_personal else None
         return UNREADABLE_DATE if self._policy.is_date else await self._check(session, identity, text, now)
 
+    async def _reply_by_code(
+        self, session: AsyncSession, identity: ChannelIdentity, text: str, asks_personal: bool, now: datetime
+    ) -> str | None:
+        code = codes.code_in(text) if identity.code_hash is not None else None
+        if code is not None:
+            return await self._check_code(session, identity, code, now)
+        if (student_id := student_id_in(text)) is not None:
+            if identity.code_hash is not None:
+                # A code sent and never used counts as a try, so each try sends at most one email.
+                self._clear_code(identity)
+                if locked := self._fail(identity, now):
+                    return locked
+            return await self._send_code(session, identity, student_id, now)
+        if identity.code_hash is None:
+            return ASK_STUDENT_ID if asks_personal else None
+        if is_question(text) and not asks_personal:
+            return None
+        return UNREADABLE_CODE
+
+    async def _send_code(self, session: AsyncSession, identity: ChannelIdentity, student_id: str, now: datetime) -> str:
+        """Email a new code to the record of `student_id`; an unknown id, or one without an email, gets
+        a code nobody receives, so what the student sees and can do next is the same."""
+        assert self._email is not None
+        candidates = await StudentRepository.from_session(session).find_by_external_id(student_id)
+        address = self._policy.recorded(candidates[0]) if len(candidates) == 1 else None
+        code = codes.new_code()
+        minutes = int(CODE_TTL.total_seconds() // 60)
+        if address:
+            try:
+                await self._email.send_email(address, CODE_SUBJECT, CODE_EMAIL.format(code=code, minutes=minutes))
+            except SendFailed as exc:
+                # Not the student's failure: no try counted, nothing pending.
+                log.warning("identity_code_not_sent", conversation=identity.phone, temporary=exc.temporary)
+                self._clear_code(identity)
+                return CODE_NOT_SENT
+            log.info("identity_code_sent", conversation=identity.phone)
+        identity.claimed_external_id = student_id
+        identity.code_hash = codes.hash_code(identity.id, code)
+        identity.code_expires_at = now + CODE_TTL
+        return CODE_SENT.format(minutes=minutes)
+
+    async def _check_code(self, session: AsyncSession, identity: ChannelIdentity, code: str, now: datetime) -> str:
+        assert identity.claimed_external_id is not None and identity.code_hash is not None
+        expired = identity.code_expires_at is None or as_utc(identity.code_expires_at) <= now
+        right = not expired and codes.matches(identity.id, code, identity.code_hash)
+        candidates = await StudentRepository.from_session(session).find_by_external_id(identity.claimed_external_id)
+        self._clear_code(identity)
+        if right and len(candidates) == 1:
+            return self._link(identity, candidates[0])
+        return self._fail(identity, now) or (CODE_EXPIRED if expired else NOT_VERIFIED)
+
+    @staticmethod
+    def _clear_code(identity: ChannelIdentity) -> None:
+        identity.claimed_external_id = None
+        identity.code_hash = None
+        identity.code_expires_at = None
+
     async def _check(self, session: AsyncSession, identity: ChannelIdentity, given: str, now: datetime) -> str:
         assert identity.claimed_external_id is not None
         candidates = await StudentRepository.from_session(session).find_by_external_id(identity.claimed_external_id)
@@ -170,9 +272,13 @@ class IdentityVerifier:
         identity.claimed_external_id = None
         if len(matches) == 1:
             return self._link(identity, matches[0])
+        return self._fail(identity, now) or NOT_VERIFIED
+
+    def _fail(self, identity: ChannelIdentity, now: datetime) -> str | None:
+        """Count a failed try; the lock-out reply when it locks the identity, else None."""
         identity.failed_attempts += 1
         if identity.failed_attempts % self._policy.attempts:
-            return NOT_VERIFIED
+            return None
         # Each further lock-out doubles the wait, so guessing gets no faster by waiting it out.
         lockouts = identity.failed_attempts // self._policy.attempts
         doubled = self._policy.cooldown.total_seconds() * 2.0 ** min(lockouts - 1, 32)
