@@ -458,8 +458,9 @@ class TestStreamFailures:
     async def test_a_slow_turn_renews_its_lease_so_another_replica_waits(
         self, make_client: Callable[[Settings], Any], llm_settings: Settings
     ) -> None:
-        llm_settings = llm_settings.model_copy(update={"lease_s": 0.15})
-        upstream = SlowEcho(delay_s=0.5)
+        # The model takes 2.5 leases; renewals every third of one leave a busy machine 0.4 s of slack.
+        llm_settings = llm_settings.model_copy(update={"lease_s": 0.6})
+        upstream = SlowEcho(delay_s=1.5)
         respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=upstream.answer)
 
         async with make_client(llm_settings) as first, make_client(llm_settings) as second:

@@ -283,11 +283,13 @@ class TestTwoAPIsAndTwoWorkers:
             assert [content for role, content in stored[f"+{wa_id}"] if role == "user"] == texts
             assert answered_in_turn(stored[f"+{wa_id}"])
         assert {(status, attempts) for _, _, status, attempts in await all_jobs(postgres)} == {("done", 1)}
-        # Both workers took a share of the work, and each counted its own.
+        # Both workers took a share of the answers (few slots each, a slow model), and each counted its own.
         answered_by = [jobs_done(scrape, "channels.answer") for scrape in scrapes]
         assert sum(answered_by) == 60
         assert all(answered_by)
-        assert {sent.sender for sent in fake_graph.sent} == {DOOMED, SURVIVOR}
+        # Only workers send: the APIs take webhooks and nothing else. (Sends are quick, so which worker
+        # sends them is up to timing; one may send them all.)
+        assert {sent.sender for sent in fake_graph.sent} <= {DOOMED, SURVIVOR}
 
     async def test_an_api_and_a_worker_killed_mid_load_lose_nothing_accepted(
         self, cluster: Cluster, fake_llm: FakeLLM, fake_graph: FakeGraph, postgres: str
