@@ -17,6 +17,7 @@ from bedel import migrate
 from bedel.app import create_app
 from bedel.config import Settings
 from bedel.db import Base, Clock, create_engine, create_sessionmaker, utcnow
+from tests.mailbox import Mailbox, running_smtp_server
 
 POSTGRES_URL = os.environ.get("BEDEL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -31,6 +32,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         migrate.downgrade(url, "base")
     migrate.upgrade(url)
     yield url
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd) and the mailbox it delivers to."""
+    with running_smtp_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Email through a real local SMTP server (aiosmtpd), and opting out by replying BAJA on WhatsApp."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,16 +13,10 @@ from bedel.state import AppState
 from tests.campaigns.conftest import GraphTemplates, reminder
 from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
-from tests.mailbox import Mailbox, running_smtp_server
+from tests.mailbox import Mailbox
 from tests.ops.conftest import free_port
 
 App = tuple[httpx.AsyncClient, AppState]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    with running_smtp_server() as server:
-        yield server
 
 
 async def test_the_email_client_delivers_and_classifies_refusals(smtp_server: tuple[Mailbox, int]) -> None:

@@ -1,7 +1,7 @@
 """Verifying a username-only WhatsApp user with a one-time code emailed to the address on their record."""
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from bedel.identities.verification import (
 from tests.channels.conftest import FakeClock
 from tests.channels.test_identity import BSUID, PHONE, Student, graph_answer, identities, thread_messages
 from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL
-from tests.mailbox import Mailbox, running_smtp_server
+from tests.mailbox import Mailbox
 from tests.ops.conftest import free_port
 
 # Lucía has an email on record; Mario does not.
@@ -32,12 +32,6 @@ STUDENTS = (
     "A002,Mario Soto,+52 55 8765 4321,1200,\n"
 )
 SENT = CODE_SENT.format(minutes=10)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

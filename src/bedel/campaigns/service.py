@@ -10,7 +10,7 @@ written from each recipient's own record when sent.
 import asyncio
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -44,17 +44,19 @@ SAMPLES = 3
 RATE_WINDOW = timedelta(seconds=60)
 
 
+@dataclass(slots=True)
 class _Person:
-    __slots__ = ("email", "fields", "phone", "student_id")
+    student_id: uuid.UUID | None
+    phone: str | None
+    email: str | None
+    fields: Fields
 
-    def __init__(self, student_id: uuid.UUID | None, phone: str | None, email: str | None, fields: Fields) -> None:
-        self.student_id, self.phone, self.email, self.fields = student_id, phone, email, fields
 
-
-async def _people(session: AsyncSession) -> list[_Person]:
-    rows = await session.execute(
-        select(Student.id, Student.phone, Student.name, Student.email, Student.external_id, Student.attributes)
-    )
+async def _people(session: AsyncSession, ids: Collection[uuid.UUID] | None = None) -> list[_Person]:
+    """Every student (or those with `ids`) with their fields as filters and templates see them."""
+    query = select(Student.id, Student.phone, Student.name, Student.email, Student.external_id, Student.attributes)
+    if ids is not None:
+        query = query.where(Student.id.in_(ids))
     return [
         _Person(
             student_id,
@@ -62,7 +64,7 @@ async def _people(session: AsyncSession) -> list[_Person]:
             email,
             student_fields(phone=phone, name=name, email=email, external_id=external_id, attributes=attributes),
         )
-        for student_id, phone, name, email, external_id, attributes in rows
+        for student_id, phone, name, email, external_id, attributes in await session.execute(query)
     ]
 
 
@@ -231,17 +233,7 @@ async def set_subscription(session: AsyncSession, phone: str, subscribed: bool) 
 async def load_fields(session: AsyncSession, claimed: Sequence[Claimed]) -> dict[int, Fields]:
     """The current record of each claimed recipient, as its message template sees it."""
     ids = {recipient.student_id for recipient in claimed if recipient.student_id is not None}
-    people = {}
-    if ids:
-        rows = await session.execute(
-            select(
-                Student.id, Student.phone, Student.name, Student.email, Student.external_id, Student.attributes
-            ).where(Student.id.in_(ids))
-        )
-        for student_id, phone, name, email, external_id, attributes in rows:
-            people[student_id] = student_fields(
-                phone=phone, name=name, email=email, external_id=external_id, attributes=attributes
-            )
+    people = {person.student_id: person.fields for person in await _people(session, ids)} if ids else {}
     fields = {}
     for recipient in claimed:
         own = people.get(recipient.student_id) if recipient.student_id else None
