@@ -12,7 +12,9 @@ from bedel.api import router
 from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import RECORD_JOB, record_handler
+from bedel.campaigns.repository import CampaignRepository
 from bedel.campaigns.runner import CampaignLimits, CampaignRunner
+from bedel.channels.receipts import Receipts
 from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender, email_client
 from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
@@ -79,6 +81,9 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         policy, catalog, email=email_client(settings) if policy.by_email_code and settings.email_enabled else None
     )
     sms = create_sms_sender(settings)
+    receipts = Receipts()
+    # Campaign messages leave through the same vendors, so their receipts come in on the same webhooks.
+    receipts.register(CampaignRepository.from_session)
     tasks = ChannelTasks(
         sessionmaker,
         chat,
@@ -114,6 +119,7 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         limiter=RequestLimiter(settings),
         senders=senders,
         sms=sms,
+        receipts=receipts,
         jobs=jobs,
         clock=clock,
         outboxes=outboxes,

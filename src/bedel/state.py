@@ -12,6 +12,7 @@ from bedel.campaigns.outbox import Outbox
 from bedel.campaigns.runner import CampaignRunner
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender
+from bedel.channels.receipts import Receipts
 from bedel.chat.service import ChatService
 from bedel.config import Settings
 from bedel.db import Clock, session_scope
@@ -36,6 +37,7 @@ class AppState:
     limiter: RequestLimiter
     senders: dict[Channel, MessageSender]
     sms: MessageSender | None
+    receipts: Receipts
     jobs: JobRunner
     clock: Clock
     outboxes: dict[CampaignChannel, Outbox]

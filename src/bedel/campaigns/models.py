@@ -94,15 +94,6 @@ class CampaignRecipient(Base):
     delivery_error_code: Mapped[str | None] = mapped_column(String(40))
 
 
-class OptOut(Base):
-    """A phone that asked for no more campaigns ("BAJA", "STOP")."""
-
-    __tablename__ = "opt_outs"
-
-    phone: Mapped[str] = mapped_column(String(16), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class SendRate(Base):
     """A channel's shared send schedule: the next free moment (epoch seconds), reserved by every worker alike."""
 

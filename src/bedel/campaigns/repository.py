@@ -4,14 +4,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.campaigns.models import (
     Campaign,
     CampaignRecipient,
     CampaignStatus,
-    OptOut,
     RecipientStatus,
     SendRate,
     SkipReason,
@@ -295,19 +294,6 @@ class CampaignRepository:
             )
             .values(status=RecipientStatus.skipped, reason=SkipReason.cancelled, leased_until=None, lease_token=None)
         )
-
-    async def opted_out(self, phones: Sequence[str] | None = None) -> set[str]:
-        query = select(OptOut.phone)
-        if phones is not None:
-            query = query.where(OptOut.phone.in_(phones))
-        return set(await self.session.scalars(query))
-
-    async def opt_out(self, phone: str) -> None:
-        statement = conflict_insert(self.session, OptOut).values(phone=phone, created_at=utcnow())
-        await self.session.execute(statement.on_conflict_do_nothing(index_elements=["phone"]))
-
-    async def opt_in(self, phone: str) -> None:
-        await self.session.execute(delete(OptOut).where(OptOut.phone == phone))
 
     async def reserve_sends(self, channel: str, span_s: float, now_s: float) -> float:
         """Book `span_s` seconds of the channel's shared schedule; return when the booked span starts."""

@@ -29,6 +29,7 @@ from bedel.campaigns.recording import record_sent
 from bedel.campaigns.repository import CampaignRepository, Claimed, Settlement
 from bedel.campaigns.service import load_fields
 from bedel.channels.ports import SendFailed
+from bedel.consent.service import opted_out_phones
 from bedel.db import utcnow
 from bedel.ops.metrics import count_campaign_sends
 
@@ -164,7 +165,7 @@ class CampaignRunner:
                 campaign = await repository.get(campaign_id)
                 assert campaign is not None
                 fields = await load_fields(session, claimed)
-                opted_out = await repository.opted_out([r.phone for r in claimed if r.phone])
+                opted_out = await opted_out_phones(session, [r.phone for r in claimed if r.phone])
             lease = _Lease(campaign_id, token, len(claimed), claimed_at + self._limits.lease_s * LEASE_MARGIN)
             message = CampaignMessage(channel, campaign.message)
             await self._send_batch(campaign_id, message, claimed, fields, opted_out, lease, campaign.outages, turn)

@@ -29,15 +29,13 @@ from bedel.campaigns.models import (
 )
 from bedel.campaigns.repository import CampaignRepository, Claimed
 from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, Progress, RecipientOut, RecipientPage, Sample
+from bedel.consent.service import opted_out_phones
 from bedel.db import as_utc, utcnow
 from bedel.errors import Conflict, NotFound
 from bedel.phones import InvalidPhone, is_dialable, normalize_phone
-from bedel.students.fields import FieldCatalog, fold
+from bedel.students.fields import FieldCatalog
 from bedel.students.models import Student
 
-# What a student writes to stop campaigns, or to have them again; the whole message, any case or accents.
-_OPT_OUT_WORDS = frozenset({"baja", "stop", "alto", "cancelar suscripcion", "unsubscribe"})
-_OPT_IN_WORDS = frozenset({"alta", "start", "unstop"})
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _IDENTITY = {"phone", "name", "email", "external_id"}
 SAMPLES = 3
@@ -106,7 +104,7 @@ async def create_campaign(
         raise Conflict(f"the {spec.channel} channel is not configured: see the campaign settings in README.md")
     message = CampaignMessage(spec.channel, spec.message.model_dump(exclude_none=True))
     people = await _people(session)
-    opted_out = await CampaignRepository.from_session(session).opted_out()
+    opted_out = await opted_out_phones(session)
     # Seconds of pure Python for 100,000 students: in a thread, so the event loop keeps answering meanwhile.
     ledger = await asyncio.to_thread(_ledger, spec, message, catalog, people, opted_out)
     if spec.dry_run:
@@ -211,23 +209,6 @@ def _samples(message: CampaignMessage, sendable: Sequence[tuple[str, _Person]]) 
             )
         )
     return samples
-
-
-def opt_out_request(text: str | None) -> bool | None:
-    """False for "BAJA"/"STOP", True for "ALTA"/"START", None for anything else."""
-    if text is None:
-        return None
-    words = " ".join(fold(text).strip(" .!¡¿?\n\t").split())
-    if words in _OPT_OUT_WORDS:
-        return False
-    if words in _OPT_IN_WORDS:
-        return True
-    return None
-
-
-async def set_subscription(session: AsyncSession, phone: str, subscribed: bool) -> None:
-    repository = CampaignRepository.from_session(session)
-    await (repository.opt_in(phone) if subscribed else repository.opt_out(phone))
 
 
 async def load_fields(session: AsyncSession, claimed: Sequence[Claimed]) -> dict[int, Fields]:

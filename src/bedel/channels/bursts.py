@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.campaigns.service import opt_out_request
 from bedel.channels.service import ANSWER_JOB
+from bedel.consent.service import subscription_request
 from bedel.jobs.repository import JobRepository
 
 BURST_CAP = timedelta(seconds=10)
@@ -55,7 +55,7 @@ def _joins(payload: dict[str, Any], cutoff: datetime) -> bool:
     return (
         text is not None
         and not payload.get("button")
-        and opt_out_request(text) is None
+        and subscription_request(text) is None
         and received_at(payload) <= cutoff
     )
 

@@ -10,7 +10,6 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bedel.campaigns.service import opt_out_request, set_subscription
 from bedel.channels.bursts import Burst, find_burst, interrupted
 from bedel.channels.buttons import answer_buttons, read_tap
 from bedel.channels.delivery_errors import explain
@@ -26,6 +25,7 @@ from bedel.chat.schemas import AttachmentCreate
 from bedel.chat.service import AskedQuestion, ChatService, handoff_notice
 from bedel.chat.threads import append_message, is_handed_off
 from bedel.config import ReengageFallback
+from bedel.consent.service import set_subscription, subscription_request
 from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
 from bedel.feedback.service import record_feedback
@@ -102,7 +102,7 @@ class ChannelTasks:
         channel = Channel(job.payload["channel"])
         source_id = _source_id(job.payload)
         media = media_from(job.payload.get("media"))
-        subscription = opt_out_request(text)
+        subscription = subscription_request(text)
         if subscription is not None:
             await self._change_subscription(job, subscription)
             return

@@ -6,6 +6,7 @@ from sqlalchemy.engine import Connection
 import bedel.campaigns.models
 import bedel.channels.models
 import bedel.chat.models
+import bedel.consent.models
 import bedel.feedback.models
 import bedel.identities.models
 import bedel.jobs.models

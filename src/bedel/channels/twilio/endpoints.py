@@ -4,7 +4,6 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
 
 from bedel.channels.models import Channel
-from bedel.channels.receipts import apply_receipts
 from bedel.channels.service import accept_inbound
 from bedel.channels.twilio.schemas import IncomingMessage, StatusCallback
 from bedel.channels.twilio.verification import signature_is_valid
@@ -67,5 +66,5 @@ async def receive_status(request: Request, session: DBSession) -> Response:
     except ValidationError:
         raise InvalidInput("not a Twilio status callback: MessageSid and MessageStatus are required") from None
     if receipt is not None:
-        await apply_receipts(session, [receipt])
+        await get_state(request).receipts.apply(session, [receipt])
     return Response(status_code=204)

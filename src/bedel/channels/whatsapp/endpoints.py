@@ -7,7 +7,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from bedel.channels.models import Channel
-from bedel.channels.receipts import apply_receipts
 from bedel.channels.service import accept_inbound
 from bedel.channels.whatsapp.schemas import WebhookPayload
 from bedel.channels.whatsapp.verification import signature_is_valid, verify_token_matches
@@ -63,7 +62,7 @@ async def receive_messages(request: Request, session: DBSession, background: Bac
     except ValidationError:
         raise InvalidInput("the body is not a WhatsApp Cloud API webhook notification") from None
     accepted = await accept_inbound(session, messages, get_state(request).clock())
-    await apply_receipts(session, receipts)
+    await get_state(request).receipts.apply(session, receipts)
     count_webhook(Channel.whatsapp, accepted=accepted, duplicates=len(messages) - accepted)
     # Runs after the response, so after the request's transaction committed the jobs.
     background.add_task(get_state(request).jobs.wake)
