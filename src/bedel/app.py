@@ -9,14 +9,19 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import router
+from bedel.campaigns.jobs import RecordJob
 from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
-from bedel.campaigns.recording import RECORD_JOB, record_handler
+from bedel.campaigns.recording import record_handler
 from bedel.campaigns.repository import CampaignRepository
 from bedel.campaigns.runner import CampaignLimits, CampaignRunner
+from bedel.channels.asking import Asker
+from bedel.channels.inbound import InboundAnswers
+from bedel.channels.jobs import AnswerJob, DeliverJob
+from bedel.channels.media import MediaInbox
+from bedel.channels.outbound import Deliverer, Fallback
 from bedel.channels.receipts import Receipts
 from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender, email_client
-from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
@@ -84,22 +89,22 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     receipts = Receipts()
     # Campaign messages leave through the same vendors, so their receipts come in on the same webhooks.
     receipts.register(CampaignRepository.from_session)
-    tasks = ChannelTasks(
-        sessionmaker,
-        chat,
-        senders,
-        verifier,
-        fallback=settings.reengage_fallback,
-        sms=sms,
-        email=create_email_sender(settings),
-        transcriber=transcriber,
-        media_max_bytes=settings.media_max_bytes,
-        burst_window=timedelta(seconds=settings.whatsapp_burst_window_s),
-        clock=clock,
+    asker = Asker(
+        sessionmaker, chat, verifier, burst_window=timedelta(seconds=settings.whatsapp_burst_window_s), clock=clock
     )
+    media = MediaInbox(senders, transcriber, max_bytes=settings.media_max_bytes)
+    inbound = InboundAnswers(sessionmaker, asker, media, contact=settings.contact, clock=clock)
+    fallback = Fallback(
+        settings.reengage_fallback, sms, create_email_sender(settings), institution_name=settings.institution_name
+    )
+    outbound = Deliverer(sessionmaker, senders, fallback, clock=clock)
     jobs = JobRunner(
         sessionmaker,
-        tasks.handlers() | {RECORD_JOB: record_handler(sessionmaker)},
+        {
+            AnswerJob.kind: inbound.answer,
+            DeliverJob.kind: outbound.deliver,
+            RecordJob.kind: record_handler(sessionmaker),
+        },
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,

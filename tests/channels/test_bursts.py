@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from bedel.channels.tasks import NOT_HELPFUL_REPLY, SUBSCRIBED_REPLY, UNSUBSCRIBED_REPLY
+from bedel.channels.inbound import NOT_HELPFUL_REPLY, SUBSCRIBED_REPLY, UNSUBSCRIBED_REPLY
 from bedel.chat.service import AskedQuestion
 from bedel.config import Settings
 from bedel.db import as_utc

@@ -7,6 +7,7 @@ from typing import cast
 from sqlalchemy import Table, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.campaigns.jobs import RecordJob
 from bedel.campaigns.messages import Rendered
 from bedel.campaigns.repository import Claimed
 from bedel.chat.models import DeliveryStatus, Message, Role, Thread, ThreadStatus
@@ -15,7 +16,6 @@ from bedel.db import conflict_insert, utcnow
 from bedel.jobs.repository import JobRepository
 from bedel.jobs.runner import Handler, JobContext
 
-RECORD_JOB = "campaigns.record"
 _threads = cast(Table, Thread.__table__)
 _messages = cast(Table, Message.__table__)
 
@@ -83,14 +83,16 @@ async def record_sent(session: AsyncSession, sent: Sequence[tuple[Claimed, Rende
         await session.execute(_messages.insert(), rows)
     jobs = JobRepository.from_session(session)
     for phone, text in [*texts.items(), *later]:
-        await jobs.enqueue(RECORD_JOB, {"phone": phone, "text": text}, key=f"record:{phone}")
+        job = RecordJob(phone, text)
+        await jobs.enqueue(job.kind, job.to_payload(), key=job.key)
 
 
 def record_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> Handler:
-    async def record(job: JobContext) -> None:
+    async def record(context: JobContext) -> None:
+        job = RecordJob.from_payload(context.payload)
         # A turn in progress raises Conflict: the job runs again after a backoff.
         async with sessionmaker() as session, session.begin():
-            message_id = await append_message(session, job.payload["phone"], Role.assistant, job.payload["text"])
+            message_id = await append_message(session, job.phone, Role.assistant, job.text)
             await session.execute(
                 update(_messages).where(_messages.c.id == message_id).values(delivery_status=DeliveryStatus.sent)
             )

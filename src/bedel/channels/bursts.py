@@ -9,72 +9,62 @@ finishes them. Everything lives in the database, so it holds across workers.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.channels.service import ANSWER_JOB
+from bedel.channels.jobs import AnswerJob, QueuedAnswer
 from bedel.consent.service import subscription_request
 from bedel.jobs.repository import JobRepository
 
 BURST_CAP = timedelta(seconds=10)
-_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def received_at(payload: dict[str, Any]) -> datetime:
-    # Jobs ledgered before bursts existed carry no arrival time: they are long quiet.
-    value = payload.get("received_at")
-    return datetime.fromisoformat(value) if value else _LONG_AGO
 
 
 @dataclass(frozen=True)
 class Burst:
-    """The leader's job and payload first, then its followers', in arrival order."""
+    """The leader first, then its followers, in arrival order."""
 
-    jobs: list[tuple[int, dict[str, Any]]]
+    answers: list[QueuedAnswer]
 
     @property
     def cutoff(self) -> datetime:
         """Messages arriving later start the next burst."""
-        return received_at(self.jobs[0][1]) + BURST_CAP
+        return self.answers[0].job.received_at + BURST_CAP
 
     @property
     def followers(self) -> list[int]:
-        return [job_id for job_id, _ in self.jobs[1:]]
+        return [queued.id for queued in self.answers[1:]]
 
     def quiet_at(self, window: timedelta) -> datetime:
-        last = max(received_at(payload) for _, payload in self.jobs)
+        last = max(queued.job.received_at for queued in self.answers)
         return min(last + window, self.cutoff)
 
 
-def _joins(payload: dict[str, Any], cutoff: datetime) -> bool:
+def _joins(job: AnswerJob, cutoff: datetime) -> bool:
     # Only text joins a burst: a voice note, a file or a tapped button (whose title comes as its text) is
     # answered on its own, in its turn, and so is "BAJA" / "ALTA", which is never read as part of a question.
-    text = payload["text"]
     return (
-        text is not None
-        and not payload.get("button")
-        and subscription_request(text) is None
-        and received_at(payload) <= cutoff
+        job.text is not None and not job.button and subscription_request(job.text) is None and job.received_at <= cutoff
     )
 
 
-async def find_burst(session: AsyncSession, job_id: int, payload: dict[str, Any]) -> Burst:
+async def _queued_after(session: AsyncSession, job: AnswerJob, after_id: int) -> list[QueuedAnswer]:
+    """The phone's answer jobs queued (or running) after `after_id`, oldest first."""
+    rows = await JobRepository.from_session(session).unfinished(job.key, job.kind, after_id + 1)
+    return [QueuedAnswer(job_id, AnswerJob.from_payload(payload)) for job_id, payload in rows]
+
+
+async def find_burst(session: AsyncSession, leader: QueuedAnswer) -> Burst:
     """The leader and the text messages queued right behind it, up to the first that does not join."""
-    burst = Burst([(job_id, payload)])
-    later = await JobRepository.from_session(session).unfinished(f"answer:{payload['phone']}", ANSWER_JOB, job_id + 1)
-    for follower in later:
-        if not _joins(follower[1], burst.cutoff):
+    burst = Burst([leader])
+    for follower in await _queued_after(session, leader.job, leader.id):
+        if not _joins(follower.job, burst.cutoff):
             break
-        burst.jobs.append(follower)
+        burst.answers.append(follower)
     return burst
 
 
 async def interrupted(session: AsyncSession, burst: Burst) -> bool:
     """Whether a text that belongs to this burst arrived after the burst was gathered."""
-    leader = burst.jobs[0][1]
-    later = await JobRepository.from_session(session).unfinished(
-        f"answer:{leader['phone']}", ANSWER_JOB, burst.jobs[-1][0] + 1
-    )
-    return bool(later) and _joins(later[0][1], burst.cutoff)
+    later = await _queued_after(session, burst.answers[0].job, burst.answers[-1].id)
+    return bool(later) and _joins(later[0].job, burst.cutoff)

@@ -1,11 +1,19 @@
 """Voice notes and files students send: checked before download, kept for staff, and the polite replies."""
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
+import structlog
+
+from bedel.channels.models import Channel
 from bedel.channels.ports import MediaUnavailable, MessageSender
 from bedel.channels.schemas import InboundMedia, MediaKind
 from bedel.chat.schemas import AttachmentCreate
+from bedel.errors import UpstreamUnavailable
+from bedel.llm.ports import Transcriber
+from bedel.phones import mask_phone
+
+log = structlog.get_logger()
 
 # What each kind may be; anything else is not downloaded. Meta's and Twilio's WhatsApp send these.
 ACCEPTED_TYPES = {
@@ -77,10 +85,27 @@ def reply_for(attachment: AttachmentCreate) -> str:
     return VOICE_REPLY if attachment.kind == MediaKind.audio else FILE_REPLY
 
 
-def media_from(payload: dict[str, Any] | None) -> InboundMedia | None:
-    """The media of a ledgered message, as `accept_inbound` wrote it into the job's payload."""
-    if payload is None:
-        return None
-    return InboundMedia(
-        MediaKind(payload["kind"]), payload["mime_type"], payload["ref"], payload["caption"], payload["filename"]
-    )
+class MediaInbox:
+    """Takes the files students send (downloaded within `max_bytes`) and transcribes their voice notes."""
+
+    def __init__(
+        self, senders: Mapping[Channel, MessageSender], transcriber: Transcriber | None, *, max_bytes: int
+    ) -> None:
+        self._senders = senders
+        self._transcriber = transcriber
+        self._max_bytes = max_bytes
+
+    async def receive(self, channel: Channel, media: InboundMedia) -> AttachmentCreate:
+        return await receive_media(self._senders.get(channel), media, self._max_bytes)
+
+    async def transcribe(self, phone: str, attachment: AttachmentCreate) -> tuple[str, str | None]:
+        """The transcript, or "" and why there is none."""
+        if self._transcriber is None:
+            return "", "not transcribed: no transcription model is configured (BEDEL_TRANSCRIPTION_MODEL)"
+        assert attachment.content is not None
+        try:
+            transcript = await self._transcriber.transcribe(attachment.content, attachment.mime_type)
+        except UpstreamUnavailable as exc:
+            log.warning("voice_note_not_transcribed", phone=mask_phone(phone))
+            return "", f"not transcribed: {exc.message}"
+        return transcript, None if transcript else "not transcribed: the transcript was empty"

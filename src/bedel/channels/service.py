@@ -12,11 +12,12 @@ refused up front (decision 0012).
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.channels.jobs import AnswerJob, DeliverJob
 from bedel.channels.models import MAX_TEXT_LENGTH
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Inbound
@@ -30,8 +31,6 @@ from bedel.identities.service import identify
 from bedel.jobs.repository import JobRepository
 from bedel.phones import mask_phone
 
-ANSWER_JOB = "channels.answer"
-DELIVER_JOB = "channels.deliver"
 SESSION_WINDOW = timedelta(hours=24)
 # Meta's limit for the body of a reply-buttons message.
 BUTTONS_TEXT_LIMIT = 1024
@@ -52,19 +51,8 @@ async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound], rec
     accepted = 0
     for message in messages:
         phone = await identify(session, message.phone, message.identities)
-        payload = {
-            "channel": message.channel,
-            "external_id": message.external_id,
-            "address": message.address,
-            "phone": phone,
-            "text": message.text,
-            "media": asdict(message.media) if message.media else None,
-            "button": message.button,
-            "received_at": received_at.isoformat(),
-        }
-        if await jobs.enqueue(
-            ANSWER_JOB, payload, key=f"answer:{phone}", dedupe_key=f"{message.channel}:{message.external_id}"
-        ):
+        job = AnswerJob.of(message, phone, received_at)
+        if await jobs.enqueue(job.kind, job.to_payload(), key=job.key, dedupe_key=job.source_id):
             await contacts.record_inbound(phone, message.channel, message.address, message.sent_at)
             accepted += 1
     return accepted
@@ -85,16 +73,11 @@ async def enqueue_delivery(
         parts[-1:] = (
             [(last, delivery.footer)] if len(last) <= BUTTONS_TEXT_LIMIT else [(last, ""), (delivery.footer, "")]
         )
-    for number, (part, footer) in enumerate(parts):
-        with_buttons = bool(delivery.buttons) and number == len(parts) - 1
-        payload = asdict(delivery) | {
-            "text": part,
-            "footer": footer,
-            "message_id": _str_or_none(delivery.message_id),
-            "buttons": [[button.id, button.title] for button in delivery.buttons] if with_buttons else [],
-        }
+    for number, (text, footer) in enumerate(parts):
+        buttons = delivery.buttons if number == len(parts) - 1 else ()
+        job = DeliverJob(replace(delivery, text=text, footer=footer, buttons=buttons))
         dedupe_key = f"reply:{once_for}:{number}" if once_for else None
-        await jobs.enqueue(DELIVER_JOB, payload, key=f"deliver:{delivery.phone}", dedupe_key=dedupe_key, delay=delay)
+        await jobs.enqueue(job.kind, job.to_payload(), key=job.key, dedupe_key=dedupe_key, delay=delay)
     if delivery.message_id is not None:
         await ThreadRepository.from_session(session).mark_pending(delivery.message_id)
 
@@ -149,7 +132,3 @@ async def hand_over(
         message_id = await append_message(session, thread.phone, Role.assistant, notice)
         await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, notice, message_id))
     return thread
-
-
-def _str_or_none(value: uuid.UUID | None) -> str | None:
-    return str(value) if value is not None else None
