@@ -34,6 +34,8 @@ INTERRUPT_POLL_S = 0.25
 
 
 class Asker:
+    """Puts what a student wrote (or said in a voice note) to identity verification or the chat flow."""
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
