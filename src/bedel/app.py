@@ -76,7 +76,10 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     outboxes = create_outboxes(settings)
     policy = VerificationPolicy.from_settings(settings, catalog)
     verifier = IdentityVerifier(
-        policy, catalog, email=email_client(settings) if policy.by_email_code and settings.email_enabled else None
+        policy,
+        catalog,
+        chat.texts,
+        email=email_client(settings) if policy.by_email_code and settings.email_enabled else None,
     )
     sms = create_sms_sender(settings)
     tasks = ChannelTasks(

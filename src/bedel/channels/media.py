@@ -6,6 +6,7 @@ from typing import Any
 from bedel.channels.ports import MediaUnavailable, MessageSender
 from bedel.channels.schemas import InboundMedia, MediaKind
 from bedel.chat.schemas import AttachmentCreate
+from bedel.texts.catalog import Texts
 
 # What each kind may be; anything else is not downloaded. Meta's and Twilio's WhatsApp send these.
 ACCEPTED_TYPES = {
@@ -26,16 +27,6 @@ ACCEPTED_TYPES = {
         }
     ),
 }
-
-VOICE_REPLY = "Recibí tu nota de voz, pero por ahora no puedo escucharla. ¿Me escribes tu pregunta, por favor?"
-FILE_REPLY = (
-    "Recibí tu archivo y lo guardé para que lo revise el personal de la escuela. "
-    "Si tienes alguna pregunta, escríbemela, por favor."
-)
-REFUSED_REPLY = (
-    "No pude recibir tu archivo: es muy grande o de un tipo que no puedo guardar. "
-    "Si tienes alguna pregunta, escríbemela, por favor."
-)
 
 # What the thread shows in place of the words of a file (a voice note's transcript replaces it).
 _LABELS = {MediaKind.audio: "[nota de voz]", MediaKind.image: "[imagen]", MediaKind.document: "[documento]"}
@@ -71,10 +62,10 @@ def describe(media: InboundMedia) -> str:
     return " ".join(part for part in parts if part)
 
 
-def reply_for(attachment: AttachmentCreate) -> str:
+def reply_for(attachment: AttachmentCreate, texts: Texts) -> str:
     if attachment.content is None:
-        return REFUSED_REPLY
-    return VOICE_REPLY if attachment.kind == MediaKind.audio else FILE_REPLY
+        return texts.file_refused
+    return texts.voice_note if attachment.kind == MediaKind.audio else texts.file_kept
 
 
 def media_from(payload: dict[str, Any] | None) -> InboundMedia | None:

@@ -23,7 +23,7 @@ from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery, ha
 from bedel.chat.models import DeliveryPath, Role, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
-from bedel.chat.service import AskedQuestion, ChatService, handoff_notice
+from bedel.chat.service import AskedQuestion, ChatService
 from bedel.chat.threads import append_message, is_handed_off
 from bedel.config import ReengageFallback
 from bedel.db import Clock
@@ -39,15 +39,6 @@ from bedel.students.repository import StudentRepository
 
 log = structlog.get_logger()
 
-ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
-UNSUBSCRIBED_REPLY = (
-    "Listo, ya no recibirás avisos masivos. Puedes seguir escribiéndome tus dudas. "
-    "Si quieres volver a recibirlos, escribe ALTA."
-)
-SUBSCRIBED_REPLY = "Listo, volverás a recibir los avisos de la institución. Para dejar de recibirlos, escribe BAJA."
-UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
-NOT_HELPFUL_REPLY = "Gracias por decírmelo. Puedes escribir tu pregunta de otra forma, o pedir hablar con una persona."
-HANDOFF_DECLINED_REPLY = "De acuerdo, sigo aquí. ¿En qué más te puedo ayudar?"
 # How often an answer being generated looks for a newer message of its burst.
 INTERRUPT_POLL_S = 0.25
 
@@ -165,7 +156,7 @@ class ChannelTasks:
             phone = await current_key(session, job.payload["phone"], job.payload["address"])
             await set_subscription(session, phone, subscribe)
             await append_message(session, phone, Role.user, job.payload["text"])
-            reply = SUBSCRIBED_REPLY if subscribe else UNSUBSCRIBED_REPLY
+            reply = self._chat.texts.subscribed if subscribe else self._chat.texts.unsubscribed
             message_id = await append_message(session, phone, Role.assistant, reply)
             delivery = Delivery(channel, job.payload["address"], phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=source_id)
@@ -174,7 +165,7 @@ class ChannelTasks:
     async def _answer_media(self, delivery: Delivery, source_id: str, media: InboundMedia | None) -> Delivery:
         """A voice note that could be transcribed is a question; any other file is kept, with a polite reply."""
         if media is None:
-            return replace(delivery, text=ONLY_TEXT_REPLY)
+            return replace(delivery, text=self._chat.texts.only_text)
         attachment = await self._receive(delivery.channel, media)
         if media.kind == MediaKind.audio and attachment.content is not None:
             transcript, note = await self._transcribe(delivery.phone, attachment)
@@ -183,7 +174,7 @@ class ChannelTasks:
                 return await self._reply(delivery, [question], None)
             attachment = replace(attachment, note=note)
         await self._keep(delivery.phone, source_id, describe(media), attachment)
-        return replace(delivery, text=reply_for(attachment))
+        return replace(delivery, text=reply_for(attachment, self._chat.texts))
 
     async def _receive(self, channel: Channel, media: InboundMedia) -> AttachmentCreate:
         return await receive_media(self._senders.get(channel), media, self._media_max_bytes)
@@ -252,11 +243,13 @@ class ChannelTasks:
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(delivery.phone))
-            return replace(delivery, text=UNAVAILABLE_REPLY)
+            return replace(delivery, text=self._chat.texts.unavailable)
         answered = replace(delivery, text=answer.answer, message_id=answer.message_id)
         if not confirm:
             return answered
-        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=answer.handoff)
+        buttons, footer = answer_buttons(
+            answer.thread_id, answer.message_id, self._chat.texts, handoff_offered=answer.handoff
+        )
         return replace(answered, buttons=buttons, footer=footer)
 
     async def _tapped(self, to: Delivery, button: str, source_id: str) -> None:
@@ -270,14 +263,14 @@ class ChannelTasks:
         async with self._sessionmaker() as session, session.begin():
             if tap.kind == "feedback":
                 recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
-                reply = NOT_HELPFUL_REPLY if recorded and not tap.yes else None
+                reply = self._chat.texts.not_helpful if recorded and not tap.yes else None
             elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
                 log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
             elif tap.yes:
-                notice = handoff_notice(self._chat.options.contact)
+                notice = self._chat.handoff_notice()
                 await hand_over(session, tap.target, ThreadStatus.handoff, notice, self._clock(), has_fallback=False)
             else:
-                reply = HANDOFF_DECLINED_REPLY
+                reply = self._chat.texts.handoff_declined
             if reply is not None:
                 await enqueue_delivery(session, replace(to, text=reply), once_for=source_id)
 
@@ -317,7 +310,7 @@ class ChannelTasks:
             return await self._sms.send_text(payload["phone"], text)
         if path is DeliveryPath.email:
             assert self._email is not None
-            subject = f"Mensaje de {self._chat.options.institution_name}"
+            subject = self._chat.texts.email_subject.format(institution=self._chat.options.institution_name)
             return await self._email.send_email(await self._email_address(payload["phone"]), subject, text)
         sender = self._senders.get(channel)
         if sender is None:
