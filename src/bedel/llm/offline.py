@@ -40,6 +40,7 @@ _HANDOFF_PHRASES = (
     "habl con", "platic con", "comunic con", "comuniq con", "contact con", "pasame con",
     "pasen con", "una persona", "alguna persona", "persona real", "un human", "una human",
     "ser human", "agente", "operador", "pued llam", "llamen", "llamame", "marquen", "marcame",
+    # What the English texts tell a student to write ("I want to talk to a person").
     "talk to", "speak to", "a person",
 )  # fmt: skip
 _GREETINGS = PhraseMatcher((phrase, True) for phrase in _GREETING_PHRASES)
