@@ -83,7 +83,10 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
     outboxes = create_outboxes(settings)
     policy = VerificationPolicy.from_settings(settings, catalog)
     verifier = IdentityVerifier(
-        policy, catalog, email=email_client(settings) if policy.by_email_code and settings.email_enabled else None
+        policy,
+        catalog,
+        chat.texts,
+        email=email_client(settings) if policy.by_email_code and settings.email_enabled else None,
     )
     sms = create_sms_sender(settings)
     receipts = Receipts()
@@ -93,9 +96,12 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         sessionmaker, chat, verifier, burst_window=timedelta(seconds=settings.whatsapp_burst_window_s), clock=clock
     )
     media = MediaInbox(senders, transcriber, max_bytes=settings.media_max_bytes)
-    inbound = InboundAnswers(sessionmaker, asker, media, contact=settings.contact, clock=clock)
+    inbound = InboundAnswers(sessionmaker, chat, asker, media, clock=clock)
     fallback = Fallback(
-        settings.reengage_fallback, sms, create_email_sender(settings), institution_name=settings.institution_name
+        settings.reengage_fallback,
+        sms,
+        create_email_sender(settings),
+        email_subject=chat.texts.email_subject.format(institution=options.institution_name),
     )
     outbound = Deliverer(sessionmaker, senders, fallback, clock=clock)
     jobs = JobRunner(

@@ -9,11 +9,11 @@ import httpx
 import pytest
 import respx
 
-from bedel.channels.inbound import NOT_HELPFUL_REPLY, SUBSCRIBED_REPLY, UNSUBSCRIBED_REPLY
 from bedel.chat.service import AskedQuestion
 from bedel.config import Settings
 from bedel.db import as_utc
 from bedel.identities.service import anonymous_key
+from bedel.texts.catalog import texts_for
 from tests.channels.conftest import FakeClock, eventually
 from tests.channels.test_identity import BSUID, STUDENTS
 from tests.channels.test_whatsapp import (
@@ -37,6 +37,10 @@ from tests.channels.vendors import (
 )
 from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages
 
+ES = texts_for("es")
+NOT_HELPFUL_REPLY = ES.not_helpful
+SUBSCRIBED_REPLY = ES.subscribed
+UNSUBSCRIBED_REPLY = ES.unsubscribed
 FRAGMENTS = ["hola", "una pregunta", "¿cuánto debo?"]
 
 

@@ -15,6 +15,7 @@ from bedel.config import Settings
 from bedel.db import create_engine, utcnow
 from tests.channels.conftest import eventually
 from tests.channels.vendors import (
+    CHANNEL_SETTINGS,
     GRAPH_MESSAGES_URL,
     button_reply,
     graph_sent,
@@ -139,6 +140,26 @@ class TestHandoffRoundTrip:
         assert graph.call_count == 2
         history = await messages(wa_client, thread["id"])
         assert [m["content"] for m in history[-2:]] == [notice, "¿me ayudas?"]
+
+
+class TestHandoffInEnglish:
+    async def test_with_the_english_setting_the_offer_its_buttons_and_the_notice_are_english(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings], graph: respx.Route
+    ) -> None:
+        settings = make_settings(**CHANNEL_SETTINGS, language="en", contact="the registrar's office")
+        async with make_client(settings) as client:
+            await post(client, "I want to talk to a person", "wamid.e1")
+            await eventually(lambda: graph.call_count == 1)
+            thread = await the_thread(client)
+            offer = json.loads(graph.calls[0].request.content)["interactive"]
+
+            await tap(client, f"handoff:yes:{thread['id']}", "Yes", "wamid.e1-yes")
+            await eventually(lambda: graph.call_count == 2)
+
+        assert offer["body"]["text"] == "I can ask someone from the institution to help you."
+        assert offer["footer"]["text"] == "Would you like a person to help you?"
+        assert [button["reply"]["title"] for button in offer["action"]["buttons"]] == ["Yes", "No"]
+        assert "the registrar's office will take over this conversation" in sent_bodies(graph)[1]
 
 
 async def _last_content(client: httpx.AsyncClient, thread_id: str, content: str) -> bool:

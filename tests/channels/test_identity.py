@@ -13,12 +13,7 @@ from sqlalchemy import select, update
 from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker, utcnow
 from bedel.identities.models import ChannelIdentity, IdentityKind
-from bedel.identities.verification import (
-    ASK_STUDENT_ID,
-    INVITATION,
-    NOT_VERIFIED,
-    UNREADABLE_DATE,
-)
+from bedel.texts.catalog import texts_for
 from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     CHANNEL_SETTINGS,
@@ -35,6 +30,11 @@ from tests.channels.vendors import (
     username_message,
 )
 
+ES = texts_for("es")
+ASK_STUDENT_ID = ES.ask_student_id
+INVITATION = ES.invitation
+NOT_VERIFIED = ES.not_verified
+UNREADABLE_DATE = ES.unreadable_date
 BSUID = "MX.1502576394655843"
 WA_ID = "5215512345678"
 PHONE = "+525512345678"

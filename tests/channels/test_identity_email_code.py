@@ -12,18 +12,19 @@ from sqlalchemy import select
 from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.identities.models import ChannelIdentity, IdentityKind
-from bedel.identities.verification import (
-    ASK_STUDENT_ID,
-    CODE_EXPIRED,
-    CODE_NOT_SENT,
-    CODE_SENT,
-    NOT_VERIFIED,
-)
+from bedel.texts.catalog import texts_for
 from tests.channels.conftest import FakeClock
 from tests.channels.test_identity import BSUID, PHONE, Student, graph_answer, identities, thread_messages
 from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL
 from tests.mailbox import Mailbox
 from tests.ops.conftest import free_port
+
+ES = texts_for("es")
+ASK_STUDENT_ID = ES.ask_student_id
+CODE_EXPIRED = ES.code_expired
+CODE_NOT_SENT = ES.code_not_sent
+CODE_SENT = ES.code_sent
+NOT_VERIFIED = ES.not_verified
 
 # Lucía has an email on record; Mario does not.
 STUDENTS = (

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import respx
 
-from bedel.channels.media import FILE_REPLY, REFUSED_REPLY, VOICE_REPLY
 from bedel.config import Settings
+from bedel.texts.catalog import texts_for
 from tests.channels.conftest import eventually
 from tests.channels.test_whatsapp import PHONE, WA_ID, post, sent_bodies, thread_messages
 from tests.channels.vendors import (
@@ -36,6 +36,10 @@ from tests.channels.vendors import (
 from tests.knowledge.documents import CALENDAR
 from tests.llm_fakes import LLM_BASE_URL
 
+ES = texts_for("es")
+FILE_REPLY = ES.file_kept
+REFUSED_REPLY = ES.file_refused
+VOICE_REPLY = ES.voice_note
 VOICE_ID = "1013859600285441"
 OGG = b"OggS\x00\x02" + bytes(range(256)) * 8  # the first bytes of an Ogg Opus file, then noise
 PDF = b"%PDF-1.7\n" + b"0" * 3000

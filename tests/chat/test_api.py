@@ -1,9 +1,12 @@
 """POST /chat through the front door: the contract, validation, and what gets stored."""
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+
+from bedel.config import Settings
 
 PROTOTYPE = {"phone": "+52155667788", "question": "Hola, necesito ayuda."}
 ANSWER_KEYS = {
@@ -153,3 +156,31 @@ class TestOddInput:
         assert response.status_code == 422
         assert response.json()["error"]["field"] == "assistant.instructions"
         assert await stored_threads(client) == []
+
+
+class TestAnswerLanguage:
+    async def test_with_the_english_setting_the_student_is_told_in_english_that_a_person_takes_over(
+        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+    ) -> None:
+        settings = make_settings(language="en", contact="the registrar's office")
+        async with make_client(settings) as client:
+            asked = await client.post(
+                "/chat", json={"phone": PROTOTYPE["phone"], "question": "quiero hablar con una persona"}
+            )
+            later = await client.post("/chat", json={"phone": PROTOTYPE["phone"], "question": "¿hola?"})
+
+        notice = "the registrar's office will take over this conversation"
+        assert asked.json()["handoff"] is True and notice in asked.json()["answer"]
+        assert later.json()["handoff"] is True and notice in later.json()["answer"]
+
+    async def test_a_staff_override_to_english_changes_the_texts_of_that_answer_only(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        english = {"phone": "+525511111111", "question": "hola", "assistant": {"language": "en"}}
+        spanish = {"phone": "+525522222222", "question": "hola"}
+
+        in_english = (await client.post("/chat", json=english)).json()["answer"]
+        in_spanish = (await client.post("/chat", json=spanish)).json()["answer"]
+
+        assert in_english.startswith("Hi! I'm the virtual assistant of")
+        assert in_spanish.startswith("¡Hola! Soy el asistente virtual de")

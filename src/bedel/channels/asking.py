@@ -28,7 +28,6 @@ from bedel.phones import mask_phone
 
 log = structlog.get_logger()
 
-UNAVAILABLE_REPLY = "En este momento no puedo responder. Escríbeme de nuevo en unos minutos, por favor."
 # How often an answer being generated looks for a newer message of its burst.
 INTERRUPT_POLL_S = 0.25
 
@@ -129,9 +128,11 @@ class Asker:
         except UpstreamUnavailable:
             # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(to.phone))
-            return replace(to, text=UNAVAILABLE_REPLY)
+            return replace(to, text=self._chat.texts.unavailable)
         answered = replace(to, text=answer.answer, message_id=answer.message_id)
         if not confirm:
             return answered
-        buttons, footer = answer_buttons(answer.thread_id, answer.message_id, handoff_offered=answer.handoff)
+        buttons, footer = answer_buttons(
+            answer.thread_id, answer.message_id, self._chat.texts, handoff_offered=answer.handoff
+        )
         return replace(answered, buttons=buttons, footer=footer)

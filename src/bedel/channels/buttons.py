@@ -8,9 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from bedel.channels.ports import Button
-
-FEEDBACK_QUESTION = "¿Te sirvió esta respuesta?"
-HANDOFF_QUESTION = "¿Quieres que te atienda una persona?"
+from bedel.texts.catalog import Texts
 
 
 @dataclass(frozen=True)
@@ -21,13 +19,15 @@ class Tap:
 
 
 def answer_buttons(
-    thread_id: uuid.UUID, message_id: uuid.UUID, *, handoff_offered: bool
+    thread_id: uuid.UUID, message_id: uuid.UUID, texts: Texts, *, handoff_offered: bool
 ) -> tuple[tuple[Button, ...], str]:
     """The buttons under an answer and their question: confirm a handoff the model offered, or rate the answer."""
     kind, target, question = (
-        ("handoff", thread_id, HANDOFF_QUESTION) if handoff_offered else ("feedback", message_id, FEEDBACK_QUESTION)
+        ("handoff", thread_id, texts.handoff_question)
+        if handoff_offered
+        else ("feedback", message_id, texts.feedback_question)
     )
-    return (Button(f"{kind}:yes:{target}", "Sí"), Button(f"{kind}:no:{target}", "No")), question
+    return (Button(f"{kind}:yes:{target}", texts.yes), Button(f"{kind}:no:{target}", texts.no)), question
 
 
 def read_tap(button_id: str) -> Tap | None:

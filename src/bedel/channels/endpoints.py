@@ -7,7 +7,6 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from bedel.auth import StaffOnly
 from bedel.channels.service import hand_over, send_staff_message
 from bedel.chat.schemas import MessageOut, StaffMessageCreate, ThreadOut, ThreadUpdate
-from bedel.chat.service import handoff_notice
 from bedel.config import ReengageFallback
 from bedel.db import utcnow
 from bedel.state import DBSession, get_state
@@ -21,7 +20,7 @@ async def update_thread(
 ) -> ThreadOut:
     """Hand the conversation to a person (`handoff`; the student is told over WhatsApp) or back to the bot."""
     state = get_state(request)
-    notice = handoff_notice(state.settings.contact)
+    notice = state.chat.handoff_notice()
     has_fallback = state.settings.reengage_fallback is not ReengageFallback.none
     thread = await hand_over(session, thread_id, body.status, notice, utcnow(), has_fallback=has_fallback)
     background.add_task(state.jobs.wake)

@@ -14,7 +14,7 @@ from bedel.channels.service import enqueue_delivery, hand_over
 from bedel.chat.models import Role, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
-from bedel.chat.service import AskedQuestion, handoff_notice
+from bedel.chat.service import AskedQuestion, ChatService
 from bedel.chat.threads import append_message, is_handed_off
 from bedel.consent.service import set_subscription, subscription_request
 from bedel.db import Clock
@@ -26,30 +26,21 @@ from bedel.phones import mask_phone
 
 log = structlog.get_logger()
 
-ONLY_TEXT_REPLY = "Por ahora solo puedo leer mensajes de texto. ¿Me escribes tu pregunta, por favor?"
-UNSUBSCRIBED_REPLY = (
-    "Listo, ya no recibirás avisos masivos. Puedes seguir escribiéndome tus dudas. "
-    "Si quieres volver a recibirlos, escribe ALTA."
-)
-SUBSCRIBED_REPLY = "Listo, volverás a recibir los avisos de la institución. Para dejar de recibirlos, escribe BAJA."
-NOT_HELPFUL_REPLY = "Gracias por decírmelo. Puedes escribir tu pregunta de otra forma, o pedir hablar con una persona."
-HANDOFF_DECLINED_REPLY = "De acuerdo, sigo aquí. ¿En qué más te puedo ayudar?"
-
 
 class InboundAnswers:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
+        chat: ChatService,
         asker: Asker,
         media: MediaInbox,
         *,
-        contact: str,
         clock: Clock,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._chat = chat
         self._asker = asker
         self._media = media
-        self._contact = contact
         self._clock = clock
 
     async def answer(self, context: JobContext) -> None:
@@ -103,7 +94,7 @@ class InboundAnswers:
             phone = await current_key(session, job.phone, job.address)
             await set_subscription(session, phone, subscribe)
             await append_message(session, phone, Role.user, job.text)
-            reply = SUBSCRIBED_REPLY if subscribe else UNSUBSCRIBED_REPLY
+            reply = self._chat.texts.subscribed if subscribe else self._chat.texts.unsubscribed
             message_id = await append_message(session, phone, Role.assistant, reply)
             delivery = Delivery(job.channel, job.address, phone, reply, message_id)
             await enqueue_delivery(session, delivery, once_for=job.source_id)
@@ -112,7 +103,7 @@ class InboundAnswers:
     async def _answer_media(self, to: Delivery, source_id: str, media: InboundMedia | None) -> Delivery:
         """A voice note that could be transcribed is a question; any other file is kept, with a polite reply."""
         if media is None:
-            return replace(to, text=ONLY_TEXT_REPLY)
+            return replace(to, text=self._chat.texts.only_text)
         attachment = await self._media.receive(to.channel, media)
         if media.kind == MediaKind.audio and attachment.content is not None:
             transcript, note = await self._media.transcribe(to.phone, attachment)
@@ -121,7 +112,7 @@ class InboundAnswers:
                 return await self._asker.reply(to, [question])
             attachment = replace(attachment, note=note)
         await self._keep(to.phone, source_id, describe(media), attachment)
-        return replace(to, text=reply_for(attachment))
+        return replace(to, text=reply_for(attachment, self._chat.texts))
 
     async def _keep(self, phone: str, source_id: str, content: str, attachment: AttachmentCreate | None) -> None:
         """Store a message the bot does not answer, once, even when its job runs again."""
@@ -140,13 +131,13 @@ class InboundAnswers:
         async with self._sessionmaker() as session, session.begin():
             if tap.kind == "feedback":
                 recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
-                reply = NOT_HELPFUL_REPLY if recorded and not tap.yes else None
+                reply = self._chat.texts.not_helpful if recorded and not tap.yes else None
             elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
                 log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
             elif tap.yes:
-                notice = handoff_notice(self._contact)
+                notice = self._chat.handoff_notice()
                 await hand_over(session, tap.target, ThreadStatus.handoff, notice, self._clock(), has_fallback=False)
             else:
-                reply = HANDOFF_DECLINED_REPLY
+                reply = self._chat.texts.handoff_declined
             if reply is not None:
                 await enqueue_delivery(session, replace(to, text=reply), once_for=source_id)

@@ -12,6 +12,7 @@ from bedel.chat.schemas import AttachmentCreate
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import Transcriber
 from bedel.phones import mask_phone
+from bedel.texts.catalog import Texts
 
 log = structlog.get_logger()
 
@@ -34,16 +35,6 @@ ACCEPTED_TYPES = {
         }
     ),
 }
-
-VOICE_REPLY = "Recibí tu nota de voz, pero por ahora no puedo escucharla. ¿Me escribes tu pregunta, por favor?"
-FILE_REPLY = (
-    "Recibí tu archivo y lo guardé para que lo revise el personal de la escuela. "
-    "Si tienes alguna pregunta, escríbemela, por favor."
-)
-REFUSED_REPLY = (
-    "No pude recibir tu archivo: es muy grande o de un tipo que no puedo guardar. "
-    "Si tienes alguna pregunta, escríbemela, por favor."
-)
 
 # What the thread shows in place of the words of a file (a voice note's transcript replaces it).
 _LABELS = {MediaKind.audio: "[nota de voz]", MediaKind.image: "[imagen]", MediaKind.document: "[documento]"}
@@ -79,10 +70,10 @@ def describe(media: InboundMedia) -> str:
     return " ".join(part for part in parts if part)
 
 
-def reply_for(attachment: AttachmentCreate) -> str:
+def reply_for(attachment: AttachmentCreate, texts: Texts) -> str:
     if attachment.content is None:
-        return REFUSED_REPLY
-    return VOICE_REPLY if attachment.kind == MediaKind.audio else FILE_REPLY
+        return texts.file_refused
+    return texts.voice_note if attachment.kind == MediaKind.audio else texts.file_kept
 
 
 class MediaInbox:

@@ -38,7 +38,7 @@ class Fallback:
     kind: ReengageFallback = ReengageFallback.none
     sms: MessageSender | None = None
     email: EmailSender | None = None
-    institution_name: str = ""
+    email_subject: str = ""
 
 
 class Deliverer:
@@ -89,8 +89,8 @@ class Deliverer:
             return await self._fallback.sms.send_text(part.phone, part.text)
         if path is DeliveryPath.email:
             assert self._fallback.email is not None
-            subject = f"Mensaje de {self._fallback.institution_name}"
-            return await self._fallback.email.send_email(await self._email_address(part.phone), subject, part.text)
+            address = await self._email_address(part.phone)
+            return await self._fallback.email.send_email(address, self._fallback.email_subject, part.text)
         sender = self._senders.get(part.channel)
         if sender is None:
             raise SendFailed(f"the {part.channel} channel is off", temporary=False)

@@ -30,6 +30,7 @@ from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, StudentRe
 from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
+from bedel.texts.catalog import texts_for
 
 log = structlog.get_logger()
 
@@ -40,14 +41,6 @@ CONTEXT_QUESTIONS = 2
 LEASE_POLL_S = 0.05
 # How long a question waits behind an earlier one from the same phone before a 409.
 TURN_WAIT_S = 60.0
-
-
-# The answer's text when the model offers a person without saying anything itself.
-HANDOFF_OFFER = "Puedo pedir que una persona de la institución te atienda."
-
-
-def handoff_notice(contact: str) -> str:
-    return f"Una persona de {contact} continuará esta conversación y te responderá pronto por este medio."
 
 
 class AskedQuestion(NamedTuple):
@@ -91,6 +84,8 @@ class ChatService:
         self._catalog = catalog
         self._template = template
         self.options = options
+        # What Bedel itself tells students in the configured language; a request may ask for another.
+        self.texts = texts_for(options.language)
         self._knowledge = knowledge
         # How long a turn may go silent before another replica may take the conversation over.
         self._lease = lease
@@ -212,7 +207,7 @@ class ChatService:
                 latency_ms = round((time.perf_counter() - started) * 1000)
                 finishing = time.perf_counter()
                 answer = await self._finish(
-                    turn, completion, passages, tools.handoff_requested, folded, latency_ms, confirm_handoff
+                    turn, completion, passages, tools.handoff_requested, folded, latency_ms, confirm_handoff, options
                 )
                 chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
@@ -317,15 +312,17 @@ class ChatService:
         handoff: bool,
         folded: tuple[str, int] | None,
         latency_ms: int,
-        confirm_handoff: bool = False,
+        confirm_handoff: bool,
+        options: AssistantOptions,
     ) -> ChatAnswer:
         text, sources = cited_sources(completion.text, passages)
         hand_over = handoff and not confirm_handoff
         if hand_over:
             # Whatever the model said, the student learns that a person takes over.
-            text = f"{text}\n\n{handoff_notice(self.options.contact)}".strip()
+            text = f"{text}\n\n{self.handoff_notice(options)}".strip()
         elif handoff:
-            text = text.strip() or HANDOFF_OFFER
+            # The model offered a person without saying anything itself.
+            text = text.strip() or texts_for(options.language).handoff_offer
         async with self._sessionmaker() as session, session.begin():
             threads = ThreadRepository.from_session(session)
             closed = await threads.close_turn(
@@ -372,7 +369,7 @@ class ChatService:
         """The answer to a question asked while a person has the conversation: a reminder, not stored."""
         student = turn.student
         return ChatAnswer(
-            answer=handoff_notice(options.contact),
+            answer=self.handoff_notice(options),
             thread_id=turn.thread_id,
             message_id=turn.question_id,
             student=StudentSummary(known=student is not None, name=student.name if student else None),
@@ -394,6 +391,11 @@ class ChatService:
                     )
         except Exception:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
+
+    def handoff_notice(self, options: AssistantOptions | None = None) -> str:
+        """What a student is told when a person takes the conversation over."""
+        options = options or self.options
+        return texts_for(options.language).handoff_notice.format(contact=options.contact)
 
     def options_with(self, **changes: Any) -> AssistantOptions:
         return replace(self.options, **{k: v for k, v in changes.items() if v is not None})

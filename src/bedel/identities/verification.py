@@ -42,41 +42,10 @@ from bedel.phones import mask_phone
 from bedel.students.fields import FieldCatalog, normalize_column
 from bedel.students.models import Student
 from bedel.students.repository import StudentRepository
+from bedel.texts.catalog import Texts
 
 log = structlog.get_logger()
 
-INVITATION = (
-    "Puedo responder tus dudas generales. Para consultar tus datos personales (como tu saldo o tus "
-    "calificaciones), primero necesito confirmar quién eres: escríbeme tu matrícula."
-)
-ASK_STUDENT_ID = "Para consultar tus datos personales primero necesito confirmar quién eres. Escríbeme tu matrícula."
-ASK_FACT = "Gracias. Ahora escríbeme tu {label} tal como aparece en tu registro{example}."
-DATE_EXAMPLE = " (por ejemplo, 15/03/2004)"
-UNREADABLE_DATE = "No entendí la fecha. Escríbela con día, mes y año, por ejemplo 15/03/2004."
-NOT_VERIFIED = "No pude confirmar tu identidad con esos datos. Si quieres intentarlo de nuevo, escríbeme tu matrícula."
-LOCKED = (
-    "Por seguridad, espera {minutes} minutos antes de volver a intentar confirmar tu identidad. "
-    "Mientras tanto puedo responder tus dudas generales."
-)
-VERIFIED = "¡Listo{name}! Ya confirmé tu identidad. ¿En qué te ayudo?"
-# The same reply whether or not the student id exists or has an email: nobody learns which.
-CODE_SENT = (
-    "Si la matrícula es correcta, te envié un código de 6 dígitos al correo registrado en tu expediente. "
-    "Escríbemelo aquí; vence en {minutes} minutos."
-)
-UNREADABLE_CODE = (
-    "No encontré el código. Escríbeme los 6 dígitos que te envié al correo registrado, "
-    "o tu matrícula otra vez para recibir uno nuevo."
-)
-CODE_EXPIRED = "Ese código ya venció. Si quieres uno nuevo, escríbeme tu matrícula."
-CODE_NOT_SENT = (
-    "No pude enviarte el código en este momento. Por favor intenta de nuevo más tarde escribiéndome tu matrícula."
-)
-CODE_SUBJECT = "Tu código de verificación"
-CODE_EMAIL = (
-    "Tu código para confirmar tu identidad por WhatsApp es: {code}\n\n"
-    "Vence en {minutes} minutos. Si no lo pediste, ignora este mensaje; no lo compartas con nadie."
-)
 EMAIL_CODE = "email_code"
 CODE_TTL = timedelta(minutes=10)
 # The longest wait, also the longest BEDEL_IDENTITY_VERIFICATION_COOLDOWN_S may set.
@@ -142,12 +111,15 @@ class VerificationPolicy:
 
 
 class IdentityVerifier:
-    def __init__(self, policy: VerificationPolicy, catalog: FieldCatalog, email: EmailSender | None = None) -> None:
+    def __init__(
+        self, policy: VerificationPolicy, catalog: FieldCatalog, texts: Texts, email: EmailSender | None = None
+    ) -> None:
         """`email` sends the one-time codes; required when the policy verifies by email code."""
         if policy.by_email_code and email is None:
             raise ConfigError(f"BEDEL_SMTP_HOST: BEDEL_IDENTITY_VERIFICATION_FIELD={EMAIL_CODE} needs SMTP")
         self._policy = policy
         self._catalog = catalog
+        self._texts = texts
         self._email = email
 
     async def step(
@@ -182,7 +154,7 @@ class IdentityVerifier:
         if identity is None or identity.invited_at is not None:
             return None
         identity.invited_at = now
-        return INVITATION
+        return self._texts.invitation
 
     async def _reply(self, session: AsyncSession, identity: ChannelIdentity, text: str, now: datetime) -> str | None:
         asks_personal = bool(self._catalog.concepts_in_question(text))
@@ -194,7 +166,7 @@ class IdentityVerifier:
             return await self._reply_by_code(session, identity, text, asks_personal, now)
         if identity.claimed_external_id is None:
             if student_id is None:
-                return ASK_STUDENT_ID if asks_personal else None
+                return self._texts.ask_student_id if asks_personal else None
             identity.claimed_external_id = student_id
             # "A001 15/03/2004": the id and the date in one message.
             return await self._check(session, identity, text, now) if gives_date else self._ask_fact
@@ -206,7 +178,7 @@ class IdentityVerifier:
             return self._ask_fact
         if is_question(text):
             return self._ask_fact if asks_personal else None
-        return UNREADABLE_DATE if self._policy.is_date else await self._check(session, identity, text, now)
+        return self._texts.unreadable_date if self._policy.is_date else await self._check(session, identity, text, now)
 
     async def _reply_by_code(
         self, session: AsyncSession, identity: ChannelIdentity, text: str, asks_personal: bool, now: datetime
@@ -222,10 +194,10 @@ class IdentityVerifier:
                     return locked
             return await self._send_code(session, identity, student_id, now)
         if identity.code_hash is None:
-            return ASK_STUDENT_ID if asks_personal else None
+            return self._texts.ask_student_id if asks_personal else None
         if is_question(text) and not asks_personal:
             return None
-        return UNREADABLE_CODE
+        return self._texts.unreadable_code
 
     async def _send_code(self, session: AsyncSession, identity: ChannelIdentity, student_id: str, now: datetime) -> str:
         """Email a new code to the record of `student_id`; an unknown id, or one without an email, gets
@@ -237,17 +209,18 @@ class IdentityVerifier:
         minutes = int(CODE_TTL.total_seconds() // 60)
         if address:
             try:
-                await self._email.send_email(address, CODE_SUBJECT, CODE_EMAIL.format(code=code, minutes=minutes))
+                body = self._texts.code_email.format(code=code, minutes=minutes)
+                await self._email.send_email(address, self._texts.code_subject, body)
             except SendFailed as exc:
                 # Not the student's failure: no try counted, nothing pending.
                 log.warning("identity_code_not_sent", conversation=identity.phone, temporary=exc.temporary)
                 self._clear_code(identity)
-                return CODE_NOT_SENT
+                return self._texts.code_not_sent
             log.info("identity_code_sent", conversation=identity.phone)
         identity.claimed_external_id = student_id
         identity.code_hash = codes.hash_code(identity.id, code)
         identity.code_expires_at = now + CODE_TTL
-        return CODE_SENT.format(minutes=minutes)
+        return self._texts.code_sent.format(minutes=minutes)
 
     async def _check_code(self, session: AsyncSession, identity: ChannelIdentity, code: str, now: datetime) -> str:
         assert identity.claimed_external_id is not None and identity.code_hash is not None
@@ -257,7 +230,7 @@ class IdentityVerifier:
         self._clear_code(identity)
         if right and len(candidates) == 1:
             return self._link(identity, candidates[0])
-        return self._fail(identity, now) or (CODE_EXPIRED if expired else NOT_VERIFIED)
+        return self._fail(identity, now) or (self._texts.code_expired if expired else self._texts.not_verified)
 
     @staticmethod
     def _clear_code(identity: ChannelIdentity) -> None:
@@ -272,7 +245,7 @@ class IdentityVerifier:
         identity.claimed_external_id = None
         if len(matches) == 1:
             return self._link(identity, matches[0])
-        return self._fail(identity, now) or NOT_VERIFIED
+        return self._fail(identity, now) or self._texts.not_verified
 
     def _fail(self, identity: ChannelIdentity, now: datetime) -> str | None:
         """Count a failed try; the lock-out reply when it locks the identity, else None."""
@@ -291,13 +264,14 @@ class IdentityVerifier:
         identity.phone = student.phone
         identity.failed_attempts = 0
         identity.locked_until = None
-        return VERIFIED.format(name=f", {student.name}" if student.name else "")
+        return self._texts.verified.format(name=f", {student.name}" if student.name else "")
 
     def _locked(self, identity: ChannelIdentity, now: datetime) -> str:
         assert identity.locked_until is not None
         minutes = max(1, math.ceil((as_utc(identity.locked_until) - now).total_seconds() / 60))
-        return LOCKED.format(minutes=minutes)
+        return self._texts.locked.format(minutes=minutes)
 
     @property
     def _ask_fact(self) -> str:
-        return ASK_FACT.format(label=self._policy.label.lower(), example=DATE_EXAMPLE if self._policy.is_date else "")
+        example = self._texts.date_example if self._policy.is_date else ""
+        return self._texts.ask_fact.format(label=self._policy.label.lower(), example=example)

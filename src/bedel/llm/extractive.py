@@ -8,6 +8,7 @@ import re
 
 from bedel.knowledge.text import analyze, fold, split_sentences
 from bedel.llm.ports import Prompt
+from bedel.texts.catalog import Texts
 
 ANSWER_SENTENCES = 3
 # A later passage must match clearly better to be preferred over an earlier one.
@@ -34,7 +35,7 @@ _INTENTS = (
 _INTENT_BONUS = 1.5
 
 
-def passage_answer(prompt: Prompt) -> str:
+def passage_answer(prompt: Prompt, texts: Texts) -> str:
     """Quote up to three lines of the passage that answers best, in their order, citing it."""
     weights = dict.fromkeys(analyze(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:]), 1.0)
     weights.update(dict.fromkeys(analyze(prompt.question), 2.0))
@@ -64,7 +65,7 @@ def passage_answer(prompt: Prompt) -> str:
         intro = next((i for i in range(first - 1, -1, -1) if lines[i].rstrip().endswith(":")), None)
         chosen = sorted({intro, *chosen}) if intro is not None else chosen
     text = "\n".join(line for line in (_plain(lines[index]) for index in chosen) if line)
-    return f"Según «{passage.title}» [{rank + 1}]:\n{text}"
+    return f"{texts.passage_says.format(title=passage.title, number=rank + 1)}\n{text}"
 
 
 def _score(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -> float:

@@ -1,4 +1,4 @@
-"""A deterministic `ChatModel` that answers in Spanish from the caller's own record.
+"""A deterministic `ChatModel` that answers from the caller's own record, in the catalogue's words.
 
 It needs no network and no weights (development, demos, tests, the default provider),
 and it never invents personal data: what the record lacks, it says it lacks.
@@ -25,6 +25,7 @@ from bedel.students.fields import (
     fold_words,
     humanize_column,
 )
+from bedel.texts.catalog import Texts, texts_for
 
 SUMMARY_MAX_CHARS = 1500
 _QUESTION_MAX_CHARS = 200
@@ -39,6 +40,8 @@ _HANDOFF_PHRASES = (
     "habl con", "platic con", "comunic con", "comuniq con", "contact con", "pasame con",
     "pasen con", "una persona", "alguna persona", "persona real", "un human", "una human",
     "ser human", "agente", "operador", "pued llam", "llamen", "llamame", "marquen", "marcame",
+    # What the English texts tell a student to write ("I want to talk to a person").
+    "talk to", "speak to", "a person",
 )  # fmt: skip
 _GREETINGS = PhraseMatcher((phrase, True) for phrase in _GREETING_PHRASES)
 _HANDOFF = PhraseMatcher((phrase, True) for phrase in _HANDOFF_PHRASES)
@@ -92,7 +95,8 @@ class OfflineModel:
     async def _answer(self, prompt: Prompt, tools: Toolbox) -> str:
         words = fold_words(prompt.question)
         student = prompt.student
-        parts = [self._hello(student)] if _GREETINGS.find(words) else []
+        texts = texts_for(prompt.language)
+        parts = [self._hello(student, texts)] if _GREETINGS.find(words) else []
         if _HANDOFF.find(words):
             reason = f"Pidió hablar con una persona: {_shorten(prompt.question, 200)}"
             # The chat service tells the student that a person takes over.
@@ -102,22 +106,25 @@ class OfflineModel:
         possessive = not _POSSESSIVES.isdisjoint(words)
         personal = bool(concepts) or possessive
         fields = _record_fields(self._catalog, student) if student is not None else []
-        found, missing = self._record_answer(prompt.question, concepts, fields, possessive=possessive)
+        found, missing = self._record_answer(prompt.question, concepts, fields, texts, possessive=possessive)
         if found:
             parts += [found, missing] if missing else [found]
         elif missing and possessive and student is not None:
             # "¿cuál es mi promedio?" asks the record, even when a document mentions averages.
             parts.append(missing)
         elif prompt.passages:
-            parts.append(passage_answer(prompt))
+            parts.append(passage_answer(prompt, texts))
         elif student is None:
-            parts.append(self._no_record() if personal else self._offer(None) if parts else self._unknown_answer())
+            if personal:
+                parts.append(texts.no_record.format(contact=self._contact))
+            else:
+                parts.append(self._offer(None, texts) if parts else texts.unknown_answer.format(contact=self._contact))
         elif missing:
             parts.append(missing)
         elif personal:
-            parts.append(f"No tengo ese dato en tu registro. Puedes consultarlo con {self._contact}.")
+            parts.append(texts.missing_field.format(contact=self._contact))
         else:
-            parts.append(self._offer(fields) if parts else self._unknown_answer())
+            parts.append(self._offer(fields, texts) if parts else texts.unknown_answer.format(contact=self._contact))
         return " ".join(parts)
 
     def _record_answer(
@@ -125,6 +132,7 @@ class OfflineModel:
         question: str,
         concepts: Sequence[FieldConcept],
         fields: Sequence[_Field],
+        texts: Texts,
         *,
         possessive: bool,
     ) -> tuple[str, str]:
@@ -137,7 +145,7 @@ class OfflineModel:
                 missing.append(concept.label)
             for field in present:
                 label = concept.label if len(present) == 1 else humanize_column(field.column)
-                found.append((label, format_value(field.value, concept.kind)))
+                found.append((label, format_value(field.value, concept.kind, texts)))
         # Columns no concept claims answer when the question names them about the student
         # ("¿cuál es mi fecha de nacimiento?"), not in passing ("el teléfono de la escuela").
         others = {f.column: f for f in fields if f.concept is None} if possessive else {}
@@ -145,50 +153,28 @@ class OfflineModel:
             if _is_blank(others[column].value):
                 missing.append(humanize_column(column))
             else:
-                found.append((humanize_column(column), format_value(others[column].value, "text")))
+                found.append((humanize_column(column), format_value(others[column].value, "text", texts)))
         if len(missing) == 1:
-            absent = f"No tengo ese dato en tu registro ({missing[0]}). Puedes consultarlo con {self._contact}."
+            absent = texts.missing_one.format(field=missing[0], contact=self._contact)
         elif missing:
-            absent = (
-                f"No tengo esos datos en tu registro ({', '.join(missing)}). Puedes consultarlos con {self._contact}."
-            )
+            absent = texts.missing_many.format(fields=", ".join(missing), contact=self._contact)
         else:
             absent = ""
-        said = "Según tu registro:\n" + "\n".join(f"- {k}: {v}" for k, v in found) if found else ""
+        said = texts.record_says + "\n" + "\n".join(f"- {k}: {v}" for k, v in found) if found else ""
         return said, absent
 
-    def _hello(self, student: StudentRecord | None) -> str:
+    def _hello(self, student: StudentRecord | None, texts: Texts) -> str:
         name = (student.name or "").strip() if student else ""
         if not name:
-            return "¡Hola!"
-        return f"¡Hola, {name.title() if name.isupper() else name}!"
+            return texts.hello
+        return texts.hello_name.format(name=name.title() if name.isupper() else name)
 
-    def _offer(self, fields: Sequence[_Field] | None) -> str:
-        intro = f"Soy el asistente virtual de {self._institution}."
+    def _offer(self, fields: Sequence[_Field] | None, texts: Texts) -> str:
         if fields is None:
-            return (
-                f"{intro} Puedo responder dudas generales o pedir que una persona te atienda. "
-                "No encuentro un registro asociado a este número, así que no puedo consultar "
-                f"datos personales; para eso comunícate con {self._contact}."
-            )
+            return texts.offer_without_record.format(institution=self._institution, contact=self._contact)
         labels = [f.concept.label.lower() for f in fields if f.concept and not _is_blank(f.value)]
-        topics = ", ".join(dict.fromkeys(labels[:4])) or "los datos de tu registro"
-        return (
-            f"{intro} Puedo decirte datos de tu registro ({topics}), responder dudas "
-            "o pedir que una persona te atienda. ¿En qué te ayudo?"
-        )
-
-    def _no_record(self) -> str:
-        return (
-            "No encuentro un registro asociado a este número, así que no puedo consultar tus "
-            f"datos personales. Para consultarlos, comunícate con {self._contact}."
-        )
-
-    def _unknown_answer(self) -> str:
-        return (
-            f"No tengo esa información. Te sugiero consultarlo con {self._contact}. "
-            "Si quieres que una persona te atienda, escribe «quiero hablar con una persona»."
-        )
+        topics = ", ".join(dict.fromkeys(labels[:4])) or texts.record_topics
+        return texts.offer_with_record.format(institution=self._institution, topics=topics)
 
 
 def _record_fields(catalog: FieldCatalog, student: StudentRecord) -> list[_Field]:
@@ -208,18 +194,18 @@ def _record_fields(catalog: FieldCatalog, student: StudentRecord) -> list[_Field
     return fields
 
 
-def format_value(value: Any, kind: FieldKind) -> str:
+def format_value(value: Any, kind: FieldKind, texts: Texts) -> str:
     """Show a record value: money as $4,500.00, dates as dd/mm/yyyy, the rest as given."""
     if isinstance(value, bool):
-        return "Sí" if value else "No"
+        return texts.yes if value else texts.no
     if kind == "money" and (amount := _as_decimal(value)) is not None:
         return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
     if kind == "date":
         return _format_date(value)
     if isinstance(value, dict):
-        return "; ".join(f"{humanize_column(str(k))}: {format_value(v, 'text')}" for k, v in value.items())
+        return "; ".join(f"{humanize_column(str(k))}: {format_value(v, 'text', texts)}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return ", ".join(format_value(item, "text") for item in value)
+        return ", ".join(format_value(item, "text", texts) for item in value)
     if isinstance(value, float | Decimal):
         return f"{value:.2f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
     return str(value).strip()
