@@ -10,7 +10,8 @@ from bedel.chat.tools import CallerTools
 from bedel.llm.offline import SUMMARY_MAX_CHARS, OfflineModel
 from bedel.llm.ports import Completion, Prompt, StudentRecord, Turn
 from bedel.llm.tokens import estimate_tokens
-from bedel.students.fields import fold, load_field_catalog
+from bedel.students.fields import load_field_catalog
+from bedel.text import fold
 
 CONTACT = "servicios escolares (55 1234 5678)"
 

@@ -6,8 +6,8 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 
 import re
 
-from bedel.knowledge.text import analyze, fold, split_sentences
 from bedel.llm.ports import Prompt
+from bedel.text import analyze, fold, split_sentences
 
 ANSWER_SENTENCES = 3
 # A later passage must match clearly better to be preferred over an earlier one.
