@@ -8,7 +8,7 @@ from datetime import timedelta
 import structlog
 from fastapi import FastAPI
 
-from bedel.api import router
+from bedel.api import UPLOAD_BODY_BYTES, router
 from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import RECORD_JOB, record_handler
@@ -173,7 +173,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         lifespan=lifespan,
     )
     install_exception_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, upload_limits=UPLOAD_BODY_BYTES)
     app.include_router(router)
     return app
 

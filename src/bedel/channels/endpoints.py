@@ -10,7 +10,7 @@ from bedel.chat.schemas import MessageOut, StaffMessageCreate, ThreadOut, Thread
 from bedel.chat.service import handoff_notice
 from bedel.config import ReengageFallback
 from bedel.db import utcnow
-from bedel.state import DBSession, get_state
+from bedel.dependencies import DBSession, get_state
 
 router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[StaffOnly])
 
