@@ -9,7 +9,6 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import UPLOAD_BODY_BYTES, router
-from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import RECORD_JOB, record_handler
 from bedel.campaigns.runner import CampaignLimits, CampaignRunner
@@ -117,20 +116,7 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         jobs=jobs,
         clock=clock,
         outboxes=outboxes,
-        campaigns=CampaignRunner(
-            sessionmaker,
-            outboxes,
-            CampaignLimits(
-                rates={
-                    CampaignChannel.whatsapp_template: settings.campaign_rate_whatsapp,
-                    CampaignChannel.sms: settings.campaign_rate_sms,
-                    CampaignChannel.email: settings.campaign_rate_email,
-                },
-                max_attempts=settings.campaign_max_attempts,
-                retry_base_s=settings.campaign_retry_base_s,
-                lease_s=settings.campaign_lease_s,
-            ),
-        ),
+        campaigns=CampaignRunner(sessionmaker, outboxes, CampaignLimits.from_settings(settings)),
     )
 
 
