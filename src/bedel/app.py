@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from importlib.metadata import version
 
 import structlog
 from fastapi import FastAPI
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app = FastAPI(
         title="Bedel",
         summary="Answers students' questions from their own record, over WhatsApp or HTTP.",
-        version="0.1.0",
+        version=version("bedel"),
         lifespan=lifespan,
     )
     install_exception_handlers(app)
