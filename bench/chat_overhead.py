@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/x.py`: the repository goes on the path for the tests' shared helpers.
+sys.path.insert(0, str(ROOT))
+from tests.ports import free_port  # noqa: E402
+
 BENCH_DIR = ROOT / "bench"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
 OTHER_RESULTS = "\n# Knowledge base"
@@ -354,12 +357,6 @@ def loadgen_main(spec_json: str) -> None:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def log_tail(path: Path, lines: int = 30) -> str:

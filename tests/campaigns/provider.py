@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 
 @dataclass

@@ -29,6 +29,7 @@ from bedel.campaigns.recording import record_sent
 from bedel.campaigns.repository import CampaignRepository, Claimed, Settlement
 from bedel.campaigns.service import load_fields
 from bedel.channels.ports import SendFailed
+from bedel.config import Settings
 from bedel.db import utcnow
 from bedel.ops.metrics import count_campaign_sends
 
@@ -64,6 +65,19 @@ class CampaignLimits:
     max_attempts: int
     retry_base_s: float
     lease_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "CampaignLimits":
+        return cls(
+            rates={
+                CampaignChannel.whatsapp_template: settings.campaign_rate_whatsapp,
+                CampaignChannel.sms: settings.campaign_rate_sms,
+                CampaignChannel.email: settings.campaign_rate_email,
+            },
+            max_attempts=settings.campaign_max_attempts,
+            retry_base_s=settings.campaign_retry_base_s,
+            lease_s=settings.campaign_lease_s,
+        )
 
 
 @dataclass

@@ -32,8 +32,9 @@ from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, Progre
 from bedel.db import as_utc, utcnow
 from bedel.errors import Conflict, NotFound
 from bedel.phones import InvalidPhone, is_dialable, normalize_phone
-from bedel.students.fields import FieldCatalog, fold
+from bedel.students.fields import FieldCatalog
 from bedel.students.models import Student
+from bedel.terms import fold
 
 # What a student writes to stop campaigns, or to have them again; the whole message, any case or accents.
 _OPT_OUT_WORDS = frozenset({"baja", "stop", "alto", "cancelar suscripcion", "unsubscribe"})

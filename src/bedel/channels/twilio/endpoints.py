@@ -8,10 +8,10 @@ from bedel.channels.receipts import apply_receipts
 from bedel.channels.service import accept_inbound
 from bedel.channels.twilio.schemas import IncomingMessage, StatusCallback
 from bedel.channels.twilio.verification import signature_is_valid
+from bedel.dependencies import DBSession, get_state
 from bedel.errors import ChannelDisabled, InvalidInput, Unauthorized
 from bedel.ops.metrics import count_webhook
 from bedel.phones import InvalidPhone
-from bedel.state import DBSession, get_state
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 

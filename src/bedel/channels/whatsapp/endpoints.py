@@ -12,9 +12,9 @@ from bedel.channels.service import accept_inbound
 from bedel.channels.whatsapp.schemas import WebhookPayload
 from bedel.channels.whatsapp.verification import signature_is_valid, verify_token_matches
 from bedel.config import Settings
+from bedel.dependencies import DBSession, get_state
 from bedel.errors import ChannelDisabled, Forbidden, InvalidInput, Unauthorized
 from bedel.ops.metrics import count_webhook
-from bedel.state import DBSession, get_state
 
 router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhooks"])
 
