@@ -21,10 +21,9 @@ from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
 from bedel.channels.service import ANSWER_JOB, DELIVER_JOB, enqueue_delivery, hand_over, window_open
 from bedel.chat.models import DeliveryPath, Role, ThreadStatus
-from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
 from bedel.chat.service import AskedQuestion, ChatService
-from bedel.chat.threads import append_message, is_handed_off
+from bedel.chat.threads import append_message, belongs_to, has_message_from, is_handed_off, mark_failed, mark_sent
 from bedel.config import ReengageFallback
 from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
@@ -194,7 +193,7 @@ class ChannelTasks:
     async def _keep(self, phone: str, source_id: str, content: str, attachment: AttachmentCreate | None) -> None:
         """Store a message the bot does not answer, once, even when its job runs again."""
         async with self._sessionmaker() as session, session.begin():
-            if not await ThreadRepository.from_session(session).has_message_from(source_id):
+            if not await has_message_from(session, source_id):
                 await append_message(session, phone, Role.user, content, source_id=source_id, attachment=attachment)
 
     async def _find_burst(self, job: JobContext) -> Burst:
@@ -264,7 +263,7 @@ class ChannelTasks:
             if tap.kind == "feedback":
                 recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
                 reply = self._chat.texts.not_helpful if recorded and not tap.yes else None
-            elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
+            elif not await belongs_to(session, tap.target, phone):
                 log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
             elif tap.yes:
                 notice = self._chat.handoff_notice()
@@ -291,7 +290,7 @@ class ChannelTasks:
             raise JobFailed(str(exc)) from None
         if message_id is not None:
             async with self._sessionmaker() as session, session.begin():
-                await ThreadRepository.from_session(session).mark_sent(message_id, vendor_message_id, path)
+                await mark_sent(session, message_id, vendor_message_id, path)
 
     async def _path(self, phone: str) -> DeliveryPath | None:
         """Free-form while the window is open; past it the fallback, or None when there is none."""
@@ -333,7 +332,7 @@ class ChannelTasks:
             return
         async with self._sessionmaker() as session, session.begin():
             error = explain(exc.code, str(exc))
-            await ThreadRepository.from_session(session).mark_failed(message_id, exc.code, error, path)
+            await mark_failed(session, message_id, exc.code, error, path)
 
 
 def _source_id(payload: dict[str, Any]) -> str:

@@ -226,7 +226,7 @@ class ChatService:
                 threads = ThreadRepository.from_session(session)
                 turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is None:
-                    await threads.create(phone)
+                    await threads.create([phone])
                     turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)
