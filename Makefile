@@ -1,8 +1,8 @@
-# The two commands README.md shows: `make run` and `make test`.
+# The two commands README.md shows: `make run` and `make test` (which runs `make lint` first: ruff, mypy, the layers).
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install bench
+.PHONY: run test lint install bench
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,10 +18,13 @@ run: install
 	$(BIN)/bedel kb add demo/knowledge
 	$(BIN)/bedel serve
 
-test: install
+lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/pytest
 
 bench: install

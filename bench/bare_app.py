@@ -4,7 +4,7 @@
   the ceiling any FastAPI endpoint on this machine can reach.
 - `naive_llm`: `POST /chat` forwards the question to an OpenAI-compatible server through the
   `openai` SDK (an `AsyncOpenAI` on an `httpx.AsyncClient`, as Bedel builds it) and returns the
-  answer: the stateless "naive endpoint" of DESIGN.md's performance budget.
+  answer: the stateless "naive endpoint" of docs/design.md's performance budget.
 
 Run: `uvicorn bare_app:bare --app-dir bench` (or `bare_app:naive_llm` with FAKE_LLM_BASE_URL set).
 """

@@ -44,7 +44,7 @@ from bedel.knowledge.models import Document, DocumentChunk  # noqa: E402
 from bedel.knowledge.parsing import parse_document  # noqa: E402
 from bedel.knowledge.repository import KnowledgeRepository  # noqa: E402
 from bedel.knowledge.service import add_document  # noqa: E402
-from bedel.knowledge.text import split_sentences  # noqa: E402
+from bedel.terms import split_sentences  # noqa: E402
 
 SEARCHES = 2000
 

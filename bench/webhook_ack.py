@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,17 +29,15 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/x.py`: the repository goes on the path for the tests' shared helpers.
+sys.path.insert(0, str(ROOT))
+from tests.ports import free_port  # noqa: E402
+
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 SECRET = "bench-app-secret"
 PHONE_NUMBER_ID = "106540352242922"
 POSTGRES_URL = os.environ.get("BEDEL_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bedel_wa")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, timeout_s: float = 30) -> None:

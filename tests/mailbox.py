@@ -9,7 +9,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 
 class Mailbox:

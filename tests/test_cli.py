@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from bedel import migrate
 from tests.conftest import POSTGRES_URL
+from tests.ports import free_port
 
 
 def run_bedel(*args: str, env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -120,12 +121,10 @@ class TestStartupErrors:
         self, tmp_path: Path, migrated_sqlite: str, setting: str, command: str
     ) -> None:
         other = "BEDEL_METRICS_PORT" if setting == "BEDEL_PORT" else "BEDEL_PORT"
-        with socket.create_server(("127.0.0.1", 0)) as free:
-            # The other port must not be the one in the way (another server may hold the defaults).
-            free_port = str(free.getsockname()[1])
         with socket.create_server(("127.0.0.1", 0)) as taken:
             port = str(taken.getsockname()[1])
-            env = {"BEDEL_DATABASE_URL": migrated_sqlite, setting: port, other: free_port}
+            # The other port must not be the one in the way (another server may hold the defaults).
+            env = {"BEDEL_DATABASE_URL": migrated_sqlite, setting: port, other: str(free_port())}
             result = run_bedel(command, env=env, cwd=tmp_path)
 
         assert result.returncode == 5

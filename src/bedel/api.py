@@ -1,16 +1,19 @@
-"""The route map: every router, in one place."""
+"""The route map: every router, and the paths that take uploads, in one place."""
 
 from fastapi import APIRouter
 
 from bedel.campaigns.endpoints import router as campaigns_router
+from bedel.campaigns.schemas import MAX_CAMPAIGN_BYTES
 from bedel.channels.endpoints import router as staff_messages_router
 from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
 from bedel.feedback.endpoints import router as feedback_router
+from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
 from bedel.knowledge.endpoints import router as knowledge_router
 from bedel.ops.endpoints import router as ops_router
+from bedel.students.endpoints import MAX_IMPORT_BYTES
 from bedel.students.endpoints import router as students_router
 
 router = APIRouter()
@@ -24,3 +27,11 @@ router.include_router(students_router)
 router.include_router(knowledge_router)
 router.include_router(campaigns_router)
 router.include_router(ops_router)
+
+# The request-size middleware's exceptions to its 64 KiB: uploads carry files.
+UPLOAD_BODY_BYTES = {
+    "/students/import": MAX_IMPORT_BYTES,
+    "/knowledge/documents": MAX_UPLOAD_BYTES,
+    # A campaign may list its recipients: 200,000 phones or emails.
+    "/campaigns": MAX_CAMPAIGN_BYTES,
+}

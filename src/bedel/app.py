@@ -4,13 +4,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from importlib.metadata import version
 
 import structlog
 from fastapi import FastAPI
 
-from bedel.api import router
+from bedel.api import UPLOAD_BODY_BYTES, router
 from bedel.campaigns.jobs import RecordJob
-from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import record_handler
 from bedel.campaigns.repository import CampaignRepository
@@ -134,20 +134,7 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         jobs=jobs,
         clock=clock,
         outboxes=outboxes,
-        campaigns=CampaignRunner(
-            sessionmaker,
-            outboxes,
-            CampaignLimits(
-                rates={
-                    CampaignChannel.whatsapp_template: settings.campaign_rate_whatsapp,
-                    CampaignChannel.sms: settings.campaign_rate_sms,
-                    CampaignChannel.email: settings.campaign_rate_email,
-                },
-                max_attempts=settings.campaign_max_attempts,
-                retry_base_s=settings.campaign_retry_base_s,
-                lease_s=settings.campaign_lease_s,
-            ),
-        ),
+        campaigns=CampaignRunner(sessionmaker, outboxes, CampaignLimits.from_settings(settings)),
     )
 
 
@@ -186,11 +173,11 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     app = FastAPI(
         title="Bedel",
         summary="Answers students' questions from their own record, over WhatsApp or HTTP.",
-        version="0.1.0",
+        version=version("bedel"),
         lifespan=lifespan,
     )
     install_exception_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, upload_limits=UPLOAD_BODY_BYTES)
     app.include_router(router)
     return app
 

@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from bedel.dependencies import get_state
 from bedel.errors import Forbidden, Unauthorized
-from bedel.state import get_state
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _bearer = HTTPBearer(auto_error=False, description="A client or staff API key")

@@ -1,30 +1,35 @@
-"""The typed state the lifespan builds once and every request reads."""
+"""The typed state the lifespan builds once and every request reads: wiring, imported by app.py and the CLI only.
 
-from collections.abc import AsyncIterator
+Each package's endpoints read it through their own protocol (`bedel.dependencies`), listed here as a base.
+"""
+
 from dataclasses import dataclass
-from typing import Annotated, cast
 
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bedel.campaigns.endpoints import CampaignsState
 from bedel.campaigns.models import CampaignChannel
 from bedel.campaigns.outbox import Outbox
 from bedel.campaigns.runner import CampaignRunner
+from bedel.channels.endpoints import ChannelsState
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender
 from bedel.channels.receipts import Receipts
+from bedel.chat.endpoints import ChatState
 from bedel.chat.service import ChatService
 from bedel.config import Settings
-from bedel.db import Clock, session_scope
+from bedel.db import Clock
 from bedel.jobs.runner import JobRunner
+from bedel.knowledge.endpoints import KnowledgeState
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.ports import ChatModel, Embedder, Transcriber
 from bedel.rate_limits import RequestLimiter
+from bedel.students.endpoints import StudentsState
 from bedel.students.fields import FieldCatalog
 
 
 @dataclass
-class AppState:
+class AppState(ChatState, ChannelsState, KnowledgeState, StudentsState, CampaignsState):
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -56,16 +61,3 @@ class AppState:
             await self.transcriber.aclose()
         await self.model.aclose()
         await self.engine.dispose()
-
-
-def get_state(request: Request) -> AppState:
-    return cast(AppState, request.app.state.bedel)
-
-
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request owns the transaction: commit on success, roll back on error."""
-    async for session in session_scope(get_state(request).sessionmaker):
-        yield session
-
-
-DBSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 
 @dataclass
@@ -21,6 +21,9 @@ class FakeGraph:
     # Share of sends answered 503 (Meta's "service unavailable"), decided at random per request.
     failure_rate: float = 0.0
     delay_s: float = 0.0
+    # Set to hold every send, once counted in `arrived`, until the test sets the event.
+    hold: asyncio.Event | None = None
+    arrived: int = 0
     accepted: Counter[str] = field(default_factory=Counter)
     accepted_at: list[float] = field(default_factory=list)
     failed: int = 0
@@ -39,6 +42,9 @@ class FakeGraph:
             body += event.get("body", b"")
             if not event.get("more_body"):
                 break
+        self.arrived += 1
+        if self.hold is not None:
+            await self.hold.wait()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         to = json.loads(body)["to"]

@@ -14,7 +14,7 @@ from tests.campaigns.conftest import GraphTemplates, reminder
 from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
 from tests.mailbox import Mailbox
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 App = tuple[httpx.AsyncClient, AppState]
 

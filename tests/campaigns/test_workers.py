@@ -21,7 +21,7 @@ from bedel.db import create_engine, create_sessionmaker
 from bedel.students.fields import load_field_catalog
 from tests.campaigns.provider import FakeGraph, fake_graph
 from tests.channels.vendors import CHANNEL_SETTINGS
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 
 def phones(count: int) -> list[str]:

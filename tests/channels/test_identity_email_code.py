@@ -17,7 +17,7 @@ from tests.channels.conftest import FakeClock
 from tests.channels.test_identity import BSUID, PHONE, Student, graph_answer, identities, thread_messages
 from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL
 from tests.mailbox import Mailbox
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 ES = texts_for("es")
 ASK_STUDENT_ID = ES.ask_student_id

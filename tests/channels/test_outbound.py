@@ -43,7 +43,7 @@ from tests.channels.vendors import (
     twilio_signed,
     twilio_status,
 )
-from tests.ops.conftest import free_port
+from tests.ports import free_port
 
 WA_ID = "5215512345678"
 PHONE = "+525512345678"

@@ -1,11 +1,20 @@
-"""Threads: one per phone, kept across restarts, readable page by page, forgettable."""
+"""Threads: one per phone, kept across restarts, readable page by page, forgettable; other packages append to them."""
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.chat.models import DeliveryStatus, Message, Role, Thread
+from bedel.chat.repository import ThreadRepository
+from bedel.chat.threads import NewMessage, append_message, append_messages
 from bedel.config import Settings
+from bedel.errors import Conflict
 
 PHONE = "+5215512345678"
 
@@ -103,3 +112,103 @@ class TestTimestamps:
 
         assert thread["created_at"].endswith("Z") or thread["created_at"].endswith("+00:00")
         assert message["created_at"].endswith("Z") or message["created_at"].endswith("+00:00")
+
+
+OTHER = "+525598765432"
+
+
+async def stored(session: AsyncSession) -> list[tuple[str, int, str]]:
+    rows = await session.execute(
+        select(Thread.phone, Message.seq, Message.content).join(Thread).order_by(Thread.phone, Message.seq)
+    )
+    return [tuple(row) for row in rows]
+
+
+async def hold_turn(session: AsyncSession, phone: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A chat turn in progress on the phone's thread: its id and the lease token."""
+    threads = ThreadRepository.from_session(session)
+    await threads.create([phone])
+    token = uuid.uuid4()
+    turn = await threads.open_turn(phone, token, timedelta(minutes=1))
+    assert turn is not None
+    return turn.thread_id, token
+
+
+class TestAppendingManyMessages:
+    async def test_missing_threads_are_started_and_each_message_takes_the_next_seq_in_order(
+        self, session: AsyncSession
+    ) -> None:
+        await append_message(session, PHONE, Role.user, "hola")
+        batch = [
+            NewMessage(PHONE, Role.assistant, "uno"),
+            NewMessage(OTHER, Role.assistant, "dos"),
+            NewMessage(PHONE, Role.assistant, "tres"),
+            NewMessage(PHONE, Role.assistant, "cuatro"),
+        ]
+
+        ids = await append_messages(session, batch)
+
+        assert None not in ids and len(set(ids)) == 4
+        assert await stored(session) == [
+            (PHONE, 1, "hola"),
+            (PHONE, 2, "uno"),
+            (PHONE, 3, "tres"),
+            (PHONE, 4, "cuatro"),
+            (OTHER, 1, "dos"),
+        ]
+        assert await session.scalar(select(Thread.message_count).where(Thread.phone == PHONE)) == 4
+
+    async def test_a_thread_a_turn_holds_takes_none_of_its_messages_and_they_are_reported(
+        self, session: AsyncSession
+    ) -> None:
+        await hold_turn(session, PHONE)
+        batch = [
+            NewMessage(PHONE, Role.assistant, "uno"),
+            NewMessage(OTHER, Role.assistant, "dos"),
+            NewMessage(PHONE, Role.assistant, "tres"),
+        ]
+
+        ids = await append_messages(session, batch)
+
+        assert ids[0] is None and ids[2] is None and ids[1] is not None
+        assert await stored(session) == [(OTHER, 1, "dos")]
+
+    async def test_once_the_turn_is_over_a_reported_message_takes_the_seq_after_the_turns(
+        self, session: AsyncSession
+    ) -> None:
+        thread_id, token = await hold_turn(session, PHONE)
+        [reported] = await append_messages(session, [NewMessage(PHONE, Role.assistant, "uno")])
+        await ThreadRepository.from_session(session).close_turn(thread_id, token)
+
+        await append_message(session, PHONE, Role.assistant, "uno")
+
+        assert reported is None
+        assert await stored(session) == [(PHONE, 2, "uno")]
+
+    async def test_messages_keep_their_role_source_and_delivery_status(self, session: AsyncSession) -> None:
+        batch = [
+            NewMessage(PHONE, Role.user, "hola", source_id="whatsapp:wamid.1"),
+            NewMessage(OTHER, Role.assistant, "recordatorio", delivery_status=DeliveryStatus.sent),
+        ]
+
+        ids = await append_messages(session, batch)
+
+        messages = [await session.get(Message, message_id) for message_id in ids]
+        assert [(m.role, m.source_id, m.delivery_status) for m in messages if m is not None] == [
+            (Role.user, "whatsapp:wamid.1", None),
+            (Role.assistant, None, DeliveryStatus.sent),
+        ]
+
+    async def test_an_empty_batch_appends_nothing(self, session: AsyncSession) -> None:
+        assert await append_messages(session, []) == []
+        assert await stored(session) == []
+
+
+class TestAppendingOneMessage:
+    async def test_while_a_turn_holds_the_thread_it_is_a_conflict(self, session: AsyncSession) -> None:
+        await hold_turn(session, PHONE)
+
+        with pytest.raises(Conflict):
+            await append_message(session, PHONE, Role.staff, "te atiendo yo")
+
+        assert await stored(session) == []

@@ -3,8 +3,8 @@
 import itertools
 
 from bedel.knowledge.chunking import CHUNK_TOKENS, chunk_markdown
-from bedel.knowledge.text import split_sentences
 from bedel.llm.tokens import estimate_tokens
+from bedel.terms import split_sentences
 
 GUIDE = """# Reglamento
 

@@ -9,10 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bedel import migrate
+from bedel import api, migrate
 from bedel.config import Settings
 from bedel.db import create_engine
-from bedel.ops import middleware
 from tests.knowledge.documents import CALENDAR, FEES, KNOWLEDGE, LIBRARY, certificates_docx, pdf_with_text
 
 SURCHARGE = "Toda mensualidad pagada tarde genera un recargo del 10 % del importe vencido."
@@ -109,7 +108,7 @@ class TestUpload:
     async def test_a_batch_over_the_upload_limit_is_a_413_and_loads_nothing(
         self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setitem(middleware.UPLOAD_BODY_BYTES, "/knowledge/documents", 4096)
+        monkeypatch.setitem(api.UPLOAD_BODY_BYTES, "/knowledge/documents", 4096)
 
         response = await upload(client, markdown("pagos.md", FEES), markdown("grande.md", "# Grande\n\n" + "x " * 4096))
 

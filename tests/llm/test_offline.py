@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from bedel.chat.tools import CallerTools
 from bedel.llm.offline import SUMMARY_MAX_CHARS, OfflineModel
-from bedel.llm.ports import Completion, Prompt, StudentRecord, Turn
+from bedel.llm.ports import Completion, Prompt, Turn
 from bedel.llm.tokens import estimate_tokens
-from bedel.students.fields import fold, load_field_catalog
+from bedel.students.fields import load_field_catalog
+from bedel.students.schemas import StudentRecord
+from bedel.terms import fold
 
 CONTACT = "servicios escolares (55 1234 5678)"
 

@@ -13,7 +13,8 @@ from bedel.chat.tools import CallerTools
 from bedel.config import Settings
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.openai_compatible import OpenAICompatibleModel
-from bedel.llm.ports import Completion, Prompt, StudentRecord, Turn
+from bedel.llm.ports import Completion, Prompt, Turn
+from bedel.students.schemas import StudentRecord
 
 BASE_URL = "http://llm.test/v1"
 MODEL = "llama-3.1-8b-instruct"

@@ -3,7 +3,6 @@ on loopback."""
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,12 +32,7 @@ from tests.channels.vendors import (
     sent_words,
 )
 from tests.llm_fakes import completion_body
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 @dataclass

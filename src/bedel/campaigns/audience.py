@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bedel.errors import InvalidInput
-from bedel.students.fields import FieldCatalog, fold, normalize_column
+from bedel.students.fields import FieldCatalog, normalize_column
+from bedel.terms import fold
 
 Fields = dict[str, Any]
 

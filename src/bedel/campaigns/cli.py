@@ -3,24 +3,26 @@
 import asyncio
 import csv
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bedel.app import build_state
 from bedel.campaigns import service
-from bedel.campaigns.models import CampaignStatus, RecipientStatus, SkipReason
+from bedel.campaigns.models import CampaignChannel, CampaignStatus, RecipientStatus, SkipReason
+from bedel.campaigns.outbox import create_outboxes
+from bedel.campaigns.runner import CampaignLimits
 from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, Progress
 from bedel.config import ConfigError, load_settings
-from bedel.db import session_scope, utcnow
+from bedel.db import create_engine, create_sessionmaker, session_scope, utcnow
 from bedel.errors import BedelError
 from bedel.ops.logging import configure_logging
-from bedel.state import AppState
+from bedel.students.fields import FieldCatalog, load_field_catalog
 
 # The codes of `bedel.cli`: 1 the request or its file is refused, 2 a setting, 3 the database.
 EXIT_INPUT = 1
@@ -35,6 +37,16 @@ Action = Literal["start", "pause", "resume", "cancel"]
 CampaignId = Annotated[uuid.UUID, typer.Argument(help="The campaign's id, as `create` and `list` print it")]
 
 app = typer.Typer(help="Bulk messages to students (WhatsApp templates, SMS, email)", no_args_is_help=True)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the commands share with the API: the database, the field catalog, the configured channels, their rates."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    catalog: FieldCatalog
+    channels: set[CampaignChannel]
+    rates: Mapping[CampaignChannel, float]
 
 
 @app.command()
@@ -69,11 +81,11 @@ def create(
             typer.echo(f"error: {where + ': ' if where else ''}{error['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
 
-    async def write(state: AppState, session: AsyncSession) -> CampaignOut | Preview:
-        created = await service.create_campaign(session, spec, state.catalog, set(state.outboxes))
+    async def write(setup: Setup, session: AsyncSession) -> CampaignOut | Preview:
+        created = await service.create_campaign(session, spec, setup.catalog, setup.channels)
         if isinstance(created, Preview):
             return created
-        return await service.describe(session, created, state.campaigns.rates)
+        return await service.describe(session, created, setup.rates)
 
     result = _run(write)
     if isinstance(result, Preview):
@@ -90,9 +102,9 @@ def list_campaigns(
 ) -> None:
     """Campaigns, newest first, with their progress."""
 
-    async def read(state: AppState, session: AsyncSession) -> list[CampaignOut]:
+    async def read(setup: Setup, session: AsyncSession) -> list[CampaignOut]:
         campaigns = await service.list_campaigns(session, limit, offset)
-        return [await service.describe(session, campaign, state.campaigns.rates) for campaign in campaigns]
+        return [await service.describe(session, campaign, setup.rates) for campaign in campaigns]
 
     for campaign in _run(read):
         progress = campaign.progress
@@ -105,7 +117,7 @@ def list_campaigns(
 @app.command()
 def show(campaign_id: CampaignId) -> None:
     """A campaign's progress: recipients by status, skips by reason, the sending rate and the time left."""
-    _print_campaign(_run(lambda state, session: _describe(state, session, campaign_id)))
+    _print_campaign(_run(lambda setup, session: _describe(setup, session, campaign_id)))
 
 
 @app.command()
@@ -136,7 +148,7 @@ def cancel(campaign_id: CampaignId) -> None:
 def failures(campaign_id: CampaignId) -> None:
     """Every recipient that failed for good, with the error."""
 
-    async def read(state: AppState, session: AsyncSession) -> int:
+    async def read(setup: Setup, session: AsyncSession) -> int:
         count, after = 0, 0
         while True:
             page = await service.list_recipients(session, campaign_id, RecipientStatus.failed, after, FAILURES_PAGE)
@@ -154,13 +166,13 @@ def failures(campaign_id: CampaignId) -> None:
 @app.command()
 def watch(campaign_id: CampaignId) -> None:
     """A progress bar of the campaign, polled every second until it is completed or cancelled."""
-    campaign = _run_with_state(lambda state: _watch(state, campaign_id))
+    campaign = _run_with_setup(lambda setup: _watch(setup, campaign_id))
     typer.echo(f"{campaign.status}, {_counts(campaign.progress)}")
 
 
-async def _watch(state: AppState, campaign_id: uuid.UUID) -> CampaignOut:
+async def _watch(setup: Setup, campaign_id: uuid.UUID) -> CampaignOut:
     async def poll() -> CampaignOut:
-        return await _transaction(state, lambda state, session: _describe(state, session, campaign_id))
+        return await _transaction(setup, lambda setup, session: _describe(setup, session, campaign_id))
 
     campaign = await poll()
     with typer.progressbar(length=campaign.progress.total, label=_label(campaign)) as bar:
@@ -175,29 +187,29 @@ async def _watch(state: AppState, campaign_id: uuid.UUID) -> CampaignOut:
 
 
 def _change(campaign_id: uuid.UUID, action: Action) -> None:
-    async def change(state: AppState, session: AsyncSession) -> CampaignOut:
+    async def change(setup: Setup, session: AsyncSession) -> CampaignOut:
         campaign = await service.change_status(session, campaign_id, action)
         # No wake-up here: workers find the change at their next poll (1 s).
-        return await service.describe(session, campaign, state.campaigns.rates)
+        return await service.describe(session, campaign, setup.rates)
 
     _print_campaign(_run(change))
 
 
-async def _describe(state: AppState, session: AsyncSession, campaign_id: uuid.UUID) -> CampaignOut:
+async def _describe(setup: Setup, session: AsyncSession, campaign_id: uuid.UUID) -> CampaignOut:
     campaign = await service.get_campaign(session, campaign_id)
-    return await service.describe(session, campaign, state.campaigns.rates)
+    return await service.describe(session, campaign, setup.rates)
 
 
-def _run(work: Callable[[AppState, AsyncSession], Awaitable[T]]) -> T:
+def _run(work: Callable[[Setup, AsyncSession], Awaitable[T]]) -> T:
     """Do `work` in one transaction, as a request would."""
-    return _run_with_state(lambda state: _transaction(state, work))
+    return _run_with_setup(lambda setup: _transaction(setup, work))
 
 
-def _run_with_state(work: Callable[[AppState], Awaitable[T]]) -> T:
+def _run_with_setup(work: Callable[[Setup], Awaitable[T]]) -> T:
     """Do `work` with the catalog, channels and rates the API has; a refusal or a broken set-up ends the command."""
     configure_logging()
     try:
-        return asyncio.run(_with_state(work))
+        return asyncio.run(_with_setup(work))
     except ConfigError as exc:
         _fail(EXIT_CONFIG, str(exc))
     except BedelError as exc:
@@ -207,19 +219,26 @@ def _run_with_state(work: Callable[[AppState], Awaitable[T]]) -> T:
         _fail(EXIT_DATABASE, f"database error ({type(exc).__name__}); {hint}")
 
 
-async def _with_state(work: Callable[[AppState], Awaitable[T]]) -> T:
-    state = build_state(load_settings())
+async def _with_setup(work: Callable[[Setup], Awaitable[T]]) -> T:
+    settings = load_settings()
+    catalog = load_field_catalog(settings.fields_file)
+    engine = create_engine(settings.database_url)
+    # Only to know which channels are configured, as the API knows it: nothing is sent through them.
+    outboxes = create_outboxes(settings)
     try:
-        return await work(state)
+        setup = Setup(create_sessionmaker(engine), catalog, set(outboxes), CampaignLimits.from_settings(settings).rates)
+        return await work(setup)
     finally:
-        await state.aclose()
+        for outbox in outboxes.values():
+            await outbox.aclose()
+        await engine.dispose()
 
 
-async def _transaction(state: AppState, work: Callable[[AppState, AsyncSession], Awaitable[T]]) -> T:
+async def _transaction(setup: Setup, work: Callable[[Setup, AsyncSession], Awaitable[T]]) -> T:
     results: list[T] = []
     # Run the loop to its end: session_scope commits after its single yield.
-    async for session in session_scope(state.sessionmaker):
-        results.append(await work(state, session))
+    async for session in session_scope(setup.sessionmaker):
+        results.append(await work(setup, session))
     return results[0]
 
 

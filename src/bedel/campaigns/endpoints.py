@@ -1,17 +1,32 @@
 """Campaigns over HTTP, for staff: dry run, create, start, pause, resume, cancel, progress, failures."""
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, cast
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from bedel.auth import StaffOnly
 from bedel.campaigns import service
-from bedel.campaigns.models import RecipientStatus
+from bedel.campaigns.models import CampaignChannel, RecipientStatus
+from bedel.campaigns.outbox import Outbox
+from bedel.campaigns.runner import CampaignRunner
 from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, RecipientPage
-from bedel.state import DBSession, get_state
+from bedel.dependencies import CoreState, DBSession, get_state
+from bedel.students.fields import FieldCatalog
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[StaffOnly])
+
+
+class CampaignsState(CoreState, Protocol):
+    """What /campaigns reads from the app's state."""
+
+    catalog: FieldCatalog
+    outboxes: dict[CampaignChannel, Outbox]
+    campaigns: CampaignRunner
+
+
+def _state(request: Request) -> CampaignsState:
+    return cast(CampaignsState, get_state(request))
 
 
 @router.post(
@@ -24,7 +39,7 @@ async def create_campaign(
     body: CampaignCreate, request: Request, session: DBSession, response: Response
 ) -> CampaignOut | Preview:
     """Write the campaign as a draft with its recipients, or with `dry_run` count them and render three samples."""
-    state = get_state(request)
+    state = _state(request)
     created = await service.create_campaign(session, body, state.catalog, set(state.outboxes))
     if isinstance(created, Preview):
         response.status_code = status.HTTP_200_OK
@@ -39,7 +54,7 @@ async def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CampaignOut]:
-    rates = get_state(request).campaigns.rates
+    rates = _state(request).campaigns.rates
     return [await service.describe(session, c, rates) for c in await service.list_campaigns(session, limit, offset)]
 
 
@@ -47,7 +62,7 @@ async def list_campaigns(
 async def get_campaign(campaign_id: uuid.UUID, request: Request, session: DBSession) -> CampaignOut:
     """Progress by status, skips by reason, the sending rate and the time left."""
     campaign = await service.get_campaign(session, campaign_id)
-    return await service.describe(session, campaign, get_state(request).campaigns.rates)
+    return await service.describe(session, campaign, _state(request).campaigns.rates)
 
 
 @router.post("/{campaign_id}/{action}", response_model=CampaignOut)
@@ -59,7 +74,7 @@ async def change_status(
     background: BackgroundTasks,
 ) -> CampaignOut:
     """`start` a draft, `pause` or `resume` sending, or `cancel` what is left (sent messages stay sent)."""
-    state = get_state(request)
+    state = _state(request)
     campaign = await service.change_status(session, campaign_id, action)
     # Runs after the response, so after the commit: this process's workers start at once, others at their poll.
     background.add_task(state.campaigns.wake)

@@ -65,6 +65,13 @@ _SETTLE = (
 )
 
 
+def _sending(now: datetime) -> Any:
+    """The campaign runs and no outage holds it: only then may its recipients be leased or sent (decision 0010)."""
+    return and_(
+        Campaign.status == CampaignStatus.running, or_(Campaign.held_until.is_(None), Campaign.held_until <= now)
+    )
+
+
 def _ready(now: datetime) -> Any:
     """Due and pending, or leased by a worker whose lease lapsed (it died mid-batch)."""
     return or_(
@@ -127,19 +134,30 @@ class CampaignRepository:
         """Running campaigns not held by an outage, oldest first, with their channel."""
         now = utcnow()
         rows = await self.session.execute(
-            select(Campaign.id, Campaign.channel)
-            .where(
-                Campaign.status == CampaignStatus.running,
-                or_(Campaign.held_until.is_(None), Campaign.held_until <= now),
-            )
-            .order_by(Campaign.started_at)
+            select(Campaign.id, Campaign.channel).where(_sending(now)).order_by(Campaign.started_at)
         )
         return [(campaign_id, channel) for campaign_id, channel in rows]
 
+    async def may_send(self, campaign_id: uuid.UUID) -> bool:
+        """Whether the campaign still runs, unheld: read before each send of a leased batch."""
+        return bool(await self.session.scalar(select(exists().where(Campaign.id == campaign_id, _sending(utcnow())))))
+
     async def claim(self, campaign_id: uuid.UUID, limit: int, ttl: timedelta, token: uuid.UUID) -> list[Claimed]:
-        """Lease up to `limit` ready recipients of a running campaign, in one statement."""
+        """Lease up to `limit` ready recipients of a running campaign, in one statement.
+
+        The campaign's status is checked in the statement itself, not before it: a worker waits for its
+        turn between finding the campaign and leasing, and a pause or hold answered meanwhile must hold.
+        """
         now = utcnow()
-        pick = select(_recipients.c.id).where(_recipients.c.campaign_id == campaign_id, _ready(now)).limit(limit)
+        pick = (
+            select(_recipients.c.id)
+            .where(
+                _recipients.c.campaign_id == campaign_id,
+                _ready(now),
+                exists().where(Campaign.id == campaign_id, _sending(now)),
+            )
+            .limit(limit)
+        )
         chosen = _recipients.c.id.in_(pick.scalar_subquery())
         if self.session.get_bind().dialect.name == "postgresql":
             # Workers skip each other's rows instead of queueing behind them. MATERIALIZED runs the pick
@@ -284,13 +302,18 @@ class CampaignRepository:
         )
 
     async def skip_unsent(self, campaign_id: uuid.UUID) -> None:
-        """A cancelled campaign: whatever is not sent and not being sent right now is skipped."""
+        """If the campaign is cancelled, whatever is not sent and not being sent right now is skipped.
+
+        Run when it is cancelled, and again when a batch it found leased gives recipients back.
+        """
         now = utcnow()
+        cancelled = exists().where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.cancelled)
         await self.session.execute(
             update(_recipients)
             .where(
                 _recipients.c.campaign_id == campaign_id,
                 or_(_recipients.c.status == RecipientStatus.pending, _ready(now)),
+                cancelled,
             )
             .values(status=RecipientStatus.skipped, reason=SkipReason.cancelled, leased_until=None, lease_token=None)
         )

@@ -5,6 +5,8 @@ The ledger is the queue (decision 0010): a batch is leased in one statement
 number of machines share a campaign; a worker that dies leaves leases that lapse
 and are taken again. Each channel's send rate is a schedule in the database that
 every worker books before sending, so the limit holds for all of them together.
+A pause, hold or cancel stops the sending at once: the lease checks the campaign's
+status in its own statement, and each send of a leased batch reads it again.
 """
 
 import asyncio
@@ -13,7 +15,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +31,7 @@ from bedel.campaigns.recording import record_sent
 from bedel.campaigns.repository import CampaignRepository, Claimed, Settlement
 from bedel.campaigns.service import load_fields
 from bedel.channels.ports import SendFailed
+from bedel.config import Settings
 from bedel.consent.service import opted_out_phones
 from bedel.db import utcnow
 from bedel.ops.metrics import count_campaign_sends
@@ -66,6 +69,19 @@ class CampaignLimits:
     retry_base_s: float
     lease_s: float
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "CampaignLimits":
+        return cls(
+            rates={
+                CampaignChannel.whatsapp_template: settings.campaign_rate_whatsapp,
+                CampaignChannel.sms: settings.campaign_rate_sms,
+                CampaignChannel.email: settings.campaign_rate_email,
+            },
+            max_attempts=settings.campaign_max_attempts,
+            retry_base_s=settings.campaign_retry_base_s,
+            lease_s=settings.campaign_lease_s,
+        )
+
 
 @dataclass
 class _Lease:
@@ -75,6 +91,32 @@ class _Lease:
     size: int
     # No send starts after this: past it, the lease may have lapsed and another worker taken the recipient.
     deadline: float
+
+
+class _Gate:
+    """Lets a send start only if the campaign still runs, unheld, as read after that send got ready.
+
+    A pause or hold answered before a send gets ready is therefore seen by it. Sends that get ready while
+    a read is out share the next one, so a batch reads about once per send in flight, not once per send;
+    once the campaign has stopped, the rest of the batch is given back without reading again.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[bool]]) -> None:
+        self._read = read
+        self._lock = asyncio.Lock()
+        self._asked = 0
+        # Sends up to this number asked before the latest read began, so its answer holds for them.
+        self._answered = 0
+        self._open = True
+
+    async def open(self) -> bool:
+        self._asked += 1
+        number = self._asked
+        async with self._lock:
+            if self._open and number > self._answered:
+                self._answered = self._asked
+                self._open = await self._read()
+        return self._open
 
 
 @dataclass
@@ -208,8 +250,9 @@ class CampaignRunner:
             except RenderFailed as exc:
                 settlements.append(Settlement(recipient.id, RecipientStatus.failed, error=str(exc)))
         keeper = asyncio.create_task(self._keep_lease(lease))
+        gate = _Gate(lambda: self._may_send(campaign_id))
         try:
-            await self._send_paced(message.channel, outcomes, lease, turn)
+            await self._send_paced(message.channel, outcomes, lease, gate, turn)
         finally:
             keeper.cancel()
         token = lease.token
@@ -224,6 +267,9 @@ class CampaignRunner:
             elif outages and any(outcome.vendor_id for outcome in outcomes):
                 await repository.clear_hold(campaign_id)
             await repository.settle(token, settlements)
+            if any(settlement.status == RecipientStatus.pending for settlement in settlements):
+                # A cancel while the batch was out found these recipients leased and left them alone.
+                await repository.skip_unsent(campaign_id)
             await record_sent(session, [(o.recipient, o.rendered) for o in outcomes if o.vendor_id and o.rendered])
         outcomes_seen = collections.Counter(_OUTCOME[settlement.status] for settlement in settlements)
         count_campaign_sends(message.channel, outcomes_seen)
@@ -250,8 +296,17 @@ class CampaignRunner:
                 return
             lease.deadline = renewed_at + self._limits.lease_s * LEASE_MARGIN
 
+    async def _may_send(self, campaign_id: uuid.UUID) -> bool:
+        """Whether the campaign still runs, unheld; when the database cannot tell, no."""
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                return await CampaignRepository.from_session(session).may_send(campaign_id)
+        except Exception:
+            log.exception("campaign_status_read_failed", campaign_id=str(campaign_id))
+            return False
+
     async def _send_paced(
-        self, channel: CampaignChannel, outcomes: list[_Outcome], lease: "_Lease", start: float
+        self, channel: CampaignChannel, outcomes: list[_Outcome], lease: "_Lease", gate: _Gate, start: float
     ) -> None:
         if not outcomes:
             return
@@ -264,10 +319,11 @@ class CampaignRunner:
             async with slots:
                 due = start + number / rate if rate > 0 else start
                 await asyncio.sleep(max(0.0, due - self._clock()))
-                # A send that missed its moment by a whole span would crowd the next worker's turn; and past
-                # the deadline the lease may lapse and another worker take the recipient. Either way it waits.
+                # A send that missed its moment by a whole span would crowd the next worker's turn; past
+                # the deadline the lease may lapse and another worker take the recipient; and a paused, held
+                # or cancelled campaign sends nothing more. Each way it waits.
                 late = rate > 0 and self._clock() > due + BATCH_SPAN_S
-                if late or self._clock() > lease.deadline:
+                if late or self._clock() > lease.deadline or not await gate.open():
                     outcome.unsent = True
                     return
                 assert outcome.rendered is not None

@@ -1,17 +1,28 @@
 """Staff replies in a handed-off conversation, delivered over the student's channel."""
 
 import uuid
+from typing import Protocol, cast
 
 from fastapi import APIRouter, BackgroundTasks, Request
 
 from bedel.auth import StaffOnly
+from bedel.channels.receipts import Receipts
 from bedel.channels.service import hand_over, send_staff_message
 from bedel.chat.schemas import MessageOut, StaffMessageCreate, ThreadOut, ThreadUpdate
+from bedel.chat.service import ChatService
 from bedel.config import ReengageFallback
 from bedel.db import utcnow
-from bedel.state import DBSession, get_state
+from bedel.dependencies import CoreState, DBSession, get_state
 
 router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[StaffOnly])
+
+
+class ChannelsState(CoreState, Protocol):
+    """What the channels' endpoints read from the app's state: the chat service tells the handoff notice,
+    and the webhooks hand delivery receipts to `receipts`."""
+
+    chat: ChatService
+    receipts: Receipts
 
 
 @router.patch("/{thread_id}", response_model=ThreadOut)
@@ -19,7 +30,7 @@ async def update_thread(
     thread_id: uuid.UUID, body: ThreadUpdate, request: Request, session: DBSession, background: BackgroundTasks
 ) -> ThreadOut:
     """Hand the conversation to a person (`handoff`; the student is told over WhatsApp) or back to the bot."""
-    state = get_state(request)
+    state = cast(ChannelsState, get_state(request))
     notice = state.chat.handoff_notice()
     has_fallback = state.settings.reengage_fallback is not ReengageFallback.none
     thread = await hand_over(session, thread_id, body.status, notice, utcnow(), has_fallback=has_fallback)

@@ -12,10 +12,9 @@ from bedel.channels.media import MediaInbox, describe, reply_for
 from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
 from bedel.channels.service import enqueue_delivery, hand_over
 from bedel.chat.models import Role, ThreadStatus
-from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
 from bedel.chat.service import AskedQuestion, ChatService
-from bedel.chat.threads import append_message, is_handed_off
+from bedel.chat.threads import append_message, belongs_to, has_message_from, is_handed_off
 from bedel.consent.service import set_subscription, subscription_request
 from bedel.db import Clock
 from bedel.feedback.service import record_feedback
@@ -117,7 +116,7 @@ class InboundAnswers:
     async def _keep(self, phone: str, source_id: str, content: str, attachment: AttachmentCreate | None) -> None:
         """Store a message the bot does not answer, once, even when its job runs again."""
         async with self._sessionmaker() as session, session.begin():
-            if not await ThreadRepository.from_session(session).has_message_from(source_id):
+            if not await has_message_from(session, source_id):
                 await append_message(session, phone, Role.user, content, source_id=source_id, attachment=attachment)
 
     async def _tapped(self, to: Delivery, button: str, source_id: str) -> None:
@@ -132,7 +131,7 @@ class InboundAnswers:
             if tap.kind == "feedback":
                 recorded = await record_feedback(session, phone, tap.target, helpful=tap.yes)
                 reply = self._chat.texts.not_helpful if recorded and not tap.yes else None
-            elif not await ThreadRepository.from_session(session).belongs_to(tap.target, phone):
+            elif not await belongs_to(session, tap.target, phone):
                 log.warning("channel_button_for_another_thread", phone=mask_phone(phone))
             elif tap.yes:
                 notice = self._chat.handoff_notice()

@@ -14,7 +14,7 @@ from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery
 from bedel.channels.service import window_open
 from bedel.chat.models import DeliveryPath
-from bedel.chat.repository import ThreadRepository
+from bedel.chat.threads import mark_failed, mark_sent
 from bedel.config import ReengageFallback
 from bedel.db import Clock
 from bedel.jobs.runner import JobContext, JobFailed, RetryLater
@@ -71,7 +71,7 @@ class Deliverer:
             raise JobFailed(str(exc)) from None
         if part.message_id is not None:
             async with self._sessionmaker() as session, session.begin():
-                await ThreadRepository.from_session(session).mark_sent(part.message_id, vendor_message_id, path)
+                await mark_sent(session, part.message_id, vendor_message_id, path)
 
     async def _path(self, phone: str) -> DeliveryPath | None:
         """Free-form while the window is open; past it the fallback, or None when there is none."""
@@ -112,4 +112,4 @@ class Deliverer:
             return
         async with self._sessionmaker() as session, session.begin():
             error = explain(exc.code, str(exc))
-            await ThreadRepository.from_session(session).mark_failed(part.message_id, exc.code, error, path)
+            await mark_failed(session, part.message_id, exc.code, error, path)

@@ -23,8 +23,7 @@ from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Inbound
 from bedel.channels.text import split_message
 from bedel.chat.models import Message, Role, Thread, ThreadStatus
-from bedel.chat.repository import ThreadRepository
-from bedel.chat.threads import append_message, get_thread, set_status
+from bedel.chat.threads import append_message, get_thread, mark_pending, set_status
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
 from bedel.identities.service import identify
@@ -79,7 +78,7 @@ async def enqueue_delivery(
         dedupe_key = f"reply:{once_for}:{number}" if once_for else None
         await jobs.enqueue(job.kind, job.to_payload(), key=job.key, dedupe_key=dedupe_key, delay=delay)
     if delivery.message_id is not None:
-        await ThreadRepository.from_session(session).mark_pending(delivery.message_id)
+        await mark_pending(session, delivery.message_id)
 
 
 async def send_staff_message(

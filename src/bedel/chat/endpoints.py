@@ -1,7 +1,7 @@
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 from urllib.parse import quote
 
 import structlog
@@ -21,13 +21,24 @@ from bedel.chat.schemas import (
     ThreadList,
     ThreadOut,
 )
+from bedel.chat.service import ChatService
 from bedel.config import ConfigError
+from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
-from bedel.state import DBSession, get_state
 
 log = structlog.get_logger()
 router = APIRouter(tags=["chat"])
 threads_router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[StaffOnly])
+
+
+class ChatState(CoreState, Protocol):
+    """What /chat reads from the app's state."""
+
+    chat: ChatService
+
+
+def _state(request: Request) -> ChatState:
+    return cast(ChatState, get_state(request))
 
 
 async def require_json(request: Request) -> None:
@@ -44,7 +55,7 @@ async def require_json(request: Request) -> None:
 )
 async def chat(body: ChatRequest, request: Request, caller: CurrentCaller) -> Any:
     """Answer a student's question; `"stream": true` returns Server-Sent Events."""
-    state = get_state(request)
+    state = _state(request)
     options, template = None, None
     if body.assistant is not None:
         if caller.role is not Role.staff:

@@ -1,7 +1,7 @@
 """Serialise one conversation inside this process, in arrival order.
 
 Across replicas the thread's lease in the database does the same job
-(see `ThreadRepository.take_lease`); this lock keeps a process from
+(see `ThreadRepository.open_turn`); this lock keeps a process from
 polling its own lease and keeps waiters first-in, first-out.
 """
 

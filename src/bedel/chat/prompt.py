@@ -8,9 +8,10 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bedel.config import ConfigError
-from bedel.llm.ports import Passage, Prompt, StudentRecord, Turn
+from bedel.llm.ports import Passage, Prompt, Turn
 from bedel.llm.tokens import estimate_tokens
 from bedel.students.fields import FieldCatalog
+from bedel.students.schemas import StudentRecord
 
 DEFAULT_INSTRUCTIONS = Path(__file__).with_name("instructions.md.j2")
 LANGUAGE_NAMES = {"es": "español", "en": "English", "pt": "português", "fr": "français"}

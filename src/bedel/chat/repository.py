@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
@@ -42,12 +42,11 @@ class StoredTurn(NamedTuple):
 _threads = cast(Table, Thread.__table__)
 _messages = cast(Table, Message.__table__)
 
+# A message takes its thread's next seq only in a statement that finds no turn holding the lease.
+_UNLEASED = or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < bindparam("b_now"))
 _OPEN_TURN = (
     update(_threads)
-    .where(
-        _threads.c.phone == bindparam("b_phone"),
-        or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < bindparam("b_now")),
-    )
+    .where(_threads.c.phone == bindparam("b_phone"), _UNLEASED)
     .values(
         locked_until=bindparam("b_until"),
         lock_token=bindparam("b_token"),
@@ -141,10 +140,32 @@ class ThreadRepository:
         locked_until = await self.session.scalar(select(_threads.c.locked_until).where(_threads.c.id == thread_id))
         return locked_until is not None and as_utc(locked_until) > utcnow()
 
+    async def reserve_seqs(self, counts: Mapping[str, int]) -> dict[str, tuple[uuid.UUID, int]]:
+        """Take the next `count` seqs of each phone's thread, in one statement, where no turn holds the lease.
+
+        Returns each such thread's id and the first seq taken; a leased or missing thread is left out.
+        """
+        now = utcnow()
+        several = {phone: count for phone, count in counts.items() if count > 1}
+        step: ColumnElement[int] | int = case(several, value=_threads.c.phone, else_=1) if several else 1
+        rows = await self.session.execute(
+            update(_threads)
+            .where(_threads.c.phone.in_(list(counts)), _UNLEASED)
+            .values(message_count=_threads.c.message_count + step, updated_at=now)
+            .returning(_threads.c.id, _threads.c.phone, _threads.c.message_count),
+            {"b_now": now},
+        )
+        return {phone: (thread_id, last - counts[phone] + 1) for thread_id, phone, last in rows}
+
     async def add_message(self, **values: Any) -> uuid.UUID:
         message_id = uuid.uuid4()
         await self.session.execute(_ADD_MESSAGE, {"id": message_id, **values})
         return message_id
+
+    async def add_messages(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert messages whose seqs are reserved, in one statement; each row has the same columns."""
+        if rows:
+            await self.session.execute(_ADD_MESSAGE, rows)
 
     async def add_attachment(self, message_id: uuid.UUID, attachment: AttachmentCreate) -> None:
         values = asdict(attachment)
@@ -163,20 +184,25 @@ class ThreadRepository:
             .options(undefer(Attachment.content))
         )
 
-    async def create(self, phone: str) -> None:
-        """Start the phone's thread unless it exists; two replicas may try at once."""
+    async def create(self, phones: Iterable[str]) -> None:
+        """Start each phone's thread unless it exists, in one statement; two replicas may try at once."""
         now = utcnow()
         await self.session.execute(
-            conflict_insert(self.session, Thread)
+            conflict_insert(self.session, _threads)
             .values(
-                id=uuid.uuid4(),
-                phone=phone,
-                status=ThreadStatus.active,
-                message_count=0,
-                summary="",
-                summarized_through=0,
-                created_at=now,
-                updated_at=now,
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "phone": phone,
+                        "status": ThreadStatus.active,
+                        "message_count": 0,
+                        "summary": "",
+                        "summarized_through": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for phone in phones
+                ]
             )
             .on_conflict_do_nothing(index_elements=["phone"])
         )

@@ -26,10 +26,11 @@ from bedel.chat.repository import StoredTurn, ThreadRepository
 from bedel.chat.schemas import AttachmentCreate, ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
 from bedel.errors import Conflict, UpstreamUnavailable
-from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, StudentRecord, Turn
+from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn
 from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
+from bedel.students.schemas import StudentRecord
 from bedel.texts.catalog import texts_for
 
 log = structlog.get_logger()
@@ -225,7 +226,7 @@ class ChatService:
                 threads = ThreadRepository.from_session(session)
                 turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is None:
-                    await threads.create(phone)
+                    await threads.create([phone])
                     turn = await threads.open_turn(phone, lease, self._lease)
                 if turn is not None:
                     history = await threads.recent_turns(turn.thread_id, turn.summarized_through, RECENT_MESSAGES_LIMIT)

@@ -1,18 +1,36 @@
-"""Staff views of conversations: list, read, hand over, forget. The student record is never touched here."""
+"""Conversations for staff and for other packages: list, read, hand over, forget; append messages
+outside a chat turn; follow their delivery. Other packages reach threads and messages only through here.
+
+The student record is never touched here.
+"""
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.chat.models import Attachment, Message, Role, Thread, ThreadStatus
+from bedel.chat.models import Attachment, DeliveryPath, DeliveryStatus, Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
 from bedel.errors import Conflict, NotFound
 
-# Taken and given back in one transaction: it only has to keep other turns out meanwhile.
-_APPEND_LEASE = timedelta(seconds=30)
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message the chat flow does not answer (a person's reply, a question during a handoff, a file,
+    what a campaign sent)."""
+
+    phone: str
+    role: Role
+    content: str
+    # The channel message it came from, as in `ChatService.ask`.
+    source_id: str | None = None
+    attachment: AttachmentCreate | None = None
+    # Set when the message already left over a channel (a campaign's).
+    delivery_status: DeliveryStatus | None = None
 
 
 async def list_threads(
@@ -80,26 +98,83 @@ async def append_message(
     *,
     source_id: str | None = None,
     attachment: AttachmentCreate | None = None,
+    delivery_status: DeliveryStatus | None = None,
 ) -> uuid.UUID:
-    """Add a message the chat flow does not answer (a person's reply, a question during a handoff, a file).
-
-    `source_id` names the channel message it came from, as in `ChatService.ask`.
-
-    It takes the next seq the way a chat turn does, under the thread's lease, so it
-    never interleaves with a turn in progress: while one runs this is a `Conflict`.
-    """
-    threads = ThreadRepository.from_session(session)
-    token = uuid.uuid4()
-    turn = await threads.open_turn(phone, token, _APPEND_LEASE)
-    if turn is None:
-        await threads.create(phone)
-        turn = await threads.open_turn(phone, token, _APPEND_LEASE)
-    if turn is None:
+    """Append one message as `append_messages` does; while a turn holds the thread this is a `Conflict`."""
+    message = NewMessage(phone, role, content, source_id, attachment, delivery_status)
+    [message_id] = await append_messages(session, [message])
+    if message_id is None:
         raise Conflict("the assistant is answering this conversation right now; try again", retry_after=5)
-    message_id = await threads.add_message(
-        thread_id=turn.thread_id, seq=turn.seq, role=role, content=content, source_id=source_id
-    )
-    if attachment is not None:
-        await threads.add_attachment(message_id, attachment)
-    await threads.close_turn(turn.thread_id, token)
     return message_id
+
+
+async def append_messages(session: AsyncSession, messages: Sequence[NewMessage]) -> list[uuid.UUID | None]:
+    """Append each message to its phone's thread (started when missing), in a few statements for them all.
+
+    Each takes its thread's next seq, in the order given, and only while no chat turn holds the
+    thread's lease, so it never interleaves with a turn in progress. A thread a turn holds takes
+    none of its messages: their ids come back None, for the caller to append later, in order.
+    """
+    counts = Counter(message.phone for message in messages)
+    if not counts:
+        return []
+    threads = ThreadRepository.from_session(session)
+    await threads.create(counts)
+    seqs = await threads.reserve_seqs(counts)
+    ids: list[uuid.UUID | None] = []
+    rows: list[dict[str, Any]] = []
+    for message in messages:
+        if message.phone not in seqs:
+            ids.append(None)
+            continue
+        thread_id, seq = seqs[message.phone]
+        seqs[message.phone] = (thread_id, seq + 1)
+        ids.append(uuid.uuid4())
+        rows.append(
+            {
+                "id": ids[-1],
+                "thread_id": thread_id,
+                "seq": seq,
+                "role": message.role,
+                "content": message.content,
+                "source_id": message.source_id,
+                "delivery_status": message.delivery_status,
+            }
+        )
+    await threads.add_messages(rows)
+    for message_id, message in zip(ids, messages, strict=True):
+        if message_id is not None and message.attachment is not None:
+            await threads.add_attachment(message_id, message.attachment)
+    return ids
+
+
+async def has_message_from(session: AsyncSession, source_id: str) -> bool:
+    """Whether the channel message `source_id` is stored already (a job that runs again stores it once)."""
+    return await ThreadRepository.from_session(session).has_message_from(source_id)
+
+
+async def belongs_to(session: AsyncSession, thread_id: uuid.UUID, phone: str) -> bool:
+    return await ThreadRepository.from_session(session).belongs_to(thread_id, phone)
+
+
+async def is_answer_for(session: AsyncSession, message_id: uuid.UUID, phone: str) -> bool:
+    """Whether `message_id` is an assistant answer in the phone's thread."""
+    message = await session.get(Message, message_id)
+    if message is None or message.role != Role.assistant:
+        return False
+    return await belongs_to(session, message.thread_id, phone)
+
+
+async def mark_pending(session: AsyncSession, message_id: uuid.UUID) -> None:
+    """The message is queued for sending over a channel."""
+    await ThreadRepository.from_session(session).mark_pending(message_id)
+
+
+async def mark_sent(session: AsyncSession, message_id: uuid.UUID, vendor_message_id: str, path: DeliveryPath) -> None:
+    await ThreadRepository.from_session(session).mark_sent(message_id, vendor_message_id, path)
+
+
+async def mark_failed(
+    session: AsyncSession, message_id: uuid.UUID, code: str | None, error: str, path: DeliveryPath | None
+) -> None:
+    await ThreadRepository.from_session(session).mark_failed(message_id, code, error, path)

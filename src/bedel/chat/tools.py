@@ -4,7 +4,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from bedel.llm.ports import StudentRecord
+from bedel.students.schemas import StudentRecord
 
 TOOL_DEFINITIONS: list[dict[str, Any]] = [
     {

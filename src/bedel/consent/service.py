@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.consent.repository import ConsentRepository
-from bedel.students.fields import fold
+from bedel.terms import fold
 
 _OPT_OUT_WORDS = frozenset({"baja", "stop", "alto", "cancelar suscripcion", "unsubscribe"})
 _OPT_IN_WORDS = frozenset({"alta", "start", "unstop"})

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Query
 
 from bedel.auth import StaffOnly
 from bedel.db import utcnow
+from bedel.dependencies import DBSession
 from bedel.feedback.schemas import FeedbackReport
 from bedel.feedback.service import feedback_per_day
-from bedel.state import DBSession
 
 router = APIRouter(prefix="/feedback", tags=["feedback"], dependencies=[StaffOnly])
 

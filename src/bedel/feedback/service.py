@@ -9,18 +9,14 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.chat.models import Message, Role
-from bedel.chat.repository import ThreadRepository
+from bedel.chat.threads import is_answer_for
 from bedel.feedback.repository import FeedbackRepository
 from bedel.feedback.schemas import DailyFeedback
 
 
 async def record_feedback(session: AsyncSession, phone: str, message_id: uuid.UUID, *, helpful: bool) -> bool:
     """Store the verdict; False (and nothing stored) when `message_id` is not an answer in the phone's thread."""
-    message = await session.get(Message, message_id)
-    if message is None or message.role != Role.assistant:
-        return False
-    if not await ThreadRepository.from_session(session).belongs_to(message.thread_id, phone):
+    if not await is_answer_for(session, message_id, phone):
         return False
     await FeedbackRepository.from_session(session).record(message_id, helpful)
     return True

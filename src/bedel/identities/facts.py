@@ -3,7 +3,7 @@
 import re
 from datetime import date
 
-from bedel.students.fields import fold
+from bedel.terms import fold
 
 _MONTHS = {
     name: number

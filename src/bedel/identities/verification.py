@@ -29,9 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.channels.ports import EmailSender, SendFailed
 from bedel.chat.models import Role
-from bedel.chat.repository import ThreadRepository
 from bedel.chat.service import AskedQuestion
-from bedel.chat.threads import append_message
+from bedel.chat.threads import append_message, has_message_from
 from bedel.config import ConfigError, Settings
 from bedel.db import as_utc
 from bedel.identities import codes
@@ -137,10 +136,9 @@ class IdentityVerifier:
         if reply is None:
             return None
         identity.invited_at = identity.invited_at or now
-        threads = ThreadRepository.from_session(session)
         for message in messages:
             # A burst's earlier texts may be stored already, by a chat turn abandoned for a newer one.
-            if message.source_id and await threads.has_message_from(message.source_id):
+            if message.source_id and await has_message_from(session, message.source_id):
                 continue
             await append_message(
                 session, phone, Role.user, message.text, source_id=message.source_id, attachment=message.attachment

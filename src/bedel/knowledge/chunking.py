@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
-from bedel.knowledge.text import split_sentences
 from bedel.llm.tokens import estimate_tokens
+from bedel.terms import split_sentences
 
 CHUNK_TOKENS = 220
 OVERLAP_TOKENS = 40

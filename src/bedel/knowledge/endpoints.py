@@ -1,17 +1,30 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Protocol, cast
 
 from fastapi import APIRouter, BackgroundTasks, File, Query, Request, Response, UploadFile, status
 
 from bedel.auth import StaffOnly
+from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.knowledge import service
+from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.knowledge.schemas import AddReport, ChunkOut, DocumentDetail, DocumentOut, SearchHit
-from bedel.state import DBSession, get_state
+from bedel.llm.ports import Embedder
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_SEARCH_RESULTS = 50
 
 router = APIRouter(prefix="/knowledge", tags=["knowledge"], dependencies=[StaffOnly])
+
+
+class KnowledgeState(CoreState, Protocol):
+    """What /knowledge reads from the app's state."""
+
+    knowledge: KnowledgeRetriever
+    embedder: Embedder | None
+
+
+def _state(request: Request) -> KnowledgeState:
+    return cast(KnowledgeState, get_state(request))
 
 
 @router.post("/documents", response_model=AddReport)
@@ -22,7 +35,7 @@ async def add_documents(
     files: Annotated[list[UploadFile], File(description="Markdown, text, HTML, PDF or DOCX files")],
 ) -> AddReport:
     """Add or replace documents by file name; a bad file is reported while the others load."""
-    state = get_state(request)
+    state = _state(request)
     # Every file is parsed before the first write: the database is held only for the writes.
     read = await service.read_documents([(file.filename or "document", await file.read()) for file in files])
     results = [await service.store_document(session, document, embedder=state.embedder) for document in read]
@@ -50,7 +63,7 @@ async def delete_document(
     document_id: uuid.UUID, request: Request, session: DBSession, background: BackgroundTasks
 ) -> Response:
     await service.delete_document(session, document_id)
-    background.add_task(get_state(request).knowledge.follow_change)
+    background.add_task(_state(request).knowledge.follow_change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -60,5 +73,5 @@ async def search(
     q: Annotated[str, Query(min_length=1, max_length=1000, description="What a student would ask")],
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 10,
 ) -> list[SearchHit]:
-    passages = await get_state(request).knowledge.retrieve(q, (), limit)
+    passages = await _state(request).knowledge.retrieve(q, (), limit)
     return [SearchHit.model_validate(passage, from_attributes=True) for passage in passages]

@@ -16,8 +16,8 @@ from typing import Any
 import bm25s
 import numpy as np
 
-from bedel.knowledge.text import SYNONYMS_DIGEST, analyze
 from bedel.llm.ports import Passage
+from bedel.terms import SYNONYMS_DIGEST, analyze
 
 # Bump when the analysis or the saved layout changes: indexes saved by older code are rebuilt.
 INDEX_FORMAT = 2

@@ -6,8 +6,8 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 
 import re
 
-from bedel.knowledge.text import analyze, fold, split_sentences
 from bedel.llm.ports import Prompt
+from bedel.terms import analyze, fold, split_sentences
 from bedel.texts.catalog import Texts
 
 ANSWER_SENTENCES = 3

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from bedel.llm.extractive import passage_answer
-from bedel.llm.ports import Completion, Prompt, StudentRecord, Toolbox, Turn, Usage
+from bedel.llm.ports import Completion, Prompt, Toolbox, Turn, Usage
 from bedel.llm.tokens import estimate_tokens
 from bedel.students.fields import (
     FieldCatalog,
@@ -25,6 +25,7 @@ from bedel.students.fields import (
     fold_words,
     humanize_column,
 )
+from bedel.students.schemas import StudentRecord
 from bedel.texts.catalog import Texts, texts_for
 
 SUMMARY_MAX_CHARS = 1500

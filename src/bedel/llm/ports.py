@@ -1,19 +1,10 @@
 """What the chat engine needs from a language model, whatever serves it."""
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class StudentRecord:
-    """The caller's own record, the only one a prompt ever carries."""
-
-    phone: str
-    name: str | None
-    external_id: str | None
-    email: str | None
-    attributes: dict[str, Any] = field(default_factory=dict)
+from bedel.students.schemas import StudentRecord
 
 
 @dataclass(frozen=True)

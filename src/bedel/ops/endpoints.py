@@ -2,8 +2,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from bedel.dependencies import get_state
 from bedel.migrate import current_revision, head_revision, is_pending
-from bedel.state import get_state
 
 router = APIRouter(tags=["ops"])
 

@@ -3,26 +3,18 @@
 import json
 import time
 import uuid
+from collections.abc import Mapping
 
 import structlog
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bedel.campaigns.schemas import MAX_CAMPAIGN_BYTES
-from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
 from bedel.ops import metrics
-from bedel.students.endpoints import MAX_IMPORT_BYTES
 
 log = structlog.get_logger()
 
+# Everything but an upload is a small JSON document.
 MAX_BODY_BYTES = 64 * 1024
-# Uploads carry files; everything else is a small JSON document.
-UPLOAD_BODY_BYTES = {
-    "/students/import": MAX_IMPORT_BYTES,
-    "/knowledge/documents": MAX_UPLOAD_BYTES,
-    # A campaign may list its recipients: 200,000 phones or emails.
-    "/campaigns": MAX_CAMPAIGN_BYTES,
-}
 
 
 class BodyTooLarge(HTTPException):
@@ -33,8 +25,10 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, upload_limits: Mapping[str, int]) -> None:
+        """`upload_limits`: the paths that take files, each with its largest body; the app declares them."""
         self.app = app
+        self.upload_limits = upload_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,7 +37,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
-        limit = UPLOAD_BODY_BYTES.get(scope["path"], MAX_BODY_BYTES)
+        limit = self.upload_limits.get(scope["path"], MAX_BODY_BYTES)
         status = 500
         structlog.contextvars.bind_contextvars(request_id=request_id)
 

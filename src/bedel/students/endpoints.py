@@ -1,11 +1,12 @@
-from typing import Annotated
+from typing import Annotated, Protocol, cast
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
 from bedel.auth import StaffOnly
+from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.errors import UnsupportedMediaType
-from bedel.state import DBSession, get_state
 from bedel.students import service
+from bedel.students.fields import FieldCatalog
 from bedel.students.parsing import format_from_content_type, format_from_name
 from bedel.students.schemas import ImportReport, StudentOut, StudentUpdate
 
@@ -14,6 +15,16 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 router = APIRouter(prefix="/students", tags=["students"], dependencies=[StaffOnly])
 
 PHONE_DOC = "Any common shape (`+52 1 55...`, `55-1234-5678`, `%2B52...`); normalised."
+
+
+class StudentsState(CoreState, Protocol):
+    """What /students reads from the app's state."""
+
+    catalog: FieldCatalog
+
+
+def _state(request: Request) -> StudentsState:
+    return cast(StudentsState, get_state(request))
 
 
 @router.post("/import", response_model=ImportReport)
@@ -27,7 +38,7 @@ async def import_students(
     if file_format is None:
         raise UnsupportedMediaType("send a .csv, .json or .jsonl file", field="file")
     data = await file.read()  # the request-size middleware bounds it by MAX_IMPORT_BYTES
-    catalog = get_state(request).catalog
+    catalog = _state(request).catalog
     return await service.import_students(session, data, file_format, catalog=catalog)
 
 

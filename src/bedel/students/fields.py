@@ -8,7 +8,6 @@ offline engine, the instructions template and the importer understand any school
 import functools
 import re
 import tomllib
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +17,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bedel.config import ConfigError
+from bedel.terms import fold
 
 FieldKind = Literal["money", "number", "text", "date"]
 IdentityRole = Literal["phone", "name", "email", "external_id"]
@@ -34,12 +34,6 @@ _COLUMN_STOP_WORDS = frozenset(
 )
 
 T = TypeVar("T")
-
-
-def fold(text: str) -> str:
-    """Lowercase without accents: "Deberé" -> "debere"."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
 
 
 def fold_words(text: str) -> list[str]:

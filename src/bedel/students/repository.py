@@ -5,8 +5,8 @@ from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import conflict_insert, utcnow
-from bedel.llm.ports import StudentRecord
 from bedel.students.models import Student
+from bedel.students.schemas import StudentRecord
 
 # Rows per statement: few round trips for 100k students, well under every bind-parameter limit.
 CHUNK_SIZE = 500

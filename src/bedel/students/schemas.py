@@ -1,6 +1,7 @@
 import math
 import re
 import uuid
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -18,6 +19,17 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EMAIL_CHARS)]
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EXTERNAL_ID_CHARS)]
+
+
+@dataclass(frozen=True)
+class StudentRecord:
+    """The caller's own record, the only one a prompt ever carries."""
+
+    phone: str
+    name: str | None
+    external_id: str | None
+    email: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class StudentOut(BaseModel):

@@ -1,16 +1,19 @@
 """Twilio's webhooks (form-encoded, signed with the account's auth token): incoming messages and status callbacks."""
 
+from typing import cast
+
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
 
+from bedel.channels.endpoints import ChannelsState
 from bedel.channels.models import Channel
 from bedel.channels.service import accept_inbound
 from bedel.channels.twilio.schemas import IncomingMessage, StatusCallback
 from bedel.channels.twilio.verification import signature_is_valid
+from bedel.dependencies import DBSession, get_state
 from bedel.errors import ChannelDisabled, InvalidInput, Unauthorized
 from bedel.ops.metrics import count_webhook
 from bedel.phones import InvalidPhone
-from bedel.state import DBSession, get_state
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 
@@ -66,5 +69,5 @@ async def receive_status(request: Request, session: DBSession) -> Response:
     except ValidationError:
         raise InvalidInput("not a Twilio status callback: MessageSid and MessageStatus are required") from None
     if receipt is not None:
-        await get_state(request).receipts.apply(session, [receipt])
+        await cast(ChannelsState, get_state(request)).receipts.apply(session, [receipt])
     return Response(status_code=204)

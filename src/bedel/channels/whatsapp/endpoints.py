@@ -1,19 +1,20 @@
 """Meta's WhatsApp Cloud API webhook: the subscription handshake and signed message deliveries."""
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
+from bedel.channels.endpoints import ChannelsState
 from bedel.channels.models import Channel
 from bedel.channels.service import accept_inbound
 from bedel.channels.whatsapp.schemas import WebhookPayload
 from bedel.channels.whatsapp.verification import signature_is_valid, verify_token_matches
 from bedel.config import Settings
+from bedel.dependencies import DBSession, get_state
 from bedel.errors import ChannelDisabled, Forbidden, InvalidInput, Unauthorized
 from bedel.ops.metrics import count_webhook
-from bedel.state import DBSession, get_state
 
 router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhooks"])
 
@@ -62,7 +63,7 @@ async def receive_messages(request: Request, session: DBSession, background: Bac
     except ValidationError:
         raise InvalidInput("the body is not a WhatsApp Cloud API webhook notification") from None
     accepted = await accept_inbound(session, messages, get_state(request).clock())
-    await get_state(request).receipts.apply(session, receipts)
+    await cast(ChannelsState, get_state(request)).receipts.apply(session, receipts)
     count_webhook(Channel.whatsapp, accepted=accepted, duplicates=len(messages) - accepted)
     # Runs after the response, so after the request's transaction committed the jobs.
     background.add_task(get_state(request).jobs.wake)

@@ -1,12 +1,15 @@
 """Spanish analysis: what a student writes and what a document says meet on the same terms."""
 
-from bedel.knowledge.text import analyze, fold, split_sentences
+from bedel.terms import analyze, fold, split_sentences
 
 
 class TestFolding:
     def test_accents_and_case_are_folded(self) -> None:
         assert fold("INSCRIPCIÓN Académica Ñandú") == "inscripcion academica nandu"
         assert analyze("Inscripción") == analyze("inscripcion") == analyze("INSCRIPCION")
+
+    def test_case_is_folded_beyond_lower_case(self) -> None:
+        assert fold("STRASSE") == fold("Straße") == "strasse"
 
 
 class TestTerms:

@@ -1,4 +1,8 @@
-"""Spanish-aware analysis shared by indexing and querying: fold, split, drop stop words, stem."""
+"""Spanish text as every package compares it: folded, split into sentences, analysed into search terms.
+
+One folding for student fields, opt-out words, identity facts, the search index and quoted answers, so
+what a student writes and what a record or document says meet on the same terms.
+"""
 
 import hashlib
 import re
