@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.campaigns.messages import Rendered
-from bedel.campaigns.recording import RECORD_JOB, record_handler, record_sent
+from bedel.campaigns.jobs import RecordJob
+from bedel.campaigns.recording import record_handler, record_sent
 from bedel.campaigns.repository import Claimed
 from bedel.chat.models import DeliveryStatus, Message
 from bedel.chat.repository import ThreadRepository
@@ -41,7 +42,7 @@ class TestRecordingWhileATurnHoldsTheThread:
             assert turn is not None
             await record_sent(session, [(Claimed(1, PHONE, PHONE, None, 0), Rendered(SENT))])
         async with sessionmaker() as session:
-            [payload] = (await session.scalars(select(Job.payload).where(Job.kind == RECORD_JOB))).all()
+            [payload] = (await session.scalars(select(Job.payload).where(Job.kind == RecordJob.kind))).all()
         record = record_handler(sessionmaker)
 
         with pytest.raises(Conflict):
