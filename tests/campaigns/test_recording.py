@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bedel.campaigns.messages import Rendered
 from bedel.campaigns.jobs import RecordJob
+from bedel.campaigns.messages import Rendered
 from bedel.campaigns.recording import record_handler, record_sent
 from bedel.campaigns.repository import Claimed
 from bedel.chat.models import DeliveryStatus, Message
