@@ -12,9 +12,10 @@ from bedel.campaigns.jobs import RecordJob
 from bedel.campaigns.messages import Rendered
 from bedel.campaigns.recording import record_handler, record_sent
 from bedel.campaigns.repository import Claimed
-from bedel.chat.models import DeliveryStatus, Message
+from bedel.chat.models import Message
 from bedel.chat.repository import ThreadRepository
 from bedel.db import create_engine, create_sessionmaker
+from bedel.delivery import DeliveryStatus
 from bedel.errors import Conflict
 from bedel.jobs.models import Job
 from bedel.jobs.runner import JobContext

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bedel.channels.delivery_errors import explain
 from bedel.channels.receipts import Receipts
 from bedel.channels.schemas import Receipt
-from bedel.chat.models import DeliveryStatus
+from bedel.delivery import DeliveryStatus
 
 
 class Listener:

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.chat.models import DeliveryStatus, Message, Role, Thread
+from bedel.chat.models import Message, Role, Thread
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.threads import NewMessage, append_message, append_messages
 from bedel.config import Settings
+from bedel.delivery import DeliveryStatus
 from bedel.errors import Conflict
 
 PHONE = "+5215512345678"

@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bedel.chat.models import DeliveryStatus
 from bedel.db import Base, RecordMixin, utcnow
+from bedel.delivery import DeliveryStatus
 
 
 class CampaignChannel(StrEnum):

@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bedel.campaigns.jobs import RecordJob
 from bedel.campaigns.messages import Rendered
 from bedel.campaigns.repository import Claimed
-from bedel.chat.models import DeliveryStatus, Role
+from bedel.chat.models import Role
 from bedel.chat.threads import NewMessage, append_message, append_messages
+from bedel.delivery import DeliveryStatus
 from bedel.jobs.repository import JobRepository
 from bedel.jobs.runner import Handler, JobContext
 

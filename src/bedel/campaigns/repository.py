@@ -15,9 +15,8 @@ from bedel.campaigns.models import (
     SendRate,
     SkipReason,
 )
-from bedel.chat.models import DeliveryStatus
-from bedel.chat.repository import delivery_moves_forward
 from bedel.db import conflict_insert, utcnow
+from bedel.delivery import DeliveryStatus, delivery_moves_forward
 
 _recipients = cast(Table, CampaignRecipient.__table__)
 _rates = cast(Table, SendRate.__table__)

@@ -4,8 +4,8 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bedel.campaigns.models import CampaignChannel, CampaignStatus, RecipientStatus, SkipReason
-from bedel.chat.models import DeliveryStatus
 from bedel.db import UTCDateTime
+from bedel.delivery import DeliveryStatus
 
 MAX_RECIPIENTS = 200_000
 MAX_CAMPAIGN_BYTES = 16 * 1024 * 1024

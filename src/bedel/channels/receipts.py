@@ -21,8 +21,8 @@ from bedel.channels.delivery_errors import THROTTLE_DELAY_S, explain
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Receipt
 from bedel.channels.service import enqueue_delivery
-from bedel.chat.models import DeliveryStatus
-from bedel.chat.repository import ThreadRepository
+from bedel.chat import threads
+from bedel.delivery import DeliveryStatus
 
 
 class ReceiptListener(Protocol):
@@ -70,15 +70,14 @@ class _ThreadMessages:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._threads = ThreadRepository.from_session(session)
 
     async def apply_receipt(
         self, vendor_message_id: str, status: DeliveryStatus, code: str | None, error: str | None
     ) -> bool:
-        return await self._threads.apply_receipt(vendor_message_id, status, code, error)
+        return await threads.apply_receipt(self._session, vendor_message_id, status, code, error)
 
     async def send_again(self, vendor_message_id: str, code: str, error: str, delay: timedelta) -> bool:
-        throttled = await self._threads.requeue_throttled(vendor_message_id, code, error)
+        throttled = await threads.requeue_throttled(self._session, vendor_message_id, code, error)
         if throttled is None:
             return False
         message_id, phone, text = throttled

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from bedel.channels.models import Channel
 from bedel.channels.ports import Button
-from bedel.chat.models import DeliveryStatus
+from bedel.delivery import DeliveryStatus
 from bedel.identities.schemas import Identity
 
 

@@ -23,7 +23,7 @@ from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Inbound
 from bedel.channels.text import split_message
 from bedel.chat.models import Message, Role, Thread, ThreadStatus
-from bedel.chat.threads import append_message, get_thread, mark_pending, set_status
+from bedel.chat.threads import append_message, get_message, get_thread, mark_pending, set_status
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
 from bedel.identities.service import identify
@@ -102,9 +102,7 @@ async def send_staff_message(
         )
     message_id = await append_message(session, thread.phone, Role.staff, text)
     await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, text, message_id))
-    message = await session.get(Message, message_id)
-    assert message is not None
-    return message
+    return await get_message(session, message_id)
 
 
 async def hand_over(

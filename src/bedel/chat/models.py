@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bedel.db import Base, RecordMixin
+from bedel.delivery import DeliveryStatus
 
 
 class ThreadStatus(StrEnum):
@@ -19,25 +20,6 @@ class Role(StrEnum):
     assistant = "assistant"
     # A person on staff answering a handed-off conversation.
     staff = "staff"
-
-
-class DeliveryStatus(StrEnum):
-    """How a message sent over a channel fared; None for messages that stayed in the HTTP API.
-
-    Statuses only move forward, in this order (see docs/decisions/0012): pending,
-    sent, failed, delivered, read. A `failed` receipt does not undo a `delivered`
-    one that arrived first (the student's phone has the message), while a
-    `delivered` or `read` receipt after a `failed` one wins: it proves arrival.
-    """
-
-    pending = "pending"
-    sent = "sent"
-    failed = "failed"
-    delivered = "delivered"
-    read = "read"
-
-
-DELIVERY_ORDER = {status: rank for rank, status in enumerate(DeliveryStatus)}
 
 
 class DeliveryPath(StrEnum):

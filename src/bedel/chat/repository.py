@@ -9,18 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 from sqlalchemy.sql.elements import ColumnElement
 
-from bedel.chat.models import (
-    DELIVERY_ORDER,
-    Attachment,
-    DeliveryPath,
-    DeliveryStatus,
-    Message,
-    Role,
-    Thread,
-    ThreadStatus,
-)
+from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
 from bedel.chat.schemas import AttachmentCreate
 from bedel.db import as_utc, conflict_insert, utcnow
+from bedel.delivery import DeliveryStatus, delivery_moves_forward
 
 
 class OpenTurn(NamedTuple):
@@ -77,15 +69,6 @@ _RECENT_TURNS = (
     .limit(bindparam("b_limit"))
 )
 _ADD_MESSAGE = insert(_messages)
-
-
-def delivery_moves_forward(column: Any, status: DeliveryStatus) -> ColumnElement[bool]:
-    """SQL: `status` is ahead of the one in `column` (no status at all comes before `pending`).
-
-    For any table with a delivery status column (messages, campaign recipients).
-    """
-    rank = case({value: order for value, order in DELIVERY_ORDER.items()}, value=column, else_=-1)
-    return rank < DELIVERY_ORDER[status]
 
 
 class ThreadRepository:

@@ -4,8 +4,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bedel.chat.models import DeliveryPath, DeliveryStatus, Role, ThreadStatus
+from bedel.chat.models import DeliveryPath, Role, ThreadStatus
 from bedel.db import UTCDateTime
+from bedel.delivery import DeliveryStatus
 from bedel.phones import normalize_phone
 
 MAX_QUESTION_CHARS = 4000

@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.chat.models import Attachment, DeliveryPath, DeliveryStatus, Message, Role, Thread, ThreadStatus
+from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate
+from bedel.delivery import DeliveryStatus
 from bedel.errors import Conflict, NotFound
 
 
@@ -178,3 +179,24 @@ async def mark_failed(
     session: AsyncSession, message_id: uuid.UUID, code: str | None, error: str, path: DeliveryPath | None
 ) -> None:
     await ThreadRepository.from_session(session).mark_failed(message_id, code, error, path)
+
+
+async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message:
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}", field="message_id")
+    return message
+
+
+async def apply_receipt(
+    session: AsyncSession, vendor_message_id: str, status: DeliveryStatus, code: str | None, error: str | None
+) -> bool:
+    """Move the message the vendor id names forward to `status`; False when none moved (unknown, or late)."""
+    return await ThreadRepository.from_session(session).apply_receipt(vendor_message_id, status, code, error)
+
+
+async def requeue_throttled(
+    session: AsyncSession, vendor_message_id: str, code: str, error: str
+) -> tuple[uuid.UUID, str, str] | None:
+    """Put a message the vendor throttled back to `pending`: its id, phone and text, or None when it got further."""
+    return await ThreadRepository.from_session(session).requeue_throttled(vendor_message_id, code, error)

@@ -4,8 +4,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
 from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt
-from bedel.chat.models import DeliveryStatus
 from bedel.db import utcnow
+from bedel.delivery import DeliveryStatus
 from bedel.identities.models import IdentityKind
 from bedel.identities.schemas import Identity
 from bedel.phones import normalize_phone

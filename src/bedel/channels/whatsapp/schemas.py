@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bedel.channels.models import Channel
 from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt
-from bedel.chat.models import DeliveryStatus
+from bedel.delivery import DeliveryStatus
 from bedel.identities.models import IdentityKind
 from bedel.identities.schemas import Identity
 from bedel.identities.service import anonymous_key
