@@ -18,6 +18,7 @@ from bedel.channels.tasks import ChannelTasks
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
+from bedel.console.headers import ConsoleHeadersMiddleware
 from bedel.db import Clock, create_engine, create_sessionmaker, utcnow
 from bedel.exception_handlers import install_exception_handlers
 from bedel.identities.verification import IdentityVerifier, VerificationPolicy
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
     )
     install_exception_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(ConsoleHeadersMiddleware)
     app.include_router(router)
     return app
 

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bedel.console.errors import pages_on_console
 from bedel.errors import BedelError
 
 log = structlog.get_logger()
@@ -61,7 +62,7 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(BedelError, _bedel_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(BedelError, pages_on_console(_bedel_error))
+    app.add_exception_handler(RequestValidationError, pages_on_console(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, pages_on_console(_http_error))
+    app.add_exception_handler(Exception, pages_on_console(_unexpected_error))
