@@ -46,6 +46,16 @@ class TestSignIn:
         assert "El correo o la contraseña no son correctos." in unknown.text
         assert not await signed_in_home(console)
 
+    async def test_no_password_reaches_the_logs(
+        self, console: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        await sign_in(console, ADMIN[0], "wrong-password-typed")
+        await sign_in(console, *ADMIN)
+        logged = capsys.readouterr()
+        assert "/console/login" in logged.out + logged.err
+        assert "wrong-password-typed" not in logged.out + logged.err
+        assert ADMIN[1] not in logged.out + logged.err
+
     async def test_the_page_asked_for_opens_after_signing_in(self, as_admin: httpx.AsyncClient) -> None:
         await as_admin.post("/console/logout", data={"csrf_token": await page_token(as_admin)})
         redirect = await as_admin.get("/console/users")
