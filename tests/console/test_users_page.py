@@ -98,3 +98,8 @@ class TestResetPassword:
         response = await act(as_admin, AGENT[0], "password", password="corta")
         assert response.status_code == 422
         assert response.headers["hx-push-url"] == "/console/users"
+
+
+async def test_a_notice_names_only_an_existing_account(as_admin: httpx.AsyncClient) -> None:
+    page = await as_admin.get("/console/users", params={"notice": "added", "email": "impostor@evil.example"})
+    assert "impostor@evil.example" not in page.text

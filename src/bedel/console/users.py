@@ -28,10 +28,7 @@ async def users_page(
     notice: Annotated[str | None, Query()] = None,
     email: Annotated[str, Query(max_length=254)] = "",
 ) -> Response:
-    message = None
-    if notice in NOTICES:
-        message = strings(page_language(request))[f"notice_{notice}"].format(email=email)
-    return await _page(request, session, admin, notice=message)
+    return await _page(request, session, admin, notice=(notice, email) if notice in NOTICES else None)
 
 
 @router.post("/users")
@@ -95,20 +92,26 @@ async def _page(
     session: DBSession,
     admin: StaffUser,
     *,
-    notice: str | None = None,
+    notice: tuple[str, str] | None = None,
     error: BedelError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
     """The page; after a refused action, with the reason and the form as it was typed (never the password)."""
     words = strings(page_language(request))
+    users = await service.list_users(session)
+    message = None
+    # The notice comes back in the address: shown only for an account that exists, so a link
+    # someone sends cannot make the page say something else.
+    if notice is not None and any(user.email == notice[1] for user in users):
+        message = words[f"notice_{notice[0]}"].format(email=notice[1])
     return render(
         request,
         "users.html",
         user=admin,
         status_code=error.status if error else 200,
         here=PAGE,
-        users=await service.list_users(session),
-        notice=notice,
+        users=users,
+        notice=message,
         error=words.get(f"error_{error.code}", error.message) if error else None,
         form=form or {"email": "", "role": StaffRole.agent},
         roles=list(StaffRole),
