@@ -1,6 +1,7 @@
 """The route map: every router, and the paths that take uploads, in one place."""
 
 from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
 
 from bedel.campaigns.endpoints import router as campaigns_router
 from bedel.campaigns.schemas import MAX_CAMPAIGN_BYTES
@@ -9,6 +10,9 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.console.endpoints import router as console_router
+from bedel.console.rendering import STATIC_DIR
+from bedel.console.users import router as console_users_router
 from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
 from bedel.knowledge.endpoints import router as knowledge_router
@@ -27,6 +31,9 @@ router.include_router(students_router)
 router.include_router(knowledge_router)
 router.include_router(campaigns_router)
 router.include_router(ops_router)
+router.include_router(console_router)
+router.include_router(console_users_router)
+router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
 UPLOAD_BODY_BYTES = {

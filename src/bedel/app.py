@@ -25,6 +25,8 @@ from bedel.channels.senders import create_email_sender, create_senders, create_s
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
 from bedel.config import Settings, load_settings
+from bedel.console.errors import pages_on_console
+from bedel.console.headers import ConsoleHeadersMiddleware
 from bedel.db import Clock, create_engine, create_sessionmaker, utcnow
 from bedel.exception_handlers import install_exception_handlers
 from bedel.identities.verification import IdentityVerifier, VerificationPolicy
@@ -176,8 +178,9 @@ def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> FastA
         version=version("bedel"),
         lifespan=lifespan,
     )
-    install_exception_handlers(app)
+    install_exception_handlers(app, pages_on_console)
     app.add_middleware(RequestContextMiddleware, upload_limits=UPLOAD_BODY_BYTES)
+    app.add_middleware(ConsoleHeadersMiddleware)
     app.include_router(router)
     return app
 

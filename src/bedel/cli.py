@@ -28,6 +28,7 @@ from bedel.ops.logging import configure_logging
 from bedel.ops.metrics import start_metrics_server
 from bedel.phones import InvalidPhone, normalize_phone
 from bedel.students.cli import app as students_app
+from bedel.users.cli import app as users_app
 
 EXIT_FILE = 1
 EXIT_CONFIG = 2
@@ -44,6 +45,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(students_app, name="students")
 app.add_typer(knowledge_app, name="kb")
 app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(users_app, name="users")
 log = structlog.get_logger()
 
 

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     whatsapp_reengage_language: str = "es_MX"
     twilio_reengage_content_sid: str | None = None
 
+    # The staff console (docs/decisions/0014): a session unused this long ends; the first
+    # lock-out after wrong passwords lasts this long, each further one twice as long.
+    console_session_idle_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+    console_lockout_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

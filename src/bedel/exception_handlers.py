@@ -1,9 +1,10 @@
 """One JSON error shape for every failure: {"error": {"code", "message", "field"}}."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -11,6 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bedel.errors import BedelError
 
 log = structlog.get_logger()
+
+JSONHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def error_response(
@@ -60,8 +64,9 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "unexpected error; it has been logged")
 
 
-def install_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(BedelError, _bedel_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+def install_exception_handlers(app: FastAPI, render: Callable[[JSONHandler], Handler]) -> None:
+    """`render` turns each JSON handler into the one installed (the console shows its errors as pages)."""
+    app.add_exception_handler(BedelError, render(_bedel_error))
+    app.add_exception_handler(RequestValidationError, render(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, render(_http_error))
+    app.add_exception_handler(Exception, render(_unexpected_error))

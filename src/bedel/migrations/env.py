@@ -11,7 +11,8 @@ import bedel.feedback.models
 import bedel.identities.models
 import bedel.jobs.models
 import bedel.knowledge.models
-import bedel.students.models  # noqa: F401
+import bedel.students.models
+import bedel.users.models  # noqa: F401
 from bedel.config import load_settings
 from bedel.db import Base, create_engine
 

@@ -1,0 +1,1 @@
+"""The staff console at /console: server-rendered pages, htmx, sessions and roles (docs/decisions/0014)."""

@@ -1,0 +1,134 @@
+"""`bedel users add|list|disable|enable|reset-password`: the staff accounts of the console.
+
+Passwords come from a hidden prompt (typed twice), or from the first line of standard input
+when it is not a terminal; they are never printed or logged.
+"""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel import migrate
+from bedel.config import ConfigError, load_settings
+from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.errors import BedelError
+from bedel.users import service
+from bedel.users.models import StaffRole, StaffUser
+from bedel.users.service import EmailTaken, UserNotFound
+
+# The codes of `bedel.cli` where they mean the same; 7 and 8 name what only accounts have.
+EXIT_INPUT = 1  # refused: not an email, a weak password, the last admin
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+EXIT_MIGRATIONS = 4
+EXIT_NOT_FOUND = 7
+EXIT_EXISTS = 8
+
+T = TypeVar("T")
+Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The account's email (any case)")]
+
+app = typer.Typer(help="Staff accounts of the console (/console)", no_args_is_help=True)
+
+
+@app.command()
+def add(
+    email: Email,
+    role: Annotated[StaffRole, typer.Option(help="admin: everything; agent: conversations and handoffs")],
+) -> None:
+    """Add an account; its password is asked for (or read from standard input)."""
+    password = _read_password()
+    user = _run(lambda session: service.add_user(session, email, role, password))
+    typer.echo(f"added {user.role} {user.email}")
+
+
+@app.command("list")
+def list_users() -> None:
+    """Every account: email, role, status and last sign-in."""
+    for user in _run(service.list_users):
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+        status = "disabled" if user.disabled else "active"
+        typer.echo(f"{user.email}  {user.role:<5}  {status:<8}  last sign-in {last}")
+
+
+@app.command()
+def disable(email: Email) -> None:
+    """Disable an account: its sessions end at once."""
+
+    async def work(session: AsyncSession) -> StaffUser:
+        user = await service.find_user(session, email)
+        await service.disable_user(session, user)
+        return user
+
+    typer.echo(f"disabled {_run(work).email}")
+
+
+@app.command()
+def enable(email: Email) -> None:
+    """Enable a disabled account again."""
+
+    async def work(session: AsyncSession) -> StaffUser:
+        user = await service.find_user(session, email)
+        await service.enable_user(session, user)
+        return user
+
+    typer.echo(f"enabled {_run(work).email}")
+
+
+@app.command("reset-password")
+def reset_password(email: Email) -> None:
+    """Set a new password (asked for, or read from standard input); the account's sessions end."""
+    password = _read_password()
+
+    async def work(session: AsyncSession) -> StaffUser:
+        user = await service.find_user(session, email)
+        await service.reset_password(session, user, password)
+        return user
+
+    typer.echo(f"password reset for {_run(work).email}; its sessions have ended")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Do `work` in one transaction; a refusal or a broken set-up ends the command with its code."""
+    try:
+        return asyncio.run(_transaction(work))
+    except ConfigError as exc:
+        _fail(EXIT_CONFIG, str(exc))
+    except UserNotFound as exc:
+        _fail(EXIT_NOT_FOUND, exc.message)
+    except EmailTaken as exc:
+        _fail(EXIT_EXISTS, exc.message)
+    except BedelError as exc:
+        _fail(EXIT_INPUT, exc.message)
+    except (SQLAlchemyError, OSError) as exc:
+        _fail(EXIT_DATABASE, f"database error ({type(exc).__name__}); check BEDEL_DATABASE_URL")
+
+
+async def _transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    engine = create_engine(load_settings().database_url)
+    try:
+        revision = await migrate.current_revision(engine)
+        if migrate.is_pending(revision):
+            _fail(EXIT_MIGRATIONS, f"the database schema is at {revision}; run `bedel db upgrade`")
+        results: list[T] = []
+        # Run the loop to its end: session_scope commits after its single yield.
+        async for session in session_scope(create_sessionmaker(engine)):
+            results.append(await work(session))
+        return results[0]
+    finally:
+        await engine.dispose()
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
