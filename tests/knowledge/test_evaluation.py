@@ -288,7 +288,7 @@ class TestKinds:
         report = await run_eval(client, cases)
 
         assert [(r.handoff, r.missed) for r in report.results] == [(True, False), (False, True), (True, True)]
-        assert (report.handoff_rate, report.unwanted_handoffs) == (0.5, 1)
+        assert (report.handoff_rate, report.total.unwanted_handoffs) == (0.5, 1)
         assert report.kinds[Kind.handoff].handoffs_recognised == 1
 
     async def test_an_unknown_number_is_answered_with_the_document_every_fact_and_no_forbidden_one(
