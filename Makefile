@@ -21,11 +21,16 @@ run: install
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests bench
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --cov
+
+# The loop while working: no real processes, browser, load or deploy tools, SQLite only (no PostgreSQL, no Redis).
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/pytest -m "not slow and not postgres and not redis"
 
 bench: install
 	$(BIN)/python bench/chat_overhead.py

@@ -75,7 +75,7 @@ async def enqueue(url: str, *, start: bool) -> tuple[float, int]:
         campaign = await create_campaign(session, spec, load_field_catalog(), {CampaignChannel.whatsapp_template})
         assert not isinstance(campaign, dict) and hasattr(campaign, "id")
         if start:
-            await change_status(session, campaign.id, "start")  # type: ignore[union-attr]
+            await change_status(session, campaign.id, "start")
     elapsed = time.perf_counter() - began
     async with engine.connect() as connection:
         count = (await connection.execute(text("SELECT count(*) FROM campaign_recipients"))).scalar_one()

@@ -163,7 +163,7 @@ async def chat_during_rebuild(count: int, workdir: Path) -> dict[str, float]:
             await session.execute(insert(DocumentChunk), values[start : start + 5000])
         await KnowledgeRepository.from_session(session).new_revision()
     await engine.dispose()
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         database_url=url,
         knowledge_index_dir=workdir / "index",

@@ -19,7 +19,7 @@ from overhead_workload import BURST_RUN, HOST, KNOWN_CONVERSATIONS, LEVELS, SLOW
 ROOT = Path(__file__).resolve().parent.parent
 # Run as `python bench/x.py`: the repository goes on the path for the tests' shared helpers.
 sys.path.insert(0, str(ROOT))
-from tests.ports import free_port  # noqa: E402
+from tests.ports import free_port as free_port  # noqa: E402  (chat_overhead.py takes it from here)
 
 BENCH_DIR = ROOT / "bench"
 DEMO_STUDENTS = ROOT / "demo" / "students.csv"

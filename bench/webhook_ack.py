@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -150,10 +151,10 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
         # One reply per message, as the run counts them, not one per burst of a phone.
         "BEDEL_WHATSAPP_BURST_WINDOW_S": "0",
     }
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     graph = subprocess.Popen(
         [
-            BIN / "uvicorn",
+            str(BIN / "uvicorn"),
             "fake_graph:app",
             "--app-dir",
             str(ROOT / "bench"),
@@ -164,16 +165,16 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
         env=env,
         **quiet,
     )
-    subprocess.run([BIN / "bedel", "db", "upgrade"], env=env, check=True, **quiet)
+    subprocess.run([str(BIN / "bedel"), "db", "upgrade"], env=env, check=True, **quiet)
     log_file = tempfile.NamedTemporaryFile(prefix="bedel-serve-", suffix=".log", delete=False)  # noqa: SIM115
     bedel = subprocess.Popen(
-        [BIN / "bedel", "serve", "--port", str(bedel_port)], env=env, stdout=subprocess.DEVNULL, stderr=log_file
+        [str(BIN / "bedel"), "serve", "--port", str(bedel_port)], env=env, stdout=subprocess.DEVNULL, stderr=log_file
     )
     processes = [bedel, graph]
     if separate_worker:
         # A worker listens like `bedel serve` (/healthz, /metrics): it needs ports of its own.
         ports = {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())}
-        processes.append(subprocess.Popen([BIN / "bedel", "worker"], env=env | ports, **quiet))
+        processes.append(subprocess.Popen([str(BIN / "bedel"), "worker"], env=env | ports, **quiet))
     try:
         wait_http(f"http://{HOST}:{graph_port}/stats")
         wait_http(f"http://{HOST}:{bedel_port}/readyz")

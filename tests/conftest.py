@@ -1,7 +1,7 @@
 """Real databases: every test that takes `database_url` runs on SQLite and on PostgreSQL."""
 
 import asyncio
-import os
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,12 +17,13 @@ from bedel import migrate
 from bedel.app import create_app
 from bedel.config import Settings
 from bedel.db import Base, Clock, create_engine, create_sessionmaker, utcnow
+from tests.backends import POSTGRES_URL
+from tests.clocks import BreakerClock
 from tests.mailbox import Mailbox, running_smtp_server
 
-POSTGRES_URL = os.environ.get("BEDEL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
-
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+# `-m "not postgres"` (make test-fast) deselects the PostgreSQL runs.
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database, once per run and backend."""
     if request.param == "sqlite":
@@ -32,6 +33,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         migrate.downgrade(url, "base")
     migrate.upgrade(url)
     yield url
+
+
+@pytest.fixture(autouse=True)
+def seeded_random() -> None:
+    """Random draws (the campaign runner's retry jitter, the tests' own) repeat from run to run."""
+    random.seed(0)
+
+
+@pytest.fixture
+def breaker_clock(monkeypatch: pytest.MonkeyPatch) -> BreakerClock:
+    """The LLM circuit breaker's clock, moved by the test instead of slept on."""
+    clock = BreakerClock()
+    monkeypatch.setattr("purgatory.domain.model.time", clock)
+    return clock
 
 
 @pytest.fixture
@@ -87,7 +102,7 @@ def make_settings(clean_database: str, tmp_path: Path) -> Callable[..., Settings
             "jobs_in_process": False,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

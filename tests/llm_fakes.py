@@ -46,7 +46,7 @@ def tool_call(name: str, arguments: str = "{}", call_id: str = "call_abc123") ->
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def completion(content: str, **kwargs: Any) -> httpx.Response:
+def completion(content: str | None, **kwargs: Any) -> httpx.Response:
     return httpx.Response(200, json=completion_body(content, **kwargs))
 
 
@@ -104,4 +104,4 @@ def embeddings_response(vectors: list[list[float]], *, model: str = "text-embedd
 def sent_inputs(request: httpx.Request) -> list[str]:
     """The texts an `/embeddings` request asked for (the SDK may send one string or a list)."""
     body = json.loads(request.content)["input"]
-    return [body] if isinstance(body, str) else body  # type: ignore[no-any-return]
+    return [body] if isinstance(body, str) else body

@@ -30,6 +30,13 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
 
+def text_of(message: EmailMessage) -> str:
+    """The decoded body of a single-part message."""
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    return body.decode()
+
+
 @contextmanager
 def running_smtp_server() -> Iterator[tuple[Mailbox, int]]:
     mailbox, port = Mailbox(), free_port()

@@ -110,6 +110,7 @@ class TestRateLimits:
             ]
         assert codes == [200, 200, 200, 429]
 
+    @pytest.mark.redis
     async def test_limits_are_shared_through_redis(
         self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
     ) -> None:

@@ -11,8 +11,11 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from bedel import migrate
-from tests.conftest import POSTGRES_URL
+from tests.backends import POSTGRES_URL
 from tests.ports import free_port
+
+# Each test runs `bedel` in a process of its own.
+pytestmark = pytest.mark.slow
 
 
 def run_bedel(*args: str, env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -71,10 +74,11 @@ class TestStartupErrors:
             ({"BEDEL_METRICS_PORT": "0"}, "BEDEL_METRICS_PORT", 2),
             ({"BEDEL_RATE_LIMIT_STORAGE_URL": "memcache://cache"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 2),
             ({"BEDEL_RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:1"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 6),
-            (
+            pytest.param(
                 {"BEDEL_DATABASE_URL": make_url(POSTGRES_URL).set(database="bedel_no_such_db").render_as_string(False)},
                 "BEDEL_DATABASE_URL",
                 3,
+                marks=pytest.mark.postgres,
             ),
         ],
     )

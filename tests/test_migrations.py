@@ -25,9 +25,11 @@ class TestStairway:
     @pytest.mark.parametrize("revision", REVISIONS[::-1])
     def test_each_revision_upgrades_downgrades_and_upgrades_again(self, scratch_url: str, revision: str) -> None:
         script = ScriptDirectory(str(migrate.MIGRATIONS)).get_revision(revision)
-        migrate.downgrade(scratch_url, script.down_revision or "base")
+        down = script.down_revision or "base"
+        assert isinstance(down, str)  # one parent each: the history is a line
+        migrate.downgrade(scratch_url, down)
         migrate.upgrade(scratch_url, revision)
-        migrate.downgrade(scratch_url, script.down_revision or "base")
+        migrate.downgrade(scratch_url, down)
         migrate.upgrade(scratch_url, revision)
 
 
@@ -36,7 +38,7 @@ class TestSchemaMatchesModels:
         async def differences() -> list[Any]:
             engine = create_engine(database_url)
             async with engine.connect() as connection:
-                diff = await connection.run_sync(
+                diff: list[Any] = await connection.run_sync(
                     lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
                 )
             await engine.dispose()

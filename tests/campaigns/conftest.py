@@ -1,5 +1,4 @@
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -8,15 +7,9 @@ import respx
 
 from bedel.config import Settings
 from bedel.state import AppState
-from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL
-
-# Real Mexican mobile numbers' shapes: the ledger skips what a carrier could not deliver to.
-STUDENTS_CSV = """matricula,nombre,telefono,correo,carrera,meses_vencidos,adeudo
-A001,Ana Ruiz,+52 55 1111 2222,ana@alumnos.example.edu,Derecho,2,4500.00
-A002,Beto Díaz,+52 55 3333 4444,,Derecho,1,1200.50
-A003,Carla Gómez,+52 55 5555 6666,carla@alumnos.example.edu,Ingeniería,0,0
-A004,Dario Paz,+52155667788,dario@alumnos.example.edu,Derecho,3,300
-"""
+from tests.campaigns.provider import GraphTemplates
+from tests.campaigns.samples import STUDENTS_CSV
+from tests.channels.vendors import CHANNEL_SETTINGS
 
 
 @pytest.fixture
@@ -48,46 +41,7 @@ async def app(
         yield client, harness.app.state.bedel
 
 
-class GraphTemplates:
-    """The Graph API's messages endpoint: records each template sent and answers like Meta does."""
-
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.failures: dict[str, httpx.Response] = {}
-        router.post(GRAPH_MESSAGES_URL).mock(side_effect=self._answer)
-
-    def _answer(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        failure = self.failures.get(body["to"])
-        if failure is not None:
-            return failure
-        self.sent.append(body)
-        return httpx.Response(
-            200,
-            json={
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                "messages": [{"id": f"wamid.HBgL{len(self.sent):08d}", "message_status": "accepted"}],
-            },
-        )
-
-
 @pytest.fixture
-def graph() -> Any:
+def graph() -> Iterator[GraphTemplates]:
     with respx.mock(assert_all_called=False) as router:
         yield GraphTemplates(router)
-
-
-def reminder(**overrides: Any) -> dict[str, Any]:
-    return {
-        "name": "Recordatorio de pago",
-        "channel": "whatsapp_template",
-        "message": {
-            "template": {
-                "name": "recordatorio_pago",
-                "language": "es_MX",
-                "parameters": ["{{ name }}", "{{ adeudo }}"],
-            }
-        },
-        "audience": {"filter": "meses_vencidos >= 1"},
-    } | overrides

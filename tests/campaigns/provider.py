@@ -1,4 +1,5 @@
-"""A fake Graph API on loopback for real worker processes: records every accepted send, fails some on purpose."""
+"""Fake Graph APIs for the campaign tests: one mocked at the HTTP layer for the runner in the test's own process,
+and one on loopback for real worker processes, which records every accepted send and fails some on purpose."""
 
 import asyncio
 import json
@@ -10,9 +11,36 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import respx
 import uvicorn
 
+from tests.channels.vendors import GRAPH_MESSAGES_URL
 from tests.ports import free_port
+
+
+class GraphTemplates:
+    """The Graph API's messages endpoint: records each template sent and answers like Meta does."""
+
+    def __init__(self, router: respx.MockRouter) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.failures: dict[str, httpx.Response] = {}
+        router.post(GRAPH_MESSAGES_URL).mock(side_effect=self._answer)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        failure = self.failures.get(body["to"])
+        if failure is not None:
+            return failure
+        self.sent.append(body)
+        return httpx.Response(
+            200,
+            json={
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": f"wamid.HBgL{len(self.sent):08d}", "message_status": "accepted"}],
+            },
+        )
 
 
 @dataclass
@@ -48,6 +76,7 @@ class FakeGraph:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         to = json.loads(body)["to"]
+        answer: dict[str, Any]
         if self._random.random() < self.failure_rate:
             self.failed += 1
             status, answer = 503, {"error": {"message": "Service unavailable", "type": "OAuthException", "code": 2}}

@@ -10,7 +10,8 @@ from bedel.campaigns.models import Campaign, CampaignRecipient
 from bedel.campaigns.runner import MAX_BATCH
 from bedel.chat.models import Message, Thread
 from bedel.state import AppState
-from tests.campaigns.conftest import GraphTemplates, reminder
+from tests.campaigns.provider import GraphTemplates
+from tests.campaigns.samples import reminder
 from tests.channels.vendors import graph_error
 
 App = tuple[httpx.AsyncClient, AppState]

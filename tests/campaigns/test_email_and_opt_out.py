@@ -10,10 +10,11 @@ from bedel.channels.email.client import EmailClient
 from bedel.channels.ports import SendFailed
 from bedel.config import SMTPSecurity
 from bedel.state import AppState
-from tests.campaigns.conftest import GraphTemplates, reminder
-from tests.channels.conftest import eventually
+from tests.campaigns.provider import GraphTemplates
+from tests.campaigns.samples import reminder
 from tests.channels.vendors import signed, text_message
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, text_of
+from tests.polling import eventually
 from tests.ports import free_port
 
 App = tuple[httpx.AsyncClient, AppState]
@@ -26,7 +27,7 @@ async def test_the_email_client_delivers_and_classifies_refusals(smtp_server: tu
     assert [m["Message-ID"] for m in mailbox.messages] == [message_id]
     received = mailbox.messages[0]
     assert (received["To"], received["Subject"]) == ("ana@alumnos.example.edu", "Inscripciones")
-    assert received.get_payload(decode=True).decode().strip() == "Hola Ana, ya puedes inscribirte."
+    assert text_of(received).strip() == "Hola Ana, ya puedes inscribirte."
 
     with pytest.raises(SendFailed) as refused:
         await client.send_email("nadie@refused.example", "x", "y")
@@ -71,7 +72,7 @@ async def test_an_email_campaign_writes_each_message_from_the_record(
 
     await eventually(completed)
     assert [(m["To"], m["Subject"]) for m in mailbox.messages] == [("ana@alumnos.example.edu", "Tu adeudo, Ana Ruiz")]
-    assert "Debes $4500.00." in mailbox.messages[0].get_payload(decode=True).decode()
+    assert "Debes $4500.00." in text_of(mailbox.messages[0])
 
 
 async def test_a_student_who_replies_baja_gets_no_more_campaigns(app: App) -> None:

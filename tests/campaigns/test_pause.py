@@ -18,9 +18,9 @@ from bedel.campaigns.runner import IN_FLIGHT
 from bedel.config import Settings
 from bedel.db import utcnow
 from bedel.state import AppState
-from tests.campaigns.conftest import reminder
 from tests.campaigns.provider import FakeGraph, fake_graph
-from tests.channels.conftest import eventually
+from tests.campaigns.samples import reminder
+from tests.polling import eventually
 
 App = tuple[httpx.AsyncClient, AppState]
 # Three rounds of sends in flight: the first is held at the provider while the test acts.

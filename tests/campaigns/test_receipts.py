@@ -3,7 +3,8 @@
 import httpx
 
 from bedel.state import AppState
-from tests.campaigns.conftest import GraphTemplates, reminder
+from tests.campaigns.provider import GraphTemplates
+from tests.campaigns.samples import reminder
 from tests.channels.vendors import graph_status_error, signed, status_update
 
 App = tuple[httpx.AsyncClient, AppState]

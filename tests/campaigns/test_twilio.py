@@ -15,7 +15,7 @@ from bedel.campaigns.models import CampaignRecipient
 from bedel.config import Settings
 from bedel.db import as_utc, utcnow
 from bedel.state import AppState
-from tests.campaigns.conftest import STUDENTS_CSV
+from tests.campaigns.samples import STUDENTS_CSV
 from tests.channels.vendors import (
     ACCOUNT_SID,
     AUTH_TOKEN,

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -21,7 +22,10 @@ from bedel.db import create_engine, create_sessionmaker
 from bedel.students.fields import load_field_catalog
 from tests.campaigns.provider import FakeGraph, fake_graph
 from tests.channels.vendors import CHANNEL_SETTINGS
+from tests.polling import eventually
 from tests.ports import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def phones(count: int) -> list[str]:
@@ -48,18 +52,29 @@ class Workers:
         )
         self._cwd = cwd
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._health_urls: list[str] = []
 
     def start(self, count: int) -> None:
         for _ in range(count):
+            port = free_port()
+            self._health_urls.append(f"http://127.0.0.1:{port}/healthz")
             self.processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "bedel.cli", "worker"],
-                    env=self._env | {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())},
+                    env=self._env | {"BEDEL_PORT": str(port), "BEDEL_METRICS_PORT": str(free_port())},
                     cwd=self._cwd,
                     stdout=subprocess.DEVNULL,
                     stderr=(self._cwd / f"worker-{len(self.processes)}.log").open("wb"),
                 )
             )
+
+    async def up(self) -> bool:
+        """Whether every worker answers its liveness probe: by then its campaign lanes are polling."""
+        async with httpx.AsyncClient(timeout=2) as client:
+            try:
+                return all([(await client.get(url)).status_code == 200 for url in self._health_urls])
+            except httpx.TransportError:
+                return False
 
     def stop(self) -> None:
         for process in self.processes:
@@ -146,8 +161,7 @@ async def test_a_worker_killed_mid_campaign_loses_nothing(
         workers_factory.append(workers)
         campaign_id = await start_campaign(postgres, addresses)
         workers.start(2)
-        while sum(graph.accepted.values()) < 500:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: sum(graph.accepted.values()) >= 500, within_s=120)
         workers.processes[0].kill()
         counts = await wait_completed(postgres, campaign_id, within_s=120)
 
@@ -166,7 +180,7 @@ async def test_the_rate_limit_holds_across_workers(
         workers = Workers(postgres, graph, tmp_path, BEDEL_CAMPAIGN_RATE_WHATSAPP=str(rate))
         workers_factory.append(workers)
         workers.start(4)
-        await asyncio.sleep(3)  # all four are up and polling before the campaign starts
+        await eventually(workers.up, within_s=60)  # all four are up and polling before the campaign starts
         campaign_id = await start_campaign(postgres, phones(300))
         await wait_completed(postgres, campaign_id, within_s=60)
 

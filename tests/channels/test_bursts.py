@@ -14,7 +14,6 @@ from bedel.config import Settings
 from bedel.db import as_utc
 from bedel.identities.service import anonymous_key
 from bedel.texts.catalog import texts_for
-from tests.channels.conftest import FakeClock, eventually
 from tests.channels.test_identity import BSUID, STUDENTS
 from tests.channels.test_whatsapp import (
     PHONE,
@@ -35,7 +34,9 @@ from tests.channels.vendors import (
     text_message,
     username_message,
 )
+from tests.clocks import FakeClock
 from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages
+from tests.polling import eventually
 
 ES = texts_for("es")
 NOT_HELPFUL_REPLY = ES.not_helpful

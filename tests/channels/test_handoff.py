@@ -13,7 +13,6 @@ from sqlalchemy import update
 from bedel.channels.models import ChannelContact
 from bedel.config import Settings
 from bedel.db import create_engine, utcnow
-from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     CHANNEL_SETTINGS,
     GRAPH_MESSAGES_URL,
@@ -24,6 +23,7 @@ from tests.channels.vendors import (
     signed,
     text_message,
 )
+from tests.polling import eventually
 
 WA_ID = "5215512345678"
 PHONE = "+525512345678"
@@ -163,7 +163,7 @@ class TestHandoffInEnglish:
 
 
 async def _last_content(client: httpx.AsyncClient, thread_id: str, content: str) -> bool:
-    return (await messages(client, thread_id))[-1]["content"] == content
+    return bool((await messages(client, thread_id))[-1]["content"] == content)
 
 
 class TestStaffReplyRules:

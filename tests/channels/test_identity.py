@@ -14,7 +14,6 @@ from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker, utcnow
 from bedel.identities.models import ChannelIdentity, IdentityKind
 from bedel.texts.catalog import texts_for
-from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     CHANNEL_SETTINGS,
     GRAPH_MESSAGES_URL,
@@ -29,6 +28,7 @@ from tests.channels.vendors import (
     twilio_signed,
     username_message,
 )
+from tests.polling import eventually
 
 ES = texts_for("es")
 ASK_STUDENT_ID = ES.ask_student_id

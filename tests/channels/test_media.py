@@ -11,7 +11,6 @@ import respx
 
 from bedel.config import Settings
 from bedel.texts.catalog import texts_for
-from tests.channels.conftest import eventually
 from tests.channels.test_whatsapp import PHONE, WA_ID, post, sent_bodies, thread_messages
 from tests.channels.vendors import (
     ACCESS_TOKEN,
@@ -35,6 +34,7 @@ from tests.channels.vendors import (
 )
 from tests.knowledge.documents import CALENDAR
 from tests.llm_fakes import LLM_BASE_URL
+from tests.polling import eventually
 
 ES = texts_for("es")
 FILE_REPLY = ES.file_kept

@@ -22,7 +22,6 @@ from bedel.channels.whatsapp.client import WhatsAppClient
 from bedel.config import ConfigError, Settings, load_settings
 from bedel.db import as_utc, create_engine, create_sessionmaker, utcnow
 from bedel.jobs.models import Job, JobStatus
-from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     ACCESS_TOKEN,
     CHANNEL_SETTINGS,
@@ -43,6 +42,8 @@ from tests.channels.vendors import (
     twilio_signed,
     twilio_status,
 )
+from tests.mailbox import text_of
+from tests.polling import eventually
 from tests.ports import free_port
 
 WA_ID = "5215512345678"
@@ -218,7 +219,7 @@ class TestWindowAwareSends:
         assert [(m["To"], m["Subject"]) for m in received] == [
             ("lucia@alumnos.example.edu", "Mensaje de Universidad Norte")
         ]
-        assert received[0].get_payload(decode=True).decode().strip() == "Tu constancia está lista."
+        assert text_of(received[0]).strip() == "Tu constancia está lista."
         assert reply["delivery_path"] == "email"
         assert graph.call_count == 1
 

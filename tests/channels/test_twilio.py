@@ -10,7 +10,6 @@ import pytest
 import respx
 
 from bedel.config import Settings
-from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -23,6 +22,7 @@ from tests.channels.vendors import (
     twilio_signed,
 )
 from tests.llm_fakes import LLM_BASE_URL, completion
+from tests.polling import eventually
 
 WA_ID = "5215512345678"
 SENDER = f"whatsapp:+{WA_ID}"
@@ -132,7 +132,7 @@ class TestIncomingMessage:
                 if not threads:
                     return False
                 items = (await twilio_client.get(f"/threads/{threads[0]['id']}/messages")).json()["items"]
-                return items[-1]["delivery_status"] == "failed" and items[-1]["delivery_error_code"] == "63016"
+                return bool(items[-1]["delivery_status"] == "failed" and items[-1]["delivery_error_code"] == "63016")
 
             await eventually(failed)
 

@@ -17,7 +17,6 @@ from sqlalchemy import select, update
 from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker, utcnow
 from bedel.jobs.models import Job, JobStatus
-from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     ACCESS_TOKEN,
     CHANNEL_SETTINGS,
@@ -32,6 +31,7 @@ from tests.channels.vendors import (
     text_message,
 )
 from tests.llm_fakes import LLM_BASE_URL, completion, sent_messages
+from tests.polling import eventually
 
 WA_ID = "5215512345678"  # Mexico, as WhatsApp sends it: +52 1 55 1234 5678
 PHONE = "+525512345678"  # the canonical key, as school records hold it
@@ -411,6 +411,7 @@ class TestCrashRecovery:
 
 
 class TestSendFailures:
+    @pytest.mark.slow  # waits out the 10 s pause Meta's throughput error (130429) asks for
     async def test_temporary_failures_are_retried_until_the_message_is_sent(self, wa_client: httpx.AsyncClient) -> None:
         with respx.mock(assert_all_called=False) as router:
             graph = router.post(GRAPH_MESSAGES_URL).mock(

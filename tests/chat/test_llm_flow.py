@@ -405,8 +405,8 @@ class TestLeases:
         engine = create_engine(llm_settings.database_url)
         async with engine.begin() as connection:
             await connection.execute(
-                update(Thread.__table__)
-                .where(Thread.__table__.c.id == uuid.UUID(thread_id))
+                update(Thread)
+                .where(Thread.id == uuid.UUID(thread_id))
                 .values(lock_token=uuid.uuid4(), locked_until=utcnow() - timedelta(seconds=1))
             )
         await engine.dispose()
@@ -418,11 +418,11 @@ class TestLeases:
 
     @respx.mock
     async def test_forgetting_a_thread_while_it_is_answered_is_a_409(self, llm_client: httpx.AsyncClient) -> None:
-        called = asyncio.Event()
+        called, deleted = asyncio.Event(), asyncio.Event()
 
         async def slow(_: httpx.Request) -> httpx.Response:
             called.set()
-            await asyncio.sleep(0.2)
+            await deleted.wait()
             return completion("Listo.")
 
         respx.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow)
@@ -431,6 +431,7 @@ class TestLeases:
         thread_id = (await llm_client.get("/threads", params={"phone": PHONE})).json()["items"][0]["id"]
 
         refused = await llm_client.delete(f"/threads/{thread_id}")
+        deleted.set()
         answered = await question
 
         assert refused.status_code == 409

@@ -122,7 +122,7 @@ async def stored(session: AsyncSession) -> list[tuple[str, int, str]]:
     rows = await session.execute(
         select(Thread.phone, Message.seq, Message.content).join(Thread).order_by(Thread.phone, Message.seq)
     )
-    return [tuple(row) for row in rows]
+    return [(phone, seq, content) for phone, seq, content in rows]
 
 
 async def hold_turn(session: AsyncSession, phone: str) -> tuple[uuid.UUID, uuid.UUID]:

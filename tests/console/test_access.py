@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bedel.api import router
 from bedel.db import create_engine
 from bedel.users.models import StaffSession, StaffUser
-from tests.console.conftest import ADMIN, AGENT, csrf_of, page_token, sign_in
+from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
 
 # What each may do; every other console route must refuse them.
 ANONYMOUS_MAY = {
@@ -40,7 +40,7 @@ CONSOLE_ROUTES = sorted(
     (method, prefix + route.path)
     for prefix, route in _walk(router.routes)
     if isinstance(route, APIRoute) and (prefix + route.path).startswith("/console")
-    for method in route.methods
+    for method in route.methods or ()
 )
 
 

@@ -24,7 +24,7 @@ from tests.console.browser import (
     capture,
     run_bedel,
 )
-from tests.ops.conftest import start_serve
+from tests.ops.processes import start_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from bedel.config import Settings
-from tests.console.conftest import ADMIN, AGENT, MovableClock, page_token, sign_in
+from tests.console.accounts import ADMIN, AGENT, MovableClock, page_token, sign_in
 
 
 async def signed_in_home(client: httpx.AsyncClient) -> bool:

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from bedel.console.catalogue import Language, strings
-from tests.console.conftest import ADMIN, csrf_of, page_token, sign_in
+from tests.console.accounts import ADMIN, csrf_of, page_token, sign_in
 
 TEMPLATES = Path(__file__).parents[2] / "src" / "bedel" / "console" / "templates"
 

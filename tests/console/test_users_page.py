@@ -4,7 +4,7 @@ import re
 
 import httpx
 
-from tests.console.conftest import ADMIN, AGENT, page_token, sign_in
+from tests.console.accounts import ADMIN, AGENT, page_token, sign_in
 
 NEW = ("nueva@example.edu", "nueva-password-1")
 

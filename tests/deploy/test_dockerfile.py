@@ -6,6 +6,8 @@ import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
@@ -24,6 +26,7 @@ def final_stage() -> list[tuple[str, str]]:
 
 
 class TestDockerfile:
+    @pytest.mark.slow  # runs hadolint
     def test_hadolint_finds_nothing(self) -> None:
         hadolint = Path(sys.executable).parent / "hadolint"
         result = subprocess.run([hadolint, "--no-color", DOCKERFILE], capture_output=True, text=True)

@@ -14,6 +14,9 @@ import yaml
 from bedel.config import Settings
 from bedel.ops.lifecycle import GRACE_S
 
+# Deploy tools: kubectl renders the overlay, kubernetes-validate checks every manifest.
+pytestmark = pytest.mark.slow
+
 K8S = Path(__file__).parents[2] / "deploy" / "k8s"
 # The oldest Kubernetes release still supported by the big managed services.
 KUBERNETES_VERSION = "1.30.0"

@@ -15,7 +15,6 @@ from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker, utcnow
 from bedel.feedback.models import AnswerFeedback
 from bedel.jobs.models import Job, JobStatus
-from tests.channels.conftest import eventually
 from tests.channels.vendors import (
     CHANNEL_SETTINGS,
     GRAPH_MESSAGES_URL,
@@ -27,6 +26,7 @@ from tests.channels.vendors import (
     text_message,
 )
 from tests.llm_fakes import LLM_BASE_URL, completion
+from tests.polling import eventually
 
 WA_ID = "5215512345678"
 OTHER_WA_ID = "5215598765432"

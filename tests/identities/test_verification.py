@@ -12,7 +12,7 @@ from bedel.students.models import Student
 
 
 def policy(**overrides: Any) -> VerificationPolicy:
-    settings = Settings(_env_file=None, knowledge_index_dir=Path("unused"), **overrides)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, knowledge_index_dir=Path("unused"), **overrides)
     return VerificationPolicy.from_settings(settings, load_field_catalog())
 
 

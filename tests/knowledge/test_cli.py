@@ -109,6 +109,7 @@ class TestKbAdd:
             "0 added, 1 replaced, 2 unchanged, 0 failed",
         ]
 
+    @pytest.mark.slow
     def test_stdout_holds_only_the_report_and_logs_go_to_stderr(self, tmp_path: Path, env: dict[str, str]) -> None:
         (tmp_path / "calendario.md").write_text(CALENDAR, encoding="utf-8")
 
@@ -123,6 +124,7 @@ class TestKbAdd:
 
 
 class TestEval:
+    @pytest.mark.slow
     def test_eval_prints_the_rates_and_writes_json(self, tmp_path: Path, env: dict[str, str], folder: Path) -> None:
         assert kb_add(folder, env=env).exit_code == 0
         cases = [

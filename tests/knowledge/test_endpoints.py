@@ -13,6 +13,7 @@ from bedel import api, migrate
 from bedel.config import Settings
 from bedel.db import create_engine
 from tests.knowledge.documents import CALENDAR, FEES, KNOWLEDGE, LIBRARY, certificates_docx, pdf_with_text
+from tests.polling import eventually
 
 SURCHARGE = "Toda mensualidad pagada tarde genera un recargo del 10 % del importe vencido."
 STAFF = {"Authorization": "Bearer staff-key"}
@@ -225,11 +226,8 @@ class TestReplicas:
             assert await search(second, "recargo por pago tarde") == []
 
             await upload(first, markdown("pagos.md", FEES))
-            found: list[dict[str, Any]] = []
-            for _ in range(100):
-                if found := await search(second, "recargo por pago tarde"):
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: search(second, "recargo por pago tarde"))
+            found = await search(second, "recargo por pago tarde")
 
         assert [hit["title"] for hit in found][:1] == ["Colegiaturas y pagos"]
 
@@ -257,7 +255,7 @@ class TestStartup:
     ) -> None:
         url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         await asyncio.to_thread(migrate.upgrade, url, "0001")
-        settings = Settings(_env_file=None, database_url=url, knowledge_index_dir=tmp_path / "index")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url, knowledge_index_dir=tmp_path / "index")
 
         async with make_client(settings) as client:
             ready = await client.get("/readyz")

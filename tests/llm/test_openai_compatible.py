@@ -1,8 +1,7 @@
 """The Chat Completions adapter against a mocked server: the SDK parses real response bodies."""
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ from bedel.errors import UpstreamUnavailable
 from bedel.llm.openai_compatible import OpenAICompatibleModel
 from bedel.llm.ports import Completion, Prompt, Turn
 from bedel.students.schemas import StudentRecord
+from tests.clocks import BreakerClock
 
 BASE_URL = "http://llm.test/v1"
 MODEL = "llama-3.1-8b-instruct"
@@ -135,7 +135,7 @@ def sent_body(route: respx.Route, index: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def mock_llm() -> AsyncIterator[respx.MockRouter]:
+def mock_llm() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
         yield router
 
@@ -400,7 +400,9 @@ class TestFailures:
         assert route.call_count == 3
         assert 1 <= (caught.value.retry_after or 0) <= 30
 
-    async def test_breaker_lets_a_call_through_after_reset(self, mock_llm: respx.MockRouter) -> None:
+    async def test_breaker_lets_a_call_through_after_reset(
+        self, mock_llm: respx.MockRouter, breaker_clock: BreakerClock
+    ) -> None:
         route = mock_llm.post("/chat/completions").mock(
             side_effect=[
                 httpx.Response(503, json={"error": {"message": "overloaded"}}),
@@ -413,7 +415,7 @@ class TestFailures:
         with pytest.raises(UpstreamUnavailable):
             await llm.complete(make_prompt(), CallerTools(STUDENT))
 
-        await asyncio.sleep(0.1)
+        breaker_clock.advance(0.1)
         completion = await llm.complete(make_prompt(), CallerTools(STUDENT))
 
         assert completion.text == "De vuelta."

@@ -24,7 +24,7 @@ class TestHealth:
     async def test_readyz_fails_while_migrations_are_pending(
         self, make_client: Callable[[Settings], Any], tmp_path: Path
     ) -> None:
-        settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
         async with make_client(settings) as client:
             ready = await client.get("/readyz")
             alive = await client.get("/healthz")
@@ -38,13 +38,13 @@ class TestHealth:
         url = f"sqlite+aiosqlite:///{tmp_path / 'bedel.db'}"
         await asyncio.to_thread(migrate.upgrade, url)
         stamp_future_revision(url)
-        settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url)
         async with make_client(settings) as client:
             ready = await client.get("/readyz")
         assert ready.status_code == 200
 
     async def test_readyz_fails_while_the_database_is_unreachable(self, make_client: Callable[[Settings], Any]) -> None:
-        settings = Settings(_env_file=None, database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none")
         async with make_client(settings) as client:
             ready = await client.get("/readyz")
         assert ready.status_code == 503

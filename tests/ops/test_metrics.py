@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import respx
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bedel import migrate
 from bedel.config import Settings
+from tests.clocks import BreakerClock
 from tests.llm_fakes import LLM_BASE_URL, completion
-from tests.ops.conftest import FakeLLM, serve_env, start_serve
+from tests.ops.processes import serve_env, start_serve
+from tests.ops.upstreams import FakeLLM
 
 MODEL = "gpt-4o-mini"
 
@@ -98,7 +101,10 @@ class TestLLMMetrics:
 
     @respx.mock
     async def test_failures_open_the_breaker_and_a_later_success_closes_it(
-        self, make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+        self,
+        make_client: Callable[[Settings], Any],
+        make_settings: Callable[..., Settings],
+        breaker_clock: BreakerClock,
     ) -> None:
         server_error = httpx.Response(
             500,
@@ -113,7 +119,7 @@ class TestLLMMetrics:
             failed = await client.post("/chat", json=ask)
             opened = sample("bedel_llm_breaker_state")
             fast = await client.post("/chat", json=ask)
-            await asyncio.sleep(0.3)  # the breaker's reset time
+            breaker_clock.advance(0.3)  # past the breaker's reset time
             recovered = await client.post("/chat", json=ask)
 
         assert [r.status_code for r in (failed, fast, recovered)] == [503, 503, 200]
@@ -146,6 +152,7 @@ class TestLLMMetrics:
         assert sample("bedel_llm_calls_total", model=MODEL, outcome="rejected") == before + 1
 
 
+@pytest.mark.slow
 class TestMetricsEndpoint:
     async def test_served_on_the_metrics_port_only_and_summed_across_processes(
         self, tmp_path: Path, fake_llm: FakeLLM

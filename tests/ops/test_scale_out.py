@@ -15,11 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from bedel.db import create_engine
-from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
-from tests.ops.conftest import (
-    FakeGraph,
-    FakeLLM,
+from tests.ops.processes import (
     Served,
     all_jobs,
     all_jobs_done,
@@ -29,6 +26,10 @@ from tests.ops.conftest import (
     start_worker,
     whatsapp_env,
 )
+from tests.ops.upstreams import FakeGraph, FakeLLM
+from tests.polling import eventually
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 Conversations = dict[str, list[tuple[str, str]]]
 
@@ -86,16 +87,18 @@ class TestTwoReplicas:
         async with httpx.AsyncClient(timeout=30) as client:
             # The hurried student fires every question at once, alternating replicas;
             # twelve others talk at the same time, one question after another.
-            hurried_statuses, *other_statuses = await asyncio.gather(
+            hurried_statuses, other_statuses = await asyncio.gather(
                 asyncio.gather(
                     *(
                         client.post(f"{urls[n % 2]}/chat", json={"phone": hurried, "question": q})
                         for n, q in enumerate(hurried_questions)
                     )
                 ),
-                *(
-                    converse(client, urls[n % 2 :] + urls[: n % 2], phone, qs)
-                    for n, (phone, qs) in enumerate(others.items())
+                asyncio.gather(
+                    *(
+                        converse(client, urls[n % 2 :] + urls[: n % 2], phone, qs)
+                        for n, (phone, qs) in enumerate(others.items())
+                    )
                 ),
             )
 

@@ -10,7 +10,19 @@ from sqlalchemy import text
 
 from bedel import migrate
 from bedel.db import create_engine
-from tests.ops.conftest import FakeLLM, serve_env, start_serve
+from tests.ops.processes import serve_env, start_serve
+from tests.ops.upstreams import FakeLLM
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slow
+
+
+async def refuses_connections(client: httpx.AsyncClient) -> bool:
+    try:
+        await client.get("/healthz")
+    except httpx.ConnectError:
+        return True
+    return False
 
 
 class TestGracefulShutdown:
@@ -21,21 +33,23 @@ class TestGracefulShutdown:
         try:
             async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
                 in_flight = asyncio.create_task(client.post("/chat", json={"phone": "+34612345678", "question": "uno"}))
-                await asyncio.sleep(0.3)
+                await eventually(lambda: fake_llm.waiting["sk-test"])
                 served.process.send_signal(signal.SIGTERM)
-                ready = await client.get("/readyz")
-                for _ in range(50):  # the signal reaches the server's main thread within moments
-                    if ready.status_code == 503:
-                        break
-                    await asyncio.sleep(0.02)
-                    ready = await client.get("/readyz")
+                readiness: list[httpx.Response] = []
+
+                async def not_ready() -> bool:
+                    readiness.append(await client.get("/readyz"))
+                    return readiness[-1].status_code == 503
+
+                # The signal reaches the server's main thread within moments.
+                await eventually(not_ready, within_s=2)
+                ready = readiness[-1]
                 alive = await client.get("/healthz")
                 # The load balancer has not noticed yet: what it still sends is answered.
                 late = await client.post("/chat", json={"phone": "+34612345679", "question": "dos"})
                 answered = await in_flight
-                await asyncio.sleep(1.5)
-                with pytest.raises(httpx.ConnectError):
-                    await client.get("/healthz")
+                # Once the drain is over, the server stops.
+                await eventually(lambda: refuses_connections(client))
             exit_code = await asyncio.to_thread(served.process.wait, 40)
         finally:
             stderr = served.stop()
@@ -69,21 +83,13 @@ class TestGracefulShutdown:
         try:
             async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
                 in_flight = asyncio.create_task(client.post("/chat", json={"phone": "+34612345678", "question": "uno"}))
-                await asyncio.sleep(0.3)
+                await eventually(lambda: fake_llm.waiting["sk-test"])
                 served.process.send_signal(signal.SIGTERM)
-                refused = None
-                for _ in range(50):
-                    try:
-                        await client.get("/healthz")
-                    except httpx.ConnectError as exc:
-                        refused = exc
-                        break
-                    await asyncio.sleep(0.02)
+                await eventually(lambda: refuses_connections(client), within_s=2)
                 answered = await in_flight
             exit_code = await asyncio.to_thread(served.process.wait, 40)
         finally:
             served.stop()
 
-        assert refused is not None
         assert (answered.status_code, answered.json()["answer"]) == (200, "ok: uno")
         assert exit_code == -signal.SIGTERM

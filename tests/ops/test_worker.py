@@ -6,21 +6,15 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bedel import migrate
-from tests.channels.conftest import eventually
 from tests.channels.vendors import signed, text_message
-from tests.ops.conftest import (
-    FakeGraph,
-    FakeLLM,
-    all_jobs,
-    all_jobs_done,
-    samples,
-    serve_env,
-    start_serve,
-    start_worker,
-    whatsapp_env,
-)
+from tests.ops.processes import all_jobs, all_jobs_done, samples, serve_env, start_serve, start_worker, whatsapp_env
+from tests.ops.upstreams import FakeGraph, FakeLLM
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slow
 
 WA_ID = "34612345678"
 

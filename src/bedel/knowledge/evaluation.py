@@ -48,7 +48,8 @@ class EvalCase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    kind: Kind
+    # Inferred from `expected_document` when a case leaves it out (see `_infer_kind`).
+    kind: Kind = Kind.document
     question: str = Field(min_length=1)
     expected_document: str | None
     expected_facts: list[str] = []

@@ -8,13 +8,14 @@ from openai import AsyncOpenAI, OpenAIError
 from bedel.config import Settings
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.openai_compatible import DEFAULT_RETRY_AFTER_S, NO_API_KEY
+from bedel.tls import tls_context
 
 
 class OpenAIEmbeddings:
     def __init__(self, settings: Settings, model: str) -> None:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else NO_API_KEY
         # Our own httpx client, as for chat: it keeps the calls on the transport respx mocks.
-        self._http = httpx.AsyncClient(timeout=settings.llm_timeout_s)
+        self._http = httpx.AsyncClient(timeout=settings.llm_timeout_s, verify=tls_context())
         self._client = AsyncOpenAI(
             base_url=settings.embedding_base_url or settings.llm_base_url,
             api_key=key,

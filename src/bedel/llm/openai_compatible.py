@@ -33,6 +33,7 @@ from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import Completion, Prompt, Toolbox, Turn, Usage
 from bedel.llm.tokens import estimate_tokens
 from bedel.ops.metrics import LLMOutcome, count_llm_call, count_llm_tokens, record_breaker_state
+from bedel.tls import tls_context
 
 MAX_TOOL_ROUNDS = 3
 DEFAULT_RETRY_AFTER_S = 5
@@ -109,6 +110,7 @@ class OpenAICompatibleModel:
         self._http = httpx.AsyncClient(
             timeout=settings.llm_timeout_s,
             limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+            verify=tls_context(),
         )
         self._client = AsyncOpenAI(
             base_url=settings.llm_base_url,

@@ -8,6 +8,7 @@ from openai import AsyncOpenAI, OpenAIError
 from bedel.config import Settings
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.openai_compatible import DEFAULT_RETRY_AFTER_S, NO_API_KEY
+from bedel.tls import tls_context
 
 # The endpoint guesses the format from the file name, so each type gets its usual extension.
 _EXTENSIONS = {
@@ -27,7 +28,7 @@ class OpenAITranscriber:
     def __init__(self, settings: Settings, model: str) -> None:
         secret = settings.transcription_api_key or settings.llm_api_key
         # Our own httpx client, as for chat: it keeps the calls on the transport respx mocks.
-        self._http = httpx.AsyncClient(timeout=settings.llm_timeout_s)
+        self._http = httpx.AsyncClient(timeout=settings.llm_timeout_s, verify=tls_context())
         self._client = AsyncOpenAI(
             base_url=settings.transcription_base_url or settings.llm_base_url,
             api_key=secret.get_secret_value() if secret else NO_API_KEY,

@@ -6,6 +6,7 @@ import httpx
 
 from bedel.channels.downloads import download
 from bedel.channels.ports import Button, SendFailed
+from bedel.tls import tls_context
 
 
 class TwilioClient:
@@ -26,7 +27,10 @@ class TwilioClient:
         timeout_s: float = 10.0,
     ):
         self._http = httpx.AsyncClient(
-            base_url=api_base.rstrip("/"), auth=httpx.BasicAuth(account_sid, auth_token), timeout=timeout_s
+            base_url=api_base.rstrip("/"),
+            auth=httpx.BasicAuth(account_sid, auth_token),
+            timeout=timeout_s,
+            verify=tls_context(),
         )
         self._path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._sender = sender

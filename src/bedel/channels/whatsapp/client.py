@@ -9,6 +9,7 @@ import httpx
 from bedel.channels.delivery_errors import THROTTLE_DELAY_S
 from bedel.channels.downloads import download
 from bedel.channels.ports import Button, MediaUnavailable, SendFailed
+from bedel.tls import tls_context
 
 # Graph error codes that mean "later", not "never": unknown/service errors and rate limits.
 _TEMPORARY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056})
@@ -34,6 +35,7 @@ class WhatsAppClient:
             base_url=api_base.rstrip("/"),
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=timeout_s,
+            verify=tls_context(),
         )
         self._path = f"/{phone_number_id}/messages"
         self._template = template
