@@ -22,6 +22,7 @@ from bedel.config import ConfigError, load_settings
 from bedel.db import create_engine, create_sessionmaker, session_scope, utcnow
 from bedel.errors import BedelError
 from bedel.ops.logging import configure_logging
+from bedel.paging import MAX_OFFSET
 from bedel.students.fields import FieldCatalog, load_field_catalog
 
 # The codes of `bedel.cli`: 1 the request or its file is refused, 2 a setting, 3 the database.
@@ -98,7 +99,7 @@ def create(
 @app.command("list")
 def list_campaigns(
     limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=MAX_OFFSET)] = 0,
 ) -> None:
     """Campaigns, newest first, with their progress."""
 

@@ -12,6 +12,7 @@ from bedel.campaigns.outbox import Outbox
 from bedel.campaigns.runner import CampaignRunner
 from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, RecipientPage
 from bedel.dependencies import CoreState, DBSession, get_state
+from bedel.paging import MAX_INT64, MAX_OFFSET
 from bedel.students.fields import FieldCatalog
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[StaffOnly])
@@ -52,7 +53,7 @@ async def list_campaigns(
     request: Request,
     session: DBSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[CampaignOut]:
     rates = _state(request).campaigns.rates
     return [await service.describe(session, c, rates) for c in await service.list_campaigns(session, limit, offset)]
@@ -86,7 +87,7 @@ async def list_recipients(
     campaign_id: uuid.UUID,
     session: DBSession,
     status: RecipientStatus | None = None,
-    after: Annotated[int, Query(ge=0, description="Return recipients with an id greater than this.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT64, description="Return recipients with an id greater than this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RecipientPage:
     """The ledger, e.g. `?status=failed` for the failures with their errors."""

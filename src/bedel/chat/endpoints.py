@@ -25,6 +25,7 @@ from bedel.chat.service import ChatService
 from bedel.config import ConfigError
 from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
+from bedel.paging import MAX_INT32, MAX_OFFSET
 
 log = structlog.get_logger()
 router = APIRouter(tags=["chat"])
@@ -98,7 +99,7 @@ async def list_threads(
     phone: Annotated[Phone | None, Query()] = None,
     status: ThreadStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ThreadList:
     items = await threads.list_threads(session, phone=phone, status=status, limit=limit, offset=offset)
     return ThreadList(items=[ThreadOut.model_validate(thread) for thread in items])
@@ -108,7 +109,7 @@ async def list_threads(
 async def list_messages(
     thread_id: uuid.UUID,
     session: DBSession,
-    after: Annotated[int, Query(ge=0, description="Return messages with seq greater than this.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT32, description="Return messages with seq greater than this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     items = await threads.list_messages(session, thread_id, after=after, limit=limit)
