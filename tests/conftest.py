@@ -17,7 +17,7 @@ from bedel import migrate
 from bedel.app import create_app
 from bedel.config import Settings
 from bedel.db import Base, Clock, create_engine, create_sessionmaker, utcnow
-from tests.backends import POSTGRES_URL
+from tests.backends import POSTGRES_URL, empty_postgres
 from tests.clocks import BreakerClock
 from tests.mailbox import Mailbox, running_smtp_server
 
@@ -30,7 +30,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'bedel.db'}"
     else:
         url = POSTGRES_URL
-        migrate.downgrade(url, "base")
+        empty_postgres(url)
     migrate.upgrade(url)
     yield url
 
@@ -56,9 +56,18 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def migrated_postgres() -> str:
+    """PostgreSQL emptied and migrated once per run."""
+    empty_postgres(POSTGRES_URL)
+    migrate.upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
 @pytest.fixture
-async def postgres() -> AsyncIterator[str]:
+async def postgres(migrated_postgres: str) -> AsyncIterator[str]:
     """PostgreSQL at head with empty tables, for tests that start their own server and worker processes."""
+    # At head again: a migration test may have stepped it down.
     await asyncio.to_thread(migrate.upgrade, POSTGRES_URL)
     engine = create_engine(POSTGRES_URL)
     async with engine.begin() as connection:
