@@ -3,10 +3,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict, field_validator
+
 from bedel.channels.models import Channel
 from bedel.channels.ports import Button
 from bedel.delivery import DeliveryStatus
 from bedel.identities.schemas import Identity
+
+
+class VendorPayload(BaseModel):
+    """A webhook body's part as a vendor sends it. Vendors add fields over time: unknown ones are
+    ignored. A NUL character means nothing in a message and PostgreSQL cannot store it: dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _without_nul(cls, value: object) -> object:
+        return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 class MediaKind(StrEnum):

@@ -1,9 +1,9 @@
 """The fields of Twilio's incoming-message webhook and status callback that Bedel reads."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt
+from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt, VendorPayload
 from bedel.db import utcnow
 from bedel.delivery import DeliveryStatus
 from bedel.identities.models import IdentityKind
@@ -11,9 +11,8 @@ from bedel.identities.schemas import Identity
 from bedel.phones import normalize_phone
 
 
-class IncomingMessage(BaseModel):
+class IncomingMessage(VendorPayload):
     # Twilio sends many more fields (AccountSid, ProfileName, MediaUrl0, ...); they are ignored.
-    model_config = ConfigDict(extra="ignore")
 
     message_sid: str = Field(alias="MessageSid", min_length=1, max_length=64)
     sender: str = Field(alias="From", min_length=1, max_length=64)  # "whatsapp:+5215512345678"
@@ -60,10 +59,8 @@ _RECEIPT_STATUSES = {
 }
 
 
-class StatusCallback(BaseModel):
+class StatusCallback(VendorPayload):
     """Twilio's status callback for a message Bedel sent (`StatusCallback` on the send)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     message_sid: str = Field(alias="MessageSid", min_length=1, max_length=64)
     message_status: str = Field(alias="MessageStatus", min_length=1, max_length=20)

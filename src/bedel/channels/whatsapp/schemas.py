@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from bedel.channels.models import Channel
-from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt
+from bedel.channels.schemas import Inbound, InboundMedia, MediaKind, Receipt, VendorPayload
 from bedel.delivery import DeliveryStatus
 from bedel.identities.models import IdentityKind
 from bedel.identities.schemas import Identity
@@ -18,41 +18,44 @@ log = structlog.get_logger()
 # Kinds that need no answer at all; any other kind that is not text, a voice note or a file gets the "only text" reply.
 _SILENT_TYPES = frozenset({"reaction", "system"})
 _RECEIPT_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
+# Unix seconds up to the last moment of year 9999: a later one cannot become a datetime.
+_LAST_TIMESTAMP = 253_402_300_799
 
 
-class _Lenient(BaseModel):
-    # Meta adds fields over time; unknown ones must not break the webhook.
-    model_config = ConfigDict(extra="ignore")
+# Lengths a real delivery never reaches (ids are under 100 characters, a text under 4,096),
+# bounding what is stored: a longer value refuses the delivery with a 422.
+_ID = Field(max_length=200)
 
 
-class Text(_Lenient):
-    body: str
+class Text(VendorPayload):
+    body: str = Field(max_length=65_536)
 
 
-class Media(_Lenient):
-    id: str
-    mime_type: str = "application/octet-stream"  # always sent; without it the file is refused, not the webhook
-    caption: str | None = None
-    filename: str | None = None  # documents only
+class Media(VendorPayload):
+    id: str = _ID
+    # Always sent; without it the file is refused, not the webhook.
+    mime_type: str = Field(default="application/octet-stream", max_length=200)
+    caption: str | None = Field(default=None, max_length=65_536)
+    filename: str | None = Field(default=None, max_length=255)  # documents only
 
 
-class ButtonReply(_Lenient):
-    id: str
-    title: str
+class ButtonReply(VendorPayload):
+    id: str = _ID
+    title: str = Field(max_length=200)
 
 
-class Interactive(_Lenient):
+class Interactive(VendorPayload):
     type: str
     button_reply: ButtonReply | None = None
 
 
-class InboundMessage(_Lenient):
+class InboundMessage(VendorPayload):
     # A user with a username may withhold their phone: then `from` is left out and only
     # `from_user_id`, their business-scoped user id (BSUID), says who wrote.
     sender: str | None = Field(default=None, alias="from")
     from_user_id: str | None = Field(default=None, max_length=200)
-    id: str
-    timestamp: int  # Unix seconds, sent as a string
+    id: str = _ID
+    timestamp: int = Field(ge=0, le=_LAST_TIMESTAMP)  # Unix seconds, sent as a string
     type: str
     text: Text | None = None
     audio: Media | None = None
@@ -70,22 +73,22 @@ class InboundMessage(_Lenient):
         return InboundMedia(MediaKind(self.type), media.mime_type, media.id, media.caption, media.filename)
 
 
-class StatusErrorData(_Lenient):
-    details: str = ""
+class StatusErrorData(VendorPayload):
+    details: str = Field(default="", max_length=2000)
 
 
-class StatusError(_Lenient):
+class StatusError(VendorPayload):
     code: int
-    title: str = ""
+    title: str = Field(default="", max_length=2000)
     error_data: StatusErrorData | None = None
 
 
-class Status(_Lenient):
-    id: str
+class Status(VendorPayload):
+    id: str = _ID
     status: str  # sent, delivered, read, failed
-    timestamp: int
-    recipient_id: str | None = None
-    errors: list[StatusError] = []
+    timestamp: int = Field(ge=0, le=_LAST_TIMESTAMP)
+    recipient_id: str | None = Field(default=None, max_length=200)
+    errors: list[StatusError] = Field(default_factory=list)
 
     def receipt(self) -> Receipt | None:
         if self.status not in _RECEIPT_STATUSES:
@@ -97,30 +100,30 @@ class Status(_Lenient):
         return Receipt(self.id, DeliveryStatus(self.status), str(error.code), detail)
 
 
-class Metadata(_Lenient):
+class Metadata(VendorPayload):
     display_phone_number: str | None = None
     phone_number_id: str
 
 
-class Value(_Lenient):
+class Value(VendorPayload):
     messaging_product: str
     metadata: Metadata
-    messages: list[InboundMessage] = []
-    statuses: list[Status] = []
+    messages: list[InboundMessage] = Field(default_factory=list)
+    statuses: list[Status] = Field(default_factory=list)
 
 
-class Change(_Lenient):
+class Change(VendorPayload):
     field: str
     # Read as `Value` only for the `messages` field; other fields have other shapes.
     value: dict[str, object]
 
 
-class Entry(_Lenient):
+class Entry(VendorPayload):
     id: str
     changes: list[Change]
 
 
-class WebhookPayload(_Lenient):
+class WebhookPayload(VendorPayload):
     object: str
     entry: list[Entry]
 
