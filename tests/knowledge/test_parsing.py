@@ -6,8 +6,17 @@ import zipfile
 
 import pypdf
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bedel.knowledge.parsing import MAX_DOCX_UNPACKED_BYTES, UnreadableDocument, parse_document
+from bedel.knowledge.parsing import (
+    CONTENT_TYPES,
+    MAX_DOCX_UNPACKED_BYTES,
+    MAX_PDF_PAGES,
+    ParsedDocument,
+    UnreadableDocument,
+    parse_document,
+)
 from tests.knowledge.documents import certificates_docx, pdf_with_text
 
 PAGE = b"""<html><head><title>Portal UTB</title><style>.menu { color: red }</style>
@@ -143,6 +152,33 @@ class TestOddFiles:
 
         with pytest.raises(UnreadableDocument, match="unpacks to"):
             parse_document("bomba.docx", bomb.getvalue())
+
+    def test_a_pdf_with_thousands_of_pages_is_refused_before_reading_them(self) -> None:
+        writer = pypdf.PdfWriter()
+        for _ in range(MAX_PDF_PAGES + 1):
+            writer.add_blank_page(width=612, height=792)
+        pages = io.BytesIO()
+        writer.write(pages)
+
+        with pytest.raises(UnreadableDocument, match=f"{MAX_PDF_PAGES + 1} pages, over the {MAX_PDF_PAGES}-page limit"):
+            parse_document("anuario.pdf", pages.getvalue())
+
+    def test_a_pdf_whose_cross_reference_points_nowhere_is_still_read(self) -> None:
+        whole = pdf_with_text(["Calendario escolar 2027"])
+        broken = re.sub(rb"startxref\s+\d+", b"startxref\n999999", whole)
+        assert broken != whole
+
+        assert "Calendario escolar 2027" in parse_document("calendario.pdf", broken).markdown
+
+    @settings(max_examples=60, deadline=None)
+    @given(name=st.sampled_from(sorted(CONTENT_TYPES)), data=st.binary(max_size=2048))
+    def test_any_bytes_under_any_accepted_name_give_text_or_a_named_refusal(self, name: str, data: bytes) -> None:
+        try:
+            parsed = parse_document(f"archivo{name}", data)
+        except UnreadableDocument as refused:
+            assert str(refused)
+        else:
+            assert isinstance(parsed, ParsedDocument) and parsed.markdown and parsed.title
 
     def test_a_title_from_the_file_name_keeps_its_capitals(self) -> None:
         assert parse_document("reglamento_UNAM-2027.txt", b"Texto.").title == "Reglamento UNAM 2027"

@@ -30,6 +30,9 @@ _FIRST_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _LINE_ENDS = re.compile(r"\r\n?")
 # A DOCX is a zip: its unpacked size bounds the work (and memory) of parsing it.
 MAX_DOCX_UNPACKED_BYTES = 64 * 2**20
+# Far past any calendar or regulation, and each page costs text extraction: a file with more is
+# refused before any page is read, in bounded time.
+MAX_PDF_PAGES = 1000
 _DOCX_HEADING = re.compile(r"^(?:heading|título|titulo)\s*(\d)$", re.IGNORECASE)
 
 
@@ -98,6 +101,8 @@ def _pdf_text(data: bytes) -> str:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise UnreadableDocument("the PDF is encrypted; upload a copy without a password")
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise UnreadableDocument(f"the PDF has {len(reader.pages)} pages, over the {MAX_PDF_PAGES}-page limit")
         return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
     except UnreadableDocument:
         raise
