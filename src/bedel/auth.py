@@ -1,10 +1,12 @@
-"""API keys: client keys may only call /chat; staff keys may call everything."""
+"""Who may call each route, and API keys: client keys may only call /chat; staff keys may call
+everything but the console, which has accounts of its own (console/auth.py)."""
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,6 +17,45 @@ from bedel.errors import Forbidden, Unauthorized
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _bearer = HTTPBearer(auto_error=False, description="A client or staff API key")
+
+
+class Permission(StrEnum):
+    """Who may call a route. Every route declares exactly one, through one of the dependencies
+    below or the console's roles; tests/test_permissions.py walks the route table for it."""
+
+    public = "public"  # anyone: health checks, the console's sign-in page
+    vendor = "vendor"  # a webhook: the handler checks the vendor's signature over the body
+    client = "client"  # a client or staff API key
+    agent = "agent"  # a console user of any role
+    admin = "admin"  # a staff API key, or a console admin
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+# The dependency functions that declare a permission, and which one.
+DECLARED: dict[Callable[..., Any], Permission] = {}
+
+
+def declares(permission: Permission) -> Callable[[F], F]:
+    def register(dependency: F) -> F:
+        DECLARED[dependency] = permission
+        return dependency
+
+    return register
+
+
+@declares(Permission.public)
+async def anyone() -> None:
+    """Anyone may call: nothing to check."""
+
+
+@declares(Permission.vendor)
+async def vendor_signed() -> None:
+    """Only a vendor may call: the handler verifies the signature, which covers the raw body a
+    dependency would have to read before it."""
+
+
+Public = Depends(anyone)
+VendorSigned = Depends(vendor_signed)
 
 
 class Role(StrEnum):
@@ -37,6 +78,7 @@ def _matches(token: str, keys: list[SecretStr]) -> bool:
     return found
 
 
+@declares(Permission.client)
 async def identify_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -57,6 +99,7 @@ async def identify_caller(
     raise Unauthorized("unknown API key")
 
 
+@declares(Permission.admin)
 async def require_staff(caller: Annotated[Caller, Depends(identify_caller)]) -> Caller:
     if caller.role is not Role.staff:
         raise Forbidden("this endpoint needs a staff API key")

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from bedel.auth import Permission, declares
 from bedel.config import Environment
 from bedel.dependencies import DBSession, get_state
 from bedel.errors import Forbidden, Unauthorized
@@ -89,6 +90,7 @@ async def current_staff(request: Request, session: DBSession) -> StaffUser:
 def require_console_role(role: StaffRole) -> Callable[..., Awaitable[StaffUser]]:
     """A dependency giving the signed-in user if their role reaches `role` (403 otherwise)."""
 
+    @declares(Permission(role.value))
     async def signed_in_with_role(user: Annotated[StaffUser, Depends(current_staff)]) -> StaffUser:
         if not may_open(user, role):
             raise Forbidden(f"this page needs the {role} role")

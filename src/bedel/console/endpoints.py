@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Form, Query, Request, Response
 
+from bedel.auth import Public
 from bedel.console.auth import (
     LANGUAGE_COOKIE,
     SESSION_COOKIE,
@@ -25,7 +26,7 @@ ONE_YEAR_S = 365 * 24 * 3600
 _REFUSAL_STATUS = {Refusal.wrong: 401, Refusal.locked: 429, Refusal.disabled: 403}
 
 
-@router.get("/login")
+@router.get("/login", dependencies=[Public])
 async def login_page(
     request: Request, session: DBSession, next_page: Annotated[str, Query(alias="next")] = ""
 ) -> Response:
@@ -41,7 +42,7 @@ async def login_page(
     return render(request, "login.html", user=None, next=safe_next(next_page), email="", message=message)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Public])
 async def login(
     request: Request,
     session: DBSession,
@@ -80,7 +81,7 @@ def _refused(request: Request, refused: Refused, email: str, next_page: str) -> 
     )
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[Public])
 async def logout(request: Request, session: DBSession) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
@@ -90,7 +91,7 @@ async def logout(request: Request, session: DBSession) -> Response:
     return response
 
 
-@router.post("/language")
+@router.post("/language", dependencies=[Public])
 async def choose_language(
     request: Request,
     lang: Annotated[Language, Form()],

@@ -2,10 +2,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from bedel.auth import Public
 from bedel.dependencies import get_state
 from bedel.migrate import current_revision, head_revision, is_pending
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], dependencies=[Public])
 
 
 @router.get("/healthz")

@@ -5,6 +5,7 @@ from typing import cast
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from pydantic import ValidationError
 
+from bedel.auth import VendorSigned
 from bedel.channels.endpoints import ChannelsState
 from bedel.channels.models import Channel
 from bedel.channels.service import accept_inbound
@@ -15,7 +16,7 @@ from bedel.errors import ChannelDisabled, InvalidInput, Unauthorized
 from bedel.ops.metrics import count_webhook
 from bedel.phones import InvalidPhone
 
-router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], dependencies=[VendorSigned])
 
 # An empty TwiML answer: the reply comes later, from a job, through the REST API.
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'

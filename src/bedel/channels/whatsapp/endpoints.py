@@ -6,6 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
+from bedel.auth import VendorSigned
 from bedel.channels.endpoints import ChannelsState
 from bedel.channels.models import Channel
 from bedel.channels.service import accept_inbound
@@ -16,7 +17,7 @@ from bedel.dependencies import DBSession, get_state
 from bedel.errors import ChannelDisabled, Forbidden, InvalidInput, Unauthorized
 from bedel.ops.metrics import count_webhook
 
-router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhooks"], dependencies=[VendorSigned])
 
 
 def _settings(request: Request) -> Settings:
