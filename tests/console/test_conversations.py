@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bedel.chat.models import Message, Role, Thread, ThreadStatus
 from bedel.config import ReengageFallback, Settings
-from bedel.db import create_engine
+from bedel.db import create_engine, create_sessionmaker
 from bedel.delivery import DeliveryStatus
 from bedel.jobs.models import Job
 from tests.console.accounts import ADMIN, AGENT, MovableClock, page_token, sign_in
@@ -26,14 +26,13 @@ FAILED = "Pasaron más de 24 horas desde el último mensaje del estudiante: What
 async def stored(database_url: str, thread_id: uuid.UUID) -> tuple[Thread, list[Message]]:
     engine = create_engine(database_url)
     try:
-        async with engine.connect() as connection:
-            thread = (await connection.execute(select(Thread).where(Thread.id == thread_id))).one()
-            messages = (
-                await connection.execute(select(Message).where(Message.thread_id == thread_id).order_by(Message.seq))
-            ).all()
+        async with create_sessionmaker(engine)() as session:
+            thread = await session.get(Thread, thread_id)
+            assert thread is not None
+            query = select(Message).where(Message.thread_id == thread_id).order_by(Message.seq)
+            return thread, list((await session.scalars(query)).all())
     finally:
         await engine.dispose()
-    return thread, list(messages)  # type: ignore[arg-type]
 
 
 async def jobs(database_url: str) -> list[str]:
