@@ -51,10 +51,13 @@ class TestWaitingList:
                 now,
                 50,
             ),
+            # Each conversation's own last reply counts, not the latest anyone wrote.
+            Conversation("+525533333333", [student("ayuda", 9), staff("Ya te atiendo", 3)], now, 8),
         )
         rows = waiting_rows((await as_agent.get("/console/inbox")).text)
         assert "+525522222222 12 min" in rows[0]
-        assert "+525511111111 Respondida; espera al estudiante" in rows[1]
+        assert "Respondida; espera al estudiante" in rows[1]
+        assert "Respondida; espera al estudiante" in rows[2]
 
     async def test_the_wait_grows_with_the_clock(
         self, as_agent: httpx.AsyncClient, clean_database: str, clock: MovableClock
@@ -68,6 +71,20 @@ class TestWaitingList:
         rows = waiting_rows((await as_agent.get("/console/inbox/list")).text)
         assert "+525511111111 1 d 2 h" in rows[0]
         assert "+525522222222 21 min" in rows[1]
+
+    async def test_a_handoff_the_assistant_makes_arrives_with_its_wait(
+        self, as_agent: httpx.AsyncClient, clock: MovableClock
+    ) -> None:
+        # Over the API (no reply buttons) the assistant hands over at once, in the turn's own statement.
+        asked = await as_agent.post(
+            "/chat", json={"phone": "+525544444444", "question": "quiero hablar con una persona"}
+        )
+        assert asked.json()["handoff"] is True
+        # The turn stamps the handoff with the real time, a moment after the test clock's start.
+        clock.advance(minutes=7, seconds=30)
+        rows = waiting_rows((await as_agent.get("/console/inbox")).text)
+        assert len(rows) == 1
+        assert "+525544444444 7 min Sin asignar" in rows[0]
 
     async def test_an_empty_inbox_says_so(self, as_agent: httpx.AsyncClient) -> None:
         assert "Nadie espera a una persona ahora." in (await as_agent.get("/console/inbox")).text

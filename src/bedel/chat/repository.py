@@ -385,25 +385,34 @@ class ThreadRepository:
         A conversation waits from its handoff until a person writes, and again from the student's
         next message after that; one whose last word is a person's waits for nobody (None, last).
         """
+        # Per handed-off thread, in two grouped passes over its messages (found by thread id):
+        # when a person last wrote, then the student's first message after that.
+        handed_off = Thread.status == ThreadStatus.handoff
         staff = aliased(Message)
-        student = aliased(Message)
         last_staff = (
-            select(func.max(staff.created_at))
-            .where(staff.thread_id == Thread.id, staff.role == Role.staff)
-            .scalar_subquery()
+            select(staff.thread_id, func.max(staff.created_at).label("at"))
+            .join(Thread, Thread.id == staff.thread_id)
+            .where(handed_off, staff.role == Role.staff)
+            .group_by(staff.thread_id)
+            .cte("last_staff")
         )
-        first_unanswered = (
-            select(func.min(student.created_at))
-            .where(student.thread_id == Thread.id, student.role == Role.user, student.created_at > last_staff)
-            .scalar_subquery()
+        student = aliased(Message)
+        unanswered = (
+            select(student.thread_id, func.min(student.created_at).label("at"))
+            .join(last_staff, and_(last_staff.c.thread_id == student.thread_id, student.created_at > last_staff.c.at))
+            .where(student.role == Role.user)
+            .group_by(student.thread_id)
+            .cte("unanswered")
         )
         since = case(
-            (or_(last_staff.is_(None), last_staff < Thread.handoff_at), Thread.handoff_at),
-            else_=first_unanswered,
+            (or_(last_staff.c.at.is_(None), last_staff.c.at < Thread.handoff_at), Thread.handoff_at),
+            else_=unanswered.c.at,
         ).label("waiting_since")
         rows = await self.session.execute(
             select(Thread, since)
-            .where(Thread.status == ThreadStatus.handoff)
+            .outerjoin(last_staff, last_staff.c.thread_id == Thread.id)
+            .outerjoin(unanswered, unanswered.c.thread_id == Thread.id)
+            .where(handed_off)
             .order_by(since.is_(None), since, Thread.id)
             .limit(limit)
         )
