@@ -283,7 +283,7 @@ async def many(clean_database: str, clock: MovableClock) -> None:
         ),
         Conversation(
             "+525522222222",
-            [student("¿cuánto debo de colegiatura?", 20), bot("Debes $1,500.", 19, rated=True)],
+            [student("¿cuánto debo de colegiatura?", 20), bot("Debes $1,500, como le dije a Lucía.", 19, rated=True)],
             now,
             10,
             name="Mario Gómez",
@@ -309,7 +309,8 @@ class TestSearch:
             ("", ["+525522222222", "+525511111111", "+525533333333"]),
             ("55 2222 2222", ["+525522222222"]),
             ("+52 55 3333 3333", ["+525533333333"]),
-            ("lucía", ["+525511111111"]),
+            # Her name on record, and in another conversation's words.
+            ("lucía", ["+525522222222", "+525511111111"]),
             ("a05678", ["+525522222222"]),
             ("constancia", ["+525511111111"]),
             ("colegiatura debo", ["+525522222222"]),

@@ -35,6 +35,8 @@ class Thread(RecordMixin, Base):
     """One conversation per canonical phone, whatever channel it arrives on."""
 
     __tablename__ = "threads"
+    # The console lists conversations by their latest activity.
+    __table_args__ = (Index("ix_threads_updated_at", "updated_at"),)
 
     phone: Mapped[str] = mapped_column(String(16), unique=True)
     status: Mapped[ThreadStatus] = mapped_column(String(20), default=ThreadStatus.active, index=True)

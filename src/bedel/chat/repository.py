@@ -15,12 +15,14 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     literal_column,
     or_,
     select,
     text,
+    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -440,28 +442,41 @@ class ThreadRepository:
 
     async def search(self, search: ThreadSearch, limit: int, offset: int) -> Sequence[Thread]:
         """Conversations matching every filter given, the most recently active first."""
-        query = select(Thread).order_by(Thread.updated_at.desc(), Thread.id).limit(limit).offset(offset)
-        found: list[ColumnElement[bool]] = []
-        if search.words:
-            found.append(Thread.id.in_(self._containing(search.words)))
-        if search.phone is not None:
-            found.append(Thread.phone == search.phone)
-        if search.phones is not None:
-            found.append(Thread.phone.in_(search.phones))
-        if found:
-            query = query.where(or_(*found))
+        newest = (Thread.updated_at.desc(), Thread.id)
+        filters: list[ColumnElement[bool]] = []
         if search.status is not None:
-            query = query.where(Thread.status == search.status)
+            filters.append(Thread.status == search.status)
         if search.phones_on_channel is not None:
-            query = query.where(Thread.phone.in_(search.phones_on_channel))
+            filters.append(Thread.phone.in_(search.phones_on_channel))
         if search.active_from is not None:
-            query = query.where(Thread.updated_at >= search.active_from)
+            filters.append(Thread.updated_at >= search.active_from)
         if search.active_until is not None:
-            query = query.where(Thread.updated_at < search.active_until)
+            filters.append(Thread.updated_at < search.active_until)
         if search.with_answers is not None:
-            query = query.where(
-                Thread.id.in_(select(_messages.c.thread_id).where(_messages.c.id.in_(search.with_answers)))
+            filters.append(Thread.id.in_(select(_messages.c.thread_id).where(_messages.c.id.in_(search.with_answers))))
+        found: list[ColumnElement[bool]] = []
+        if search.phone is not None or search.phones is not None:
+            found.append(
+                or_(
+                    Thread.phone == search.phone if search.phone is not None else false(),
+                    Thread.phone.in_(search.phones) if search.phones is not None else false(),
+                )
             )
+        if search.words and found:
+            # The threads holding the words, newest first and only as far as this page, joined to the
+            # few whose phone matches: an OR of the two would make PostgreSQL gather every thread
+            # holding a common word before sorting them.
+            holding = (
+                select(Thread.id)
+                .where(Thread.id.in_(self._containing(search.words)), *filters)
+                .order_by(*newest)
+                .limit(offset + limit)
+                .subquery()
+            )
+            found = [Thread.id.in_(union(select(holding.c.id), select(Thread.id).where(*found)))]
+        elif search.words:
+            found = [Thread.id.in_(self._containing(search.words))]
+        query = select(Thread).where(*found, *filters).order_by(*newest).limit(limit).offset(offset)
         return (await self.session.scalars(query)).all()
 
     def _containing(self, words: str) -> Select[uuid.UUID]:

@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.add_column("threads", sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("threads", sa.Column("handoff_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(op.f("ix_threads_status"), "threads", ["status"], unique=False)
+    op.create_index(op.f("ix_threads_updated_at"), "threads", ["updated_at"], unique=False)
     op.create_index(op.f("ix_messages_created_at"), "messages", ["created_at"], unique=False)
     for statement in _SQLITE_UP if op.get_bind().dialect.name == "sqlite" else _POSTGRES_UP:
         op.execute(statement)
@@ -65,6 +66,7 @@ def downgrade() -> None:
     for statement in _SQLITE_DOWN if op.get_bind().dialect.name == "sqlite" else _POSTGRES_DOWN:
         op.execute(statement)
     op.drop_index(op.f("ix_messages_created_at"), table_name="messages")
+    op.drop_index(op.f("ix_threads_updated_at"), table_name="threads")
     op.drop_index(op.f("ix_threads_status"), table_name="threads")
     op.drop_column("threads", "handoff_at")
     op.drop_column("threads", "assigned_at")
