@@ -317,6 +317,7 @@ class TestSearch:
             ("ventanilla", ["+525511111111"]),
             ("inexistente", []),
             ('"constancia" OR NEAR(', []),
+            ("l'école'); DELETE FROM threads; --", []),
         ],
     )
     async def test_by_phone_name_id_or_words(

@@ -484,7 +484,9 @@ class ThreadRepository:
         if self.session.get_bind().dialect.name == "postgresql":
             # The same expression as the GIN index of migration 0009, so the index answers it.
             vector = func.to_tsvector(literal_column("'spanish'"), _messages.c.content)
-            query = func.plainto_tsquery(literal_column("'spanish'"), words)
+            # The words written into the statement, not bound: PostgreSQL then plans each search for how
+            # common its words are (a cached generic plan walked every thread for a rare word).
+            query = func.plainto_tsquery(literal_column("'spanish'"), bindparam("words", words, literal_execute=True))
             return select(_messages.c.thread_id).where(vector.bool_op("@@")(query))
         # Each word quoted: FTS5 reads bare words as its query language (AND, NEAR, column:...).
         phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
