@@ -370,3 +370,24 @@ class TestSearch:
         assert results(second.text) == [f"+5255100000{n:02d}" for n in range(25, 30)]
         assert 'rel="next"' not in second.text
         assert 'rel="prev"' in second.text
+
+
+class TestSearchAFrequentWord:
+    async def test_the_newest_conversations_holding_it_come_first(
+        self, as_agent: httpx.AsyncClient, clean_database: str, clock: MovableClock
+    ) -> None:
+        # In more messages than the repository's FREQUENT: PostgreSQL walks the newest threads for it.
+        said = [student("inscripción", 30 + n) for n in range(10)]
+        await seed(
+            clean_database,
+            *[
+                Conversation(
+                    f"+52551{n:07d}", said if n % 3 else [student("hola", 30)], clock.now, updated_minutes_ago=n
+                )
+                for n in range(300)
+            ],
+        )
+        first = results((await as_agent.get("/console/conversations", params={"q": "inscripción"})).text)
+        assert first == [f"+52551{n:07d}" for n in range(300) if n % 3][:25]
+        deep = results((await as_agent.get("/console/conversations", params={"q": "inscripción", "page": "9"})).text)
+        assert deep == [f"+52551{n:07d}" for n in range(300) if n % 3][200:225]

@@ -68,6 +68,10 @@ _OPEN_TURN = (
         _threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through, _threads.c.status
     )
 )
+# Words in this many messages fill the first pages from the newest threads quickly: searched by walking
+# them (see `_containing`), as far as the first WALK_AT_MOST results.
+FREQUENT = 2000
+WALK_AT_MOST = 200
 _status_param = bindparam("b_status", type_=String)
 # A None parameter leaves its column as it is.
 _CLOSE_TURN = (
@@ -454,6 +458,7 @@ class ThreadRepository:
             filters.append(Thread.updated_at < search.active_until)
         if search.with_answers is not None:
             filters.append(Thread.id.in_(select(_messages.c.thread_id).where(_messages.c.id.in_(search.with_answers))))
+        frequent = bool(search.words) and offset + limit <= WALK_AT_MOST and await self._frequent(search.words)
         found: list[ColumnElement[bool]] = []
         if search.phone is not None or search.phones is not None:
             found.append(
@@ -468,27 +473,42 @@ class ThreadRepository:
             # holding a common word before sorting them.
             holding = (
                 select(Thread.id)
-                .where(Thread.id.in_(self._containing(search.words)), *filters)
+                .where(Thread.id.in_(self._containing(search.words, frequent=frequent)), *filters)
                 .order_by(*newest)
                 .limit(offset + limit)
                 .subquery()
             )
             found = [Thread.id.in_(union(select(holding.c.id), select(Thread.id).where(*found)))]
         elif search.words:
-            found = [Thread.id.in_(self._containing(search.words))]
+            found = [Thread.id.in_(self._containing(search.words, frequent=frequent))]
         query = select(Thread).where(*found, *filters).order_by(*newest).limit(limit).offset(offset)
         return (await self.session.scalars(query)).all()
 
-    def _containing(self, words: str) -> Select[uuid.UUID]:
-        """The threads with a message containing all these words, by each engine's full-text index."""
+    async def _frequent(self, words: str) -> bool:
+        """Whether the words are in at least FREQUENT messages (PostgreSQL; counted through the index, capped)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return False
+        found = self._containing(words).limit(FREQUENT).subquery()
+        return (await self.session.scalar(select(func.count()).select_from(found)) or 0) >= FREQUENT
+
+    def _containing(self, words: str, *, frequent: bool = False) -> Select[uuid.UUID]:
+        """The threads with a message containing all these words, by each engine's full-text index.
+
+        On PostgreSQL, words in few messages are looked up through the index once, for all
+        threads; `frequent` words are left to the planner, which walks the newest threads and
+        soon finds a page of them (for rare words that walk would read every message).
+        """
         if self.session.get_bind().dialect.name == "postgresql":
             # The same expression as the GIN index of migration 0009, so the index answers it.
             vector = func.to_tsvector(literal_column("'spanish'"), _messages.c.content)
-            # The words written into the statement, not bound: PostgreSQL then plans each search for how
-            # common its words are (a cached generic plan walked every thread for a rare word).
+            # Written into the statement, not bound, so each search is planned for its own words.
             query = func.plainto_tsquery(literal_column("'spanish'"), bindparam("words", words, literal_execute=True))
-            return select(_messages.c.thread_id).where(vector.bool_op("@@")(query))
+            matching = select(_messages.c.thread_id).where(vector.bool_op("@@")(query))
+            if frequent:
+                return matching
+            holding = matching.cte().prefix_with("MATERIALIZED")
+            return select(holding.c.thread_id)
         # Each word quoted: FTS5 reads bare words as its query language (AND, NEAR, column:...).
         phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
-        matching = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :words").bindparams(words=phrase)
-        return select(_messages.c.thread_id).where(literal_column("messages.rowid").in_(matching))
+        rowids = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :words").bindparams(words=phrase)
+        return select(_messages.c.thread_id).where(literal_column("messages.rowid").in_(rowids))
