@@ -39,7 +39,10 @@ class TestSchemaMatchesModels:
             engine = create_engine(database_url)
             async with engine.connect() as connection:
                 diff: list[Any] = await connection.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"include_name": migrate.include_in_comparison}),
+                        Base.metadata,
+                    )
                 )
             await engine.dispose()
             return diff

@@ -10,7 +10,9 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.console.conversations import router as console_conversations_router
 from bedel.console.endpoints import router as console_router
+from bedel.console.inbox import router as console_inbox_router
 from bedel.console.rendering import STATIC_DIR
 from bedel.console.users import router as console_users_router
 from bedel.feedback.endpoints import router as feedback_router
@@ -33,6 +35,8 @@ router.include_router(campaigns_router)
 router.include_router(ops_router)
 router.include_router(console_router)
 router.include_router(console_users_router)
+router.include_router(console_inbox_router)
+router.include_router(console_conversations_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.

@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     # lock-out after wrong passwords lasts this long, each further one twice as long.
     console_session_idle_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
     console_lockout_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+    # Live pages (inbox, a conversation) ask the database for changes this often, over one
+    # Server-Sent Events stream that ends after console_live_stream_s and is opened again.
+    console_live_poll_s: float = Field(default=2.0, gt=0, le=60)
+    console_live_stream_s: float = Field(default=300.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Full-text search objects each engine keeps outside the models (migration 0009): the FTS5
+# table over messages and the tables SQLite makes for it, and PostgreSQL's GIN index.
+_OUTSIDE_MODELS = ("messages_fts", "ix_messages_content_fts")
+
+
+def include_in_comparison(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: leave the full-text search objects out of autogenerate's comparison."""
+    return not (name or "").startswith(_OUTSIDE_MODELS)
 
 
 def alembic_config(database_url: str) -> Config:

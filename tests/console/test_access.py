@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from bedel.api import router
+from bedel.chat.models import Message, Thread
 from bedel.db import create_engine
 from bedel.users.models import StaffSession, StaffUser
 from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
@@ -22,9 +23,29 @@ ANONYMOUS_MAY = {
     ("POST", "/console/logout"),
     ("POST", "/console/language"),
 }
-AGENT_MAY = ANONYMOUS_MAY | {("GET", "/console")}
+# Agents answer students: the inbox, conversations, replies and handoffs.
+AGENT_PAGES = {
+    ("GET", "/console/inbox"),
+    ("GET", "/console/inbox/list"),
+    ("GET", "/console/inbox/events"),
+    ("GET", "/console/conversations"),
+    ("GET", "/console/conversations/{thread_id}"),
+    ("GET", "/console/conversations/{thread_id}/history"),
+    ("GET", "/console/conversations/{thread_id}/events"),
+    ("GET", "/console/conversations/{thread_id}/attachments/{attachment_id}"),
+    ("POST", "/console/conversations/{thread_id}/take"),
+    ("POST", "/console/conversations/{thread_id}/reply"),
+    ("POST", "/console/conversations/{thread_id}/release"),
+}
+AGENT_MAY = ANONYMOUS_MAY | {("GET", "/console")} | AGENT_PAGES
 # A body that would change something if a route let it through.
-FORM = {"email": "intruder@example.edu", "role": "admin", "password": "intruder-password", "lang": "en"}
+FORM = {
+    "email": "intruder@example.edu",
+    "role": "admin",
+    "password": "intruder-password",
+    "lang": "en",
+    "text": "intruder reply",
+}
 
 
 def _walk(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -45,7 +66,7 @@ CONSOLE_ROUTES = sorted(
 
 
 async def snapshot(database_url: str) -> tuple[Any, ...]:
-    """The accounts as stored, and how many sessions are open."""
+    """The accounts as stored, how many sessions are open, and the conversations."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -57,9 +78,13 @@ async def snapshot(database_url: str) -> tuple[Any, ...]:
                 )
             ).all()
             sessions = await connection.scalar(select(func.count()).select_from(StaffSession))
+            conversations = (
+                await connection.execute(select(Thread.id, Thread.status, Thread.assigned_to).order_by(Thread.id))
+            ).all()
+            messages = await connection.scalar(select(func.count()).select_from(Message))
     finally:
         await engine.dispose()
-    return (tuple(users), sessions)
+    return (tuple(users), sessions, tuple(conversations), messages)
 
 
 async def admin_id(database_url: str) -> str:
@@ -73,7 +98,8 @@ async def admin_id(database_url: str) -> str:
 
 
 def concrete(path: str, target: str) -> str:
-    return path.replace("{user_id}", target)
+    # An id that exists (the admin's) or not: either way the role and the token are checked first.
+    return path.replace("{user_id}", target).replace("{thread_id}", target).replace("{attachment_id}", target)
 
 
 def test_the_walk_finds_the_console_routes() -> None:
@@ -111,6 +137,13 @@ class TestAgent:
 
     async def test_sees_no_link_to_admin_pages(self, as_agent: httpx.AsyncClient) -> None:
         assert "/console/users" not in (await as_agent.get("/console")).text
+
+    async def test_opens_the_inbox_and_the_conversations(self, as_agent: httpx.AsyncClient) -> None:
+        home = (await as_agent.get("/console")).text
+        assert "/console/inbox" in home
+        assert "/console/conversations" in home
+        assert (await as_agent.get("/console/inbox")).status_code == 200
+        assert (await as_agent.get("/console/conversations")).status_code == 200
 
 
 class TestCSRF:

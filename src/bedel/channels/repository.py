@@ -1,7 +1,8 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.channels.models import Channel, ChannelContact
@@ -43,3 +44,13 @@ class ContactRepository:
 
     async def get(self, phone: str) -> ChannelContact | None:
         return await self.session.scalar(select(ChannelContact).where(ChannelContact.phone == phone))
+
+    @staticmethod
+    def phones_on(channel: Channel) -> Select[str]:
+        return select(ChannelContact.phone).where(ChannelContact.channel == channel)
+
+    async def channels_of(self, phones: Sequence[str]) -> dict[str, Channel]:
+        rows = await self.session.execute(
+            select(ChannelContact.phone, ChannelContact.channel).where(ChannelContact.phone.in_(phones))
+        )
+        return {phone: Channel(channel) for phone, channel in rows}

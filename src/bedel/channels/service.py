@@ -11,19 +11,21 @@ refused up front (decision 0012).
 """
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.channels.jobs import AnswerJob, DeliverJob
-from bedel.channels.models import MAX_TEXT_LENGTH
+from bedel.channels.models import MAX_TEXT_LENGTH, Channel
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, Inbound
 from bedel.channels.text import split_message
 from bedel.chat.models import Message, Role, Thread, ThreadStatus
 from bedel.chat.threads import append_message, get_message, get_thread, mark_pending, set_status
+from bedel.config import ReengageFallback
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
 from bedel.identities.service import identify
@@ -38,6 +40,30 @@ BUTTONS_TEXT_LIMIT = 1024
 def window_open(last_inbound_at: datetime, now: datetime) -> bool:
     """Whether the student wrote within the last 24 hours, so a free-form message reaches them."""
     return now - as_utc(last_inbound_at) <= SESSION_WINDOW
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """Whether and how a person's reply would reach the student now."""
+
+    channel: Channel | None  # None: the student never wrote over a channel, so no reply can be sent
+    # Until when a free-form reply reaches them; None once the window has closed.
+    open_until: datetime | None
+    # What a reply becomes past the window: "template", "sms", "email"; None when nothing can carry it.
+    fallback: ReengageFallback
+
+    @property
+    def can_send(self) -> bool:
+        return self.channel is not None and (self.open_until is not None or self.fallback is not ReengageFallback.none)
+
+
+async def reply_window(session: AsyncSession, phone: str, now: datetime, fallback: ReengageFallback) -> ReplyWindow:
+    """The rule `send_staff_message` applies, told ahead: open for how long, or what a reply would become."""
+    contact = await ContactRepository.from_session(session).get(phone)
+    if contact is None:
+        return ReplyWindow(None, None, fallback)
+    closes = as_utc(contact.last_inbound_at) + SESSION_WINDOW
+    return ReplyWindow(contact.channel, closes if window_open(contact.last_inbound_at, now) else None, fallback)
 
 
 async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound], received_at: datetime) -> int:
@@ -122,10 +148,20 @@ async def hand_over(
     """
     thread = await get_thread(session, thread_id)
     taken_over = status == ThreadStatus.handoff and thread.status != ThreadStatus.handoff
-    await set_status(session, thread_id, status)
+    await set_status(session, thread_id, status, now)
     contact = await ContactRepository.from_session(session).get(thread.phone)
     reachable = contact is not None and (has_fallback or window_open(contact.last_inbound_at, now))
     if taken_over and contact is not None and reachable:
         message_id = await append_message(session, thread.phone, Role.assistant, notice)
         await enqueue_delivery(session, Delivery(contact.channel, contact.address, thread.phone, notice, message_id))
     return thread
+
+
+def phones_on_channel(channel: Channel) -> Select[str]:
+    """The phones whose latest message came over `channel`, as a subquery for a conversation search."""
+    return ContactRepository.phones_on(channel)
+
+
+async def channels_of(session: AsyncSession, phones: Sequence[str]) -> dict[str, Channel]:
+    """The channel each of these phones last wrote from."""
+    return await ContactRepository.from_session(session).channels_of(phones)

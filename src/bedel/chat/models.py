@@ -3,7 +3,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bedel.db import Base, RecordMixin
@@ -35,9 +35,11 @@ class Thread(RecordMixin, Base):
     """One conversation per canonical phone, whatever channel it arrives on."""
 
     __tablename__ = "threads"
+    # The console lists conversations by their latest activity.
+    __table_args__ = (Index("ix_threads_updated_at", "updated_at"),)
 
     phone: Mapped[str] = mapped_column(String(16), unique=True)
-    status: Mapped[ThreadStatus] = mapped_column(String(20), default=ThreadStatus.active)
+    status: Mapped[ThreadStatus] = mapped_column(String(20), default=ThreadStatus.active, index=True)
     message_count: Mapped[int] = mapped_column(default=0)
     summary: Mapped[str] = mapped_column(Text, default="")
     # Messages with seq <= summarized_through are represented by `summary`.
@@ -46,11 +48,18 @@ class Thread(RecordMixin, Base):
     # no database connection is held while the LLM thinks.
     locked_until: Mapped[datetime | None]
     lock_token: Mapped[uuid.UUID | None]
+    # When a person last took over from the bot: how long the student has waited is counted from it.
+    handoff_at: Mapped[datetime | None]
+    # The staff user (users.models.StaffUser) answering a handed-off conversation; no foreign key,
+    # see migration 0009. Cleared when the conversation goes back to the bot.
+    assigned_to: Mapped[uuid.UUID | None]
+    assigned_at: Mapped[datetime | None]
 
 
 class Message(RecordMixin, Base):
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("thread_id", "seq"),)
+    # created_at: the console's date filters and dashboard; the full-text index is in migration 0009.
+    __table_args__ = (UniqueConstraint("thread_id", "seq"), Index("ix_messages_created_at", "created_at"))
 
     thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
     seq: Mapped[int]

@@ -1,16 +1,36 @@
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Integer, String, Table, Text, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import aliased, undefer
 from sqlalchemy.sql.elements import ColumnElement
 
 from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
-from bedel.chat.schemas import AttachmentCreate
+from bedel.chat.schemas import AttachmentCreate, ThreadSearch
 from bedel.db import as_utc, conflict_insert, utcnow
 from bedel.delivery import DeliveryStatus, delivery_moves_forward
 
@@ -48,6 +68,11 @@ _OPEN_TURN = (
         _threads.c.id, _threads.c.message_count, _threads.c.summary, _threads.c.summarized_through, _threads.c.status
     )
 )
+# Words in this many messages fill the first pages from the newest threads quickly: searched by walking
+# them (see `_containing`), as far as the first WALK_AT_MOST results.
+FREQUENT = 2000
+WALK_AT_MOST = 200
+_status_param = bindparam("b_status", type_=String)
 # A None parameter leaves its column as it is.
 _CLOSE_TURN = (
     update(_threads)
@@ -56,7 +81,15 @@ _CLOSE_TURN = (
         locked_until=None,
         lock_token=None,
         message_count=func.coalesce(bindparam("b_count", type_=Integer), _threads.c.message_count),
-        status=func.coalesce(bindparam("b_status", type_=String), _threads.c.status),
+        status=func.coalesce(_status_param, _threads.c.status),
+        # The moment a person takes over, for how long the student has waited.
+        handoff_at=case(
+            (
+                and_(_status_param == ThreadStatus.handoff.value, _threads.c.status != ThreadStatus.handoff.value),
+                bindparam("b_handoff_at", type_=DateTime(timezone=True)),
+            ),
+            else_=_threads.c.handoff_at,
+        ),
         summary=func.coalesce(bindparam("b_summary", type_=Text), _threads.c.summary),
         summarized_through=func.coalesce(bindparam("b_through", type_=Integer), _threads.c.summarized_through),
         updated_at=bindparam("b_now"),
@@ -100,15 +133,15 @@ class ThreadRepository:
         summarized_through: int | None = None,
     ) -> bool:
         """Record the turn's changes and give the lease back; False when the lease was no longer ours."""
-        params = {
+        params: dict[str, Any] = {
             "b_id": thread_id,
             "b_token": token,
             "b_count": message_count,
             "b_status": status,
             "b_summary": summary,
             "b_through": summarized_through,
-            "b_now": utcnow(),
         }
+        params["b_now"] = params["b_handoff_at"] = utcnow()
         result = await self.session.execute(_CLOSE_TURN, params)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -329,3 +362,153 @@ class ThreadRepository:
             .limit(limit)
         )
         return rows.all()
+
+    async def set_status(self, thread: Thread, status: ThreadStatus, now: datetime) -> None:
+        """A person takes over (counted from now), or the bot does again (and nobody has it any more)."""
+        if status == ThreadStatus.handoff and thread.status != ThreadStatus.handoff:
+            thread.handoff_at = now
+        if status == ThreadStatus.active:
+            thread.assigned_to = thread.assigned_at = None
+        thread.status = status
+        await self.session.flush()
+
+    async def assign(self, thread_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> bool:
+        """Give a handed-off conversation to `user_id` unless another person has it; False when one does."""
+        result = await self.session.execute(
+            update(_threads)
+            .where(
+                _threads.c.id == thread_id,
+                _threads.c.status == ThreadStatus.handoff,
+                or_(_threads.c.assigned_to.is_(None), _threads.c.assigned_to == user_id),
+            )
+            .values(assigned_to=user_id, assigned_at=now, updated_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def waiting(self, limit: int) -> list[tuple[Thread, datetime | None]]:
+        """Handed-off conversations and since when each waits for a person, the longest waiting first.
+
+        A conversation waits from its handoff until a person writes, and again from the student's
+        next message after that; one whose last word is a person's waits for nobody (None, last).
+        """
+        # Per handed-off thread, in two grouped passes over its messages (found by thread id):
+        # when a person last wrote, then the student's first message after that.
+        handed_off = Thread.status == ThreadStatus.handoff
+        staff = aliased(Message)
+        last_staff = (
+            select(staff.thread_id, func.max(staff.created_at).label("at"))
+            .join(Thread, Thread.id == staff.thread_id)
+            .where(handed_off, staff.role == Role.staff)
+            .group_by(staff.thread_id)
+            .cte("last_staff")
+        )
+        student = aliased(Message)
+        unanswered = (
+            select(student.thread_id, func.min(student.created_at).label("at"))
+            .join(last_staff, and_(last_staff.c.thread_id == student.thread_id, student.created_at > last_staff.c.at))
+            .where(student.role == Role.user)
+            .group_by(student.thread_id)
+            .cte("unanswered")
+        )
+        since = case(
+            (or_(last_staff.c.at.is_(None), last_staff.c.at < Thread.handoff_at), Thread.handoff_at),
+            else_=unanswered.c.at,
+        ).label("waiting_since")
+        rows = await self.session.execute(
+            select(Thread, since)
+            .outerjoin(last_staff, last_staff.c.thread_id == Thread.id)
+            .outerjoin(unanswered, unanswered.c.thread_id == Thread.id)
+            .where(handed_off)
+            .order_by(since.is_(None), since, Thread.id)
+            .limit(limit)
+        )
+        return [(thread, as_utc(moment) if moment else None) for thread, moment in rows]
+
+    async def inbox_version(self) -> str:
+        """Changes whenever a conversation enters or leaves the inbox, is taken, or gets a message."""
+        count, latest = (
+            await self.session.execute(
+                select(func.count(), func.max(_threads.c.updated_at)).where(_threads.c.status == ThreadStatus.handoff)
+            )
+        ).one()
+        return f"{count}:{as_utc(latest).isoformat() if latest else ''}"
+
+    async def thread_version(self, thread_id: uuid.UUID) -> str:
+        """Changes whenever the thread or any of its messages does (a new message, a delivery receipt)."""
+        thread_changed = await self.session.scalar(select(_threads.c.updated_at).where(_threads.c.id == thread_id))
+        count, latest = (
+            await self.session.execute(
+                select(func.count(), func.max(_messages.c.updated_at)).where(_messages.c.thread_id == thread_id)
+            )
+        ).one()
+        moments = [as_utc(moment).isoformat() for moment in (thread_changed, latest) if moment]
+        return f"{count}:{'/'.join(moments)}"
+
+    async def search(self, search: ThreadSearch, limit: int, offset: int) -> Sequence[Thread]:
+        """Conversations matching every filter given, the most recently active first."""
+        newest = (Thread.updated_at.desc(), Thread.id)
+        filters: list[ColumnElement[bool]] = []
+        if search.status is not None:
+            filters.append(Thread.status == search.status)
+        if search.phones_on_channel is not None:
+            filters.append(Thread.phone.in_(search.phones_on_channel))
+        if search.active_from is not None:
+            filters.append(Thread.updated_at >= search.active_from)
+        if search.active_until is not None:
+            filters.append(Thread.updated_at < search.active_until)
+        if search.with_answers is not None:
+            filters.append(Thread.id.in_(select(_messages.c.thread_id).where(_messages.c.id.in_(search.with_answers))))
+        frequent = bool(search.words) and offset + limit <= WALK_AT_MOST and await self._frequent(search.words)
+        found: list[ColumnElement[bool]] = []
+        if search.phone is not None or search.phones is not None:
+            found.append(
+                or_(
+                    Thread.phone == search.phone if search.phone is not None else false(),
+                    Thread.phone.in_(search.phones) if search.phones is not None else false(),
+                )
+            )
+        if search.words and found:
+            # The threads holding the words, newest first and only as far as this page, joined to the
+            # few whose phone matches: an OR of the two would make PostgreSQL gather every thread
+            # holding a common word before sorting them.
+            holding = (
+                select(Thread.id)
+                .where(Thread.id.in_(self._containing(search.words, frequent=frequent)), *filters)
+                .order_by(*newest)
+                .limit(offset + limit)
+                .subquery()
+            )
+            found = [Thread.id.in_(union(select(holding.c.id), select(Thread.id).where(*found)))]
+        elif search.words:
+            found = [Thread.id.in_(self._containing(search.words, frequent=frequent))]
+        query = select(Thread).where(*found, *filters).order_by(*newest).limit(limit).offset(offset)
+        return (await self.session.scalars(query)).all()
+
+    async def _frequent(self, words: str) -> bool:
+        """Whether the words are in at least FREQUENT messages (PostgreSQL; counted through the index, capped)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return False
+        found = self._containing(words).limit(FREQUENT).subquery()
+        return (await self.session.scalar(select(func.count()).select_from(found)) or 0) >= FREQUENT
+
+    def _containing(self, words: str, *, frequent: bool = False) -> Select[uuid.UUID]:
+        """The threads with a message containing all these words, by each engine's full-text index.
+
+        On PostgreSQL, words in few messages are looked up through the index once, for all
+        threads; `frequent` words are left to the planner, which walks the newest threads and
+        soon finds a page of them (for rare words that walk would read every message).
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            # The same expression as the GIN index of migration 0009, so the index answers it.
+            vector = func.to_tsvector(literal_column("'spanish'"), _messages.c.content)
+            # Written into the statement, not bound, so each search is planned for its own words.
+            query = func.plainto_tsquery(literal_column("'spanish'"), bindparam("words", words, literal_execute=True))
+            matching = select(_messages.c.thread_id).where(vector.bool_op("@@")(query))
+            if frequent:
+                return matching
+            holding = matching.cte().prefix_with("MATERIALIZED")
+            return select(holding.c.thread_id)
+        # Each word quoted: FTS5 reads bare words as its query language (AND, NEAR, column:...).
+        phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
+        rowids = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :words").bindparams(words=phrase)
+        return select(_messages.c.thread_id).where(literal_column("messages.rowid").in_(rowids))

@@ -1,8 +1,10 @@
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Select
 
 from bedel.chat.models import DeliveryPath, Role, ThreadStatus
 from bedel.db import UTCDateTime
@@ -171,3 +173,18 @@ class MessageOut(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_after: int | None = Field(description="Pass as `after` to get the next page; null on the last page.")
+
+
+@dataclass(frozen=True)
+class ThreadSearch:
+    """What to find conversations by; the sets of phones and answers come as subqueries from their owners."""
+
+    # A message contains the words, or the thread's phone is `phone` or among `phones`.
+    words: str = ""
+    phone: str | None = None
+    phones: Select[str] | None = None
+    status: ThreadStatus | None = None
+    phones_on_channel: Select[str] | None = None
+    active_from: datetime | None = None
+    active_until: datetime | None = None
+    with_answers: Select[uuid.UUID] | None = None

@@ -8,13 +8,14 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
-from bedel.chat.schemas import AttachmentCreate
+from bedel.chat.schemas import AttachmentCreate, ThreadSearch
 from bedel.delivery import DeliveryStatus
 from bedel.errors import Conflict, NotFound
 
@@ -78,12 +79,50 @@ async def forget_thread(session: AsyncSession, thread_id: uuid.UUID) -> None:
     await threads.delete(thread)
 
 
-async def set_status(session: AsyncSession, thread_id: uuid.UUID, status: ThreadStatus) -> Thread:
-    """`handoff`: a person answers and the bot stays silent; `active`: the bot answers again."""
+async def set_status(session: AsyncSession, thread_id: uuid.UUID, status: ThreadStatus, now: datetime) -> Thread:
+    """`handoff`: a person answers and the bot stays silent (the wait counts from `now`);
+    `active`: the bot answers again, and the person who had it no longer does."""
     thread = await get_thread(session, thread_id)
-    thread.status = status
-    await session.flush()
+    await ThreadRepository.from_session(session).set_status(thread, status, now)
     return thread
+
+
+class TakenByAnother(Conflict):
+    code = "taken_by_another"
+
+
+class NotHandedOff(Conflict):
+    code = "not_handed_off"
+
+
+async def take_thread(session: AsyncSession, thread_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> Thread:
+    """A person takes a handed-off conversation; while one has it, nobody else may take it."""
+    thread = await get_thread(session, thread_id)
+    if thread.status != ThreadStatus.handoff:
+        raise NotHandedOff("the bot answers this conversation; nobody needs to take it")
+    if not await ThreadRepository.from_session(session).assign(thread_id, user_id, now):
+        raise TakenByAnother("another person has taken this conversation")
+    await session.refresh(thread)
+    return thread
+
+
+async def waiting_threads(session: AsyncSession, limit: int) -> list[tuple[Thread, datetime | None]]:
+    """Handed-off conversations, the longest waiting first, with since when each waits (None: answered)."""
+    return await ThreadRepository.from_session(session).waiting(limit)
+
+
+async def search_threads(session: AsyncSession, search: ThreadSearch, *, limit: int, offset: int) -> Sequence[Thread]:
+    return await ThreadRepository.from_session(session).search(search, limit, offset)
+
+
+async def inbox_version(session: AsyncSession) -> str:
+    """A value that changes when the handed-off conversations do: for live pages to poll."""
+    return await ThreadRepository.from_session(session).inbox_version()
+
+
+async def thread_version(session: AsyncSession, thread_id: uuid.UUID) -> str:
+    """A value that changes when the thread or its messages do (new message, delivery receipt)."""
+    return await ThreadRepository.from_session(session).thread_version(thread_id)
 
 
 async def is_handed_off(session: AsyncSession, phone: str) -> bool:

@@ -33,7 +33,11 @@ class Section:
 
 
 # The menu, in order. A new page adds its line here; the menu shows each role what it may open.
-SECTIONS = (Section("/console/users", "nav_users", "home_users", StaffRole.admin),)
+SECTIONS = (
+    Section("/console/inbox", "nav_inbox", "home_inbox", StaffRole.agent),
+    Section("/console/conversations", "nav_conversations", "home_conversations", StaffRole.agent),
+    Section("/console/users", "nav_users", "home_users", StaffRole.admin),
+)
 
 
 def page_language(request: Request) -> Language:

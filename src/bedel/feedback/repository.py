@@ -1,8 +1,9 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import conflict_insert, utcnow
@@ -37,3 +38,13 @@ class FeedbackRepository:
             select(day, helpful, func.count()).where(AnswerFeedback.created_at >= since).group_by(day).order_by(day)
         )
         return [(row[0], int(row[1]), int(row[2]) - int(row[1])) for row in rows]
+
+    @staticmethod
+    def unhelpful() -> Select[uuid.UUID]:
+        return select(AnswerFeedback.message_id).where(AnswerFeedback.helpful.is_(False))
+
+    async def verdicts_of(self, message_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bool]:
+        rows = await self.session.execute(
+            select(AnswerFeedback.message_id, AnswerFeedback.helpful).where(AnswerFeedback.message_id.in_(message_ids))
+        )
+        return {key: value for key, value in rows}

@@ -5,8 +5,10 @@ changes their verdict); the day counted is the day of the first tap, in UTC.
 """
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.chat.threads import is_answer_for
@@ -31,3 +33,13 @@ async def feedback_per_day(session: AsyncSession, days: int, now: datetime) -> l
         DailyFeedback(day=day if isinstance(day, date) else date.fromisoformat(day), helpful=yes, not_helpful=no)
         for day, yes, no in rows
     ]
+
+
+def answers_rated_unhelpful() -> Select[uuid.UUID]:
+    """The answers students rated "No", as a subquery for a conversation search."""
+    return FeedbackRepository.unhelpful()
+
+
+async def verdicts_of(session: AsyncSession, message_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    """Each rated answer among these and whether the student found it helpful."""
+    return await FeedbackRepository.from_session(session).verdicts_of(message_ids)

@@ -15,6 +15,7 @@ import bedel.students.models
 import bedel.users.models  # noqa: F401
 from bedel.config import load_settings
 from bedel.db import Base, create_engine
+from bedel.migrate import include_in_comparison
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,7 +24,12 @@ database_url: str = config.attributes.get("database_url") or load_settings().dat
 
 
 def run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        include_name=include_in_comparison,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -36,7 +42,9 @@ async def run_async() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=database_url, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(
+        url=database_url, target_metadata=target_metadata, render_as_batch=True, include_name=include_in_comparison
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

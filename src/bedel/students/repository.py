@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Select, Table, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import conflict_insert, utcnow
@@ -42,6 +42,21 @@ class StudentRepository:
         """The students with this external id (matrícula), ignoring case: schools may repeat one."""
         query = select(Student).where(func.lower(Student.external_id) == external_id.lower())
         return (await self.session.scalars(query)).all()
+
+    @staticmethod
+    def phones_matching(text: str) -> Select[str]:
+        """The phones of students whose name contains `text` or whose external id is `text`, ignoring case."""
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return select(Student.phone).where(
+            or_(
+                func.lower(Student.name).like(f"%{escaped}%", escape="\\"),
+                func.lower(Student.external_id) == text.lower(),
+            )
+        )
+
+    async def names_of(self, phones: Sequence[str]) -> dict[str, str | None]:
+        rows = await self.session.execute(select(Student.phone, Student.name).where(Student.phone.in_(phones)))
+        return {key: value for key, value in rows}
 
     async def get_record(self, phone: str) -> StudentRecord | None:
         """The record for a prompt, read as a plain row: no ORM object on the chat hot path."""

@@ -6,7 +6,9 @@ attributes), so importing the same file twice changes nothing.
 """
 
 import asyncio
+from collections.abc import Sequence
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.errors import InvalidInput, NotFound
@@ -54,6 +56,17 @@ async def get_student(session: AsyncSession, phone: str) -> Student:
     if student is None:
         raise NotFound(f"no student has the phone {canonical}", field="phone")
     return student
+
+
+def phones_matching(text: str) -> Select[str]:
+    """The phones of students named like `text` (a part of the name) or with `text` as their
+    external id (matrícula), as a subquery for a conversation search."""
+    return StudentRepository.phones_matching(text)
+
+
+async def names_of(session: AsyncSession, phones: Sequence[str]) -> dict[str, str | None]:
+    """The name on record for each of these phones that has a student."""
+    return await StudentRepository.from_session(session).names_of(phones)
 
 
 async def replace_student(session: AsyncSession, phone: str, update: StudentUpdate) -> tuple[Student, bool]:

@@ -1,0 +1,66 @@
+"""Inbox (agents and admins): the conversations waiting for a person, the longest waiting first,
+kept current without reloading."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.chat import threads
+from bedel.console.auth import AnyStaff, console_router
+from bedel.console.live import changes_stream
+from bedel.console.rendering import render
+from bedel.dependencies import DBSession, get_state
+from bedel.students import service as students
+from bedel.users import service as users
+
+router = console_router()
+
+# More waiting at once than a school's staff can answer; the oldest come first.
+SHOWN = 200
+
+
+@router.get("/inbox")
+async def inbox_page(request: Request, session: DBSession, user: AnyStaff) -> Response:
+    context = await _waiting(request, session)
+    return render(request, "inbox.html", user=user, version=await threads.inbox_version(session), **context)
+
+
+@router.get("/inbox/list")
+async def inbox_list(request: Request, session: DBSession, user: AnyStaff) -> Response:
+    """The list alone, fetched by the page when the stream says something changed."""
+    return render(request, "inbox_list.html", user=user, **await _waiting(request, session))
+
+
+@router.get("/inbox/events")
+async def inbox_events(request: Request, user: AnyStaff, seen: Annotated[str, Query(max_length=100)] = "") -> Response:
+    return changes_stream(request, threads.inbox_version, seen)
+
+
+async def _waiting(request: Request, session: AsyncSession) -> dict[str, Any]:
+    now = get_state(request).clock()
+    waiting = await threads.waiting_threads(session, SHOWN)
+    names = await students.names_of(session, [thread.phone for thread, _ in waiting])
+    staff = {account.id: account.email for account in await users.list_users(session)}
+    return {
+        "rows": [
+            {
+                "thread": thread,
+                "name": names.get(thread.phone),
+                "waited": _waited(since, now),
+                "since": since,
+                "assignee": staff.get(thread.assigned_to) if thread.assigned_to else None,
+            }
+            for thread, since in waiting
+        ],
+        "now": now,
+    }
+
+
+def _waited(since: datetime | None, now: datetime) -> tuple[int, int, int] | None:
+    """Days, hours and minutes since `since`; None when nobody waits."""
+    if since is None:
+        return None
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    return minutes // (24 * 60), minutes // 60 % 24, minutes % 60
