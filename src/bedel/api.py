@@ -10,6 +10,7 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.console.campaigns import router as console_campaigns_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.rendering import STATIC_DIR
 from bedel.console.users import router as console_users_router
@@ -33,6 +34,7 @@ router.include_router(campaigns_router)
 router.include_router(ops_router)
 router.include_router(console_router)
 router.include_router(console_users_router)
+router.include_router(console_campaigns_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
@@ -41,4 +43,6 @@ UPLOAD_BODY_BYTES = {
     "/knowledge/documents": MAX_UPLOAD_BYTES,
     # A campaign may list its recipients: 200,000 phones or emails.
     "/campaigns": MAX_CAMPAIGN_BYTES,
+    "/console/campaigns": MAX_CAMPAIGN_BYTES,
+    "/console/campaigns/preview": MAX_CAMPAIGN_BYTES,
 }
