@@ -11,6 +11,7 @@ from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
 from bedel.console.campaigns import router as console_campaigns_router
+from bedel.console.dashboard import router as console_dashboard_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.rendering import STATIC_DIR
 from bedel.console.users import router as console_users_router
@@ -35,6 +36,7 @@ router.include_router(ops_router)
 router.include_router(console_router)
 router.include_router(console_users_router)
 router.include_router(console_campaigns_router)
+router.include_router(console_dashboard_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.

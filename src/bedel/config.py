@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # lock-out after wrong passwords lasts this long, each further one twice as long.
     console_session_idle_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
     console_lockout_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+    # What each model costs, for the dashboard's estimate: {"model": [input, output]} in US dollars
+    # per million tokens, e.g. {"gpt-4o-mini": [0.15, 0.6]}. A model not listed shows no cost.
+    model_prices: dict[str, tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]]] = {}
 
     @field_validator("database_url")
     @classmethod

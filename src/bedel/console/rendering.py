@@ -34,6 +34,7 @@ class Section:
 
 # The menu, in order. A new page adds its line here; the menu shows each role what it may open.
 SECTIONS = (
+    Section("/console/dashboard", "nav_dashboard", "home_dashboard", StaffRole.admin),
     Section("/console/campaigns", "nav_campaigns", "home_campaigns", StaffRole.admin),
     Section("/console/users", "nav_users", "home_users", StaffRole.admin),
 )
