@@ -15,7 +15,7 @@ from bedel.console.charts import percentile
 from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.feedback.service import record_feedback
 from bedel.phones import normalize_phone
-from tests.console.accounts import MovableClock
+from tests.console.accounts import ADMIN, MovableClock, sign_in
 
 PHONE = "+5215512345678"
 CALENDAR = """# Calendario escolar
@@ -106,7 +106,9 @@ class TestDashboard:
         assert tokens["labels"][0].startswith("offline (US$ ")
         assert figure(page, "cost").startswith("US$ ")
 
-    async def test_a_period_in_the_past_leaves_today_out(self, as_admin: httpx.AsyncClient, clock: MovableClock) -> None:
+    async def test_a_period_in_the_past_leaves_today_out(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock
+    ) -> None:
         await ask(as_admin, "Hola")
         yesterday = (clock.now - timedelta(days=1)).date()
         page = await as_admin.get(
@@ -115,6 +117,18 @@ class TestDashboard:
         assert page.status_code == 200
         assert figure(page, "questions") == "0"
         assert len(charts(page)["per-day"]["labels"]) == 30
+
+    async def test_past_days_are_read_and_kept_as_they_were(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock
+    ) -> None:
+        await ask(as_admin, "Hola")
+        clock.advance(days=1)
+        # A day later the session has lapsed: sign in again.
+        await sign_in(as_admin, *ADMIN)
+        first = charts(await as_admin.get("/console/dashboard"))
+        assert first["per-day"]["series"][0]["values"][-2:] == [1, 0]
+        # Shown again from what was kept, with the same numbers.
+        assert charts(await as_admin.get("/console/dashboard")) == first
 
     async def test_a_reversed_period_is_refused_with_the_reason(self, as_admin: httpx.AsyncClient) -> None:
         page = await as_admin.get("/console/dashboard", params={"start": "2026-03-10", "end": "2026-03-01"})

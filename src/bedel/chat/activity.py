@@ -4,8 +4,10 @@ statements (a month is hundreds of thousands of messages; none is loaded one by 
 Read-only, and the way other packages read these figures (as they reach threads through `threads.py`).
 """
 
-from dataclasses import dataclass
-from datetime import datetime
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +66,37 @@ class ChatActivity:
     waiting_since: list[datetime]
 
 
+@dataclass
+class DayFigures:
+    """One UTC day's figures, in a form that adds up over days."""
+
+    hours: list[HourCount] = field(default_factory=list)
+    latencies: Counter[int] = field(default_factory=Counter)
+    cited: Counter[str] = field(default_factory=Counter)
+    titles: dict[str, str] = field(default_factory=dict)
+    unanswered: Counter[str] = field(default_factory=Counter)
+
+
+class PastDays:
+    """Figures of whole days before today, kept in this process: a month is hundreds of thousands of
+    messages, too many to read again on every view, and a past day's messages no longer change. An entry
+    lapses after an hour (a conversation forgotten since is then left out); today is always read afresh.
+    """
+
+    def __init__(self, ttl_s: float = 3600.0, size: int = 400) -> None:
+        self._ttl_s, self._size = ttl_s, size
+        self._days: dict[date, tuple[float, DayFigures]] = {}
+
+    def get(self, day: date) -> DayFigures | None:
+        kept = self._days.get(day)
+        return kept[1] if kept and time.monotonic() - kept[0] < self._ttl_s else None
+
+    def keep(self, day: date, figures: DayFigures) -> None:
+        self._days[day] = (time.monotonic(), figures)
+        while len(self._days) > self._size:
+            del self._days[min(self._days)]
+
+
 class ActivityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -73,14 +106,19 @@ class ActivityRepository:
     def from_session(cls, session: AsyncSession) -> "ActivityRepository":
         return cls(session)
 
-    async def between(self, start: datetime, end: datetime) -> ChatActivity:
-        return ChatActivity(
-            hours=await self.hours(start, end),
-            latencies=await self.latencies(start, end),
-            cited=await self.cited(start, end),
-            unanswered=await self.unanswered(start, end),
-            waiting_since=await self.waiting_since(),
-        )
+    async def days(self, start: datetime, end: datetime) -> dict[date, DayFigures]:
+        """The figures of each day with messages from `start` up to (not including) `end`."""
+        found: dict[date, DayFigures] = defaultdict(DayFigures)
+        for row in await self.hours(start, end):
+            found[row.hour.date()].hours.append(row)
+        for day, latency, count in await self.latencies(start, end):
+            found[day].latencies[latency] += count
+        for day, document_id, title, count in await self.cited(start, end):
+            found[day].cited[document_id] += count
+            found[day].titles[document_id] = title
+        for day, question, count in await self.unanswered(start, end):
+            found[day].unanswered[question] += count
+        return dict(found)
 
     async def hours(self, start: datetime, end: datetime) -> list[HourCount]:
         """Questions by channel and answers by outcome and model, per hour, in one pass over the period."""
@@ -115,17 +153,17 @@ class ActivityRepository:
             for at, role, channel_name, result, model, count, tokens_in, tokens_out in rows
         ]
 
-    async def latencies(self, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    async def latencies(self, start: datetime, end: datetime) -> list[tuple[date, int, int]]:
+        day = self._day(Message.created_at)
         rows = await self.session.execute(
-            select(Message.latency_ms, func.count())
+            select(day, Message.latency_ms, func.count())
             .where(_within(Message, start, end), _answer(Message), Message.latency_ms.is_not(None))
-            .group_by(Message.latency_ms)
-            .order_by(Message.latency_ms)
+            .group_by(day, Message.latency_ms)
         )
-        return [(int(latency or 0), int(count)) for latency, count in rows]
+        return [(_day_value(at), int(latency or 0), int(count)) for at, latency, count in rows]
 
-    async def cited(self, start: datetime, end: datetime) -> list[CitedDocument]:
-        """The documents the period's answers cited most, each counted once per answer."""
+    async def cited(self, start: datetime, end: datetime) -> list[tuple[date, str, str, int]]:
+        """How many answers cited each document, per day."""
         document_id: ColumnElement[Any]
         title: ColumnElement[Any]
         if self.dialect == "postgresql":
@@ -136,25 +174,23 @@ class ActivityRepository:
             source = func.json_each(Message.sources).table_valued("value", joins_implicitly=True)
             document_id = func.json_extract(source.c.value, "$.document_id")
             title = func.json_extract(source.c.value, "$.title")
-        answers = func.count(func.distinct(Message.id))
+        day = self._day(Message.created_at)
         rows = await self.session.execute(
-            select(document_id, func.max(title), answers)
+            select(day, document_id, func.max(title), func.count(func.distinct(Message.id)))
             .select_from(Message)
             .join(source, literal(True))
             .where(_within(Message, start, end), _answer(Message))
-            .group_by(document_id)
-            .order_by(answers.desc(), document_id)
-            .limit(TOP)
+            .group_by(day, document_id)
         )
-        return [CitedDocument(str(found), str(name or ""), int(count)) for found, name, count in rows]
+        return [(_day_value(at), str(found), str(name or ""), int(count)) for at, found, name, count in rows]
 
-    async def unanswered(self, start: datetime, end: datetime) -> list[tuple[str, int]]:
-        """The question just before each "no tengo esa información" answer, grouped as written."""
+    async def unanswered(self, start: datetime, end: datetime) -> list[tuple[date, str, int]]:
+        """The question just before each "no tengo esa información" answer, grouped as written, per day."""
         answer, question = aliased(Message), aliased(Message)
         text = func.lower(func.trim(question.content))
-        asked = func.count()
+        day = self._day(answer.created_at)
         rows = await self.session.execute(
-            select(text, asked)
+            select(day, text, func.count())
             .select_from(answer)
             .join(
                 question,
@@ -165,23 +201,28 @@ class ActivityRepository:
                 ),
             )
             .where(_within(answer, start, end), _answer(answer), self._outcome(answer) == Outcome.unknown)
-            .group_by(text)
-            .order_by(asked.desc(), text)
-            .limit(TOP)
+            .group_by(day, text)
         )
-        return [(str(words), int(count)) for words, count in rows]
+        return [(_day_value(at), str(words), int(count)) for at, words, count in rows]
 
     async def waiting_since(self) -> list[datetime]:
         """Each handed-over conversation since its last handoff answer (or its last change, when staff
         handed it over themselves)."""
-        handed = func.max(Message.created_at)
+        # Per conversation through the (thread_id, seq) index, not a pass over every message.
+        handed = (
+            select(func.max(Message.created_at))
+            .where(Message.thread_id == Thread.id, Message.handoff.is_(True))
+            .scalar_subquery()
+        )
         rows = await self.session.execute(
-            select(Thread.id, Thread.updated_at, handed)
-            .outerjoin(Message, and_(Message.thread_id == Thread.id, Message.handoff.is_(True)))
-            .where(Thread.status == ThreadStatus.handoff)
-            .group_by(Thread.id, Thread.updated_at)
+            select(Thread.id, Thread.updated_at, handed).where(Thread.status == ThreadStatus.handoff)
         )
         return sorted(as_utc(at or changed) for _, changed, at in rows)
+
+    def _day(self, column: Any) -> ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return func.date(func.timezone("UTC", column))
+        return func.date(column)
 
     def _hour(self, column: Any) -> ColumnElement[Any]:
         if self.dialect == "postgresql":
@@ -222,6 +263,47 @@ def _hour_value(value: Any) -> datetime:
     return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
 
 
-async def chat_activity(session: AsyncSession, start: datetime, end: datetime) -> ChatActivity:
-    """Questions, answers, citations and waiting handoffs from `start` up to (not including) `end`."""
-    return await ActivityRepository.from_session(session).between(start, end)
+def _day_value(value: Any) -> date:
+    # PostgreSQL gives a date, SQLite text.
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+async def chat_activity(
+    session: AsyncSession, start: datetime, end: datetime, today: date, past: PastDays
+) -> ChatActivity:
+    """Questions, answers, citations from `start` up to (not including) `end` (both midnights, UTC), and
+    the handoffs waiting now. Days before `today` come from `past` when it has them, and are kept there."""
+    repository = ActivityRepository.from_session(session)
+    days = [start.date() + timedelta(days=n) for n in range((end - start).days)]
+    missing = [day for day in days if day < today and past.get(day) is None]
+    if missing:
+        read = await repository.days(_midnight(missing[0]), _midnight(missing[-1] + timedelta(days=1)))
+        for day in missing:
+            past.keep(day, read.get(day, DayFigures()))
+    live = await repository.days(max(start, _midnight(today)), end) if end > _midnight(today) else {}
+    figures = [live.get(day) if day >= today else past.get(day) for day in days]
+    return _combined([found for found in figures if found is not None], await repository.waiting_since())
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+def _combined(days: list[DayFigures], waiting_since: list[datetime]) -> ChatActivity:
+    latencies: Counter[int] = Counter()
+    cited: Counter[str] = Counter()
+    unanswered: Counter[str] = Counter()
+    titles: dict[str, str] = {}
+    for day in days:
+        latencies.update(day.latencies)
+        cited.update(day.cited)
+        unanswered.update(day.unanswered)
+        titles |= day.titles
+    top_cited = sorted(cited.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+    return ChatActivity(
+        hours=[row for day in days for row in day.hours],
+        latencies=sorted(latencies.items()),
+        cited=[CitedDocument(document_id, titles[document_id], count) for document_id, count in top_cited],
+        unanswered=sorted(unanswered.items(), key=lambda item: (-item[1], item[0]))[:TOP],
+        waiting_since=waiting_since,
+    )
