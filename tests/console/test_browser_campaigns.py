@@ -91,7 +91,7 @@ async def chat_turns(served: Console) -> None:
         body, headers = signed(text_message(WA_ID, "¿Hay estacionamiento para motos?", "wamid.HBgLMTIz"))
         assert (await client.post("/webhooks/whatsapp", content=body, headers=headers)).status_code == 200
     # The answer to the WhatsApp question reaches the fake Graph API.
-    await eventually(lambda: served.graph.accepted["+" + WA_ID] + served.graph.accepted[WA_ID] > 0, timeout=20)
+    await eventually(lambda: sum(served.graph.accepted.values()) == 1, within_s=20)
 
 
 class TestCampaignAndDashboard:
@@ -124,7 +124,7 @@ class TestCampaignAndDashboard:
         await expect(page.locator("#campaign-status")).to_have_text("Borrador")
         await page.get_by_role("button", name="Iniciar").click()
         await expect(page.locator("#campaign-status")).to_have_text("Enviando")
-        await eventually(lambda: served.graph.arrived >= 1, timeout=20)
+        await eventually(lambda: served.graph.arrived >= 1, within_s=20)
         await expect(page.locator('[data-count="pending"]')).to_have_text("2")
         await capture(page, "campaign-running")
 
@@ -144,9 +144,10 @@ class TestCampaignAndDashboard:
         await expect(page.locator("#summary-unanswered")).to_contain_text("¿hay estacionamiento para motos?")
         # Chart.js drew every chart from the page's JSON block.
         drawn = await page.evaluate(
-            "() => [...document.querySelectorAll('canvas')].filter(c => Chart.getChart(c)).length"
+            "() => [...document.querySelectorAll('canvas')].map(c => Boolean(Chart.getChart(c)))"
         )
-        assert drawn == 9
+        # Nobody rated an answer and no document was cited: those two show their sentence alone.
+        assert drawn == [True] * 7
         # A chart's numbers are in its table too, for people who cannot see it.
         await page.locator("#title-per-day ~ details summary").click()
         await expect(page.locator("#title-per-day ~ details table")).to_contain_text("WhatsApp")

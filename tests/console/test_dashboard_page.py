@@ -112,7 +112,8 @@ class TestDashboard:
         await ask(as_admin, "Hola")
         yesterday = (clock.now - timedelta(days=1)).date()
         page = await as_admin.get(
-            "/console/dashboard", params={"start": (yesterday - timedelta(days=29)).isoformat(), "end": yesterday}
+            "/console/dashboard",
+            params={"start": (yesterday - timedelta(days=29)).isoformat(), "end": yesterday.isoformat()},
         )
         assert page.status_code == 200
         assert figure(page, "questions") == "0"

@@ -298,7 +298,7 @@ def _time_left(request: Request, campaign: CampaignOut) -> str | None:
     words = strings(page_language(request))
     seconds = round(campaign.eta_s)
     if seconds < 90:
-        return words["campaigns_seconds"].format(n=seconds)
+        return words["campaigns_seconds"].format(n=max(1, seconds))
     if seconds < 90 * 60:
         return words["campaigns_minutes"].format(n=round(seconds / 60))
     return words["campaigns_hours"].format(n=round(seconds / 3600, 1))

@@ -40,6 +40,11 @@ class Chart:
     def data(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to draw: the page shows the sentence alone."""
+        return not any(value for series in self.series for value in series.values)
+
 
 @dataclass(frozen=True)
 class Period:
@@ -109,7 +114,7 @@ def build_dashboard(
         "answers": _number(sum(row.messages for row in answers)),
         "median": _seconds(median, words),
         "p95": _seconds(p95, words),
-        "cost": words["dashboard_money"].format(amount=cost) if cost is not None else words["dashboard_no_price"],
+        "cost": _money(cost, words),
         "waiting": _number(len(activity.waiting_since)),
     }
     return dashboard
@@ -201,8 +206,7 @@ def _tokens(answers: Sequence[HourCount], prices: Mapping[str, tuple[float, floa
     for model in models:
         price = prices.get(model)
         cost = (tokens_in[model] * price[0] + tokens_out[model] * price[1]) / 1_000_000 if price else None
-        shown = words["dashboard_money"].format(amount=cost) if cost is not None else words["dashboard_no_price"]
-        labels.append(f"{model} ({shown})")
+        labels.append(f"{model} ({_money(cost, words)})")
     series = [
         Series(words["dashboard_tokens_in"], [float(tokens_in[model]) for model in models]),
         Series(words["dashboard_tokens_out"], [float(tokens_out[model]) for model in models]),
@@ -292,7 +296,16 @@ def _share(part: int, total: int) -> str:
 
 
 def _seconds(ms: int | None, words: Mapping[str, str]) -> str:
-    return words["dashboard_seconds"].format(s=ms / 1000) if ms is not None else "—"
+    if ms is None:
+        return "—"
+    return words["dashboard_ms"].format(ms=ms) if ms < 1000 else words["dashboard_seconds"].format(s=ms / 1000)
+
+
+def _money(amount: float | None, words: Mapping[str, str]) -> str:
+    if amount is None:
+        return words["dashboard_no_price"]
+    # Cents once it is a dollar or more; a cheap model's cost shows its first digits.
+    return words["dashboard_money"].format(amount=f"{amount:,.2f}" if amount >= 1 else f"{amount:.4f}")
 
 
 def _short(text: str) -> str:

@@ -60,8 +60,8 @@
       data: { datasets: [{ label: "", data: points, backgroundColor: "rgba(11, 92, 173, 0.6)" }] },
       options: {
         scales: {
-          x: { min: -0.5, max: 23.5, ticks: { stepSize: 1, callback: function (value) { return spec.labels[value]; } } },
-          y: { min: -0.5, max: 6.5, reverse: true, ticks: { stepSize: 1, callback: function (value) { return spec.series[value] ? spec.series[value].label : ""; } } }
+          x: { min: -1, max: 24, ticks: { stepSize: 1, autoSkip: true, callback: function (value) { return spec.labels[value] || ""; } } },
+          y: { min: -1, max: 7, reverse: true, ticks: { stepSize: 1, callback: function (value) { return spec.series[value] ? spec.series[value].label : ""; } } }
         },
         plugins: {
           legend: { display: false },
