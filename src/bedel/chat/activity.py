@@ -24,6 +24,7 @@ NO_INFORMATION = ("no tengo esa información", "i don't have that information")
 # Questions from the HTTP API carry no channel message id.
 API_CHANNEL = "api"
 TOP = 10
+LATENCY_STEP_MS = 10
 
 
 class Outcome(StrEnum):
@@ -154,11 +155,13 @@ class ActivityRepository:
         ]
 
     async def latencies(self, start: datetime, end: datetime) -> list[tuple[date, int, int]]:
+        """(day, answer time to 10 ms, answers): a month's percentiles from a few thousand rows."""
         day = self._day(Message.created_at)
+        rounded = Message.latency_ms // LATENCY_STEP_MS * LATENCY_STEP_MS
         rows = await self.session.execute(
-            select(day, Message.latency_ms, func.count())
+            select(day, rounded, func.count())
             .where(_within(Message, start, end), _answer(Message), Message.latency_ms.is_not(None))
-            .group_by(day, Message.latency_ms)
+            .group_by(day, rounded)
         )
         return [(_day_value(at), int(latency or 0), int(count)) for at, latency, count in rows]
 
