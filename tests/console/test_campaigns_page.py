@@ -123,6 +123,23 @@ class TestBuilder:
         # The form keeps what was typed.
         assert 'value="Recordatorio de pago"' in response.text
 
+    async def test_is_one_of_takes_values_separated_by_commas(self, as_admin: httpx.AsyncClient) -> None:
+        response = await post_form(
+            as_admin, "/console/campaigns/preview", WHATSAPP, [("carrera", "in", "Ingeniería, derecho")]
+        )
+        assert "Llegaría a 3 estudiantes." in response.text
+        assert "carrera in [&#34;Ingeniería&#34;, &#34;derecho&#34;]" in response.text
+
+    async def test_a_value_with_quotes_stays_text(self, as_admin: httpx.AsyncClient) -> None:
+        response = await post_form(as_admin, "/console/campaigns/preview", WHATSAPP, [("name", "==", 'Ana" or 1')])
+        assert response.status_code == 200
+        assert "Llegaría a 0 estudiantes." in response.text
+
+    async def test_an_unknown_comparison_is_refused(self, as_admin: httpx.AsyncClient) -> None:
+        response = await post_form(as_admin, "/console/campaigns/preview", WHATSAPP, [("carrera", "~=", "x")])
+        assert response.status_code == 422
+        assert "choose a comparison" in response.text
+
     async def test_the_preview_stores_nothing(self, as_admin: httpx.AsyncClient) -> None:
         await post_form(as_admin, "/console/campaigns/preview", WHATSAPP, [("meses_vencidos", ">=", "1")])
         assert "Todavía no hay campañas." in (await as_admin.get("/console/campaigns")).text
@@ -215,6 +232,13 @@ class TestSending:
         response = await as_admin.get("/console/campaigns/00000000-0000-0000-0000-000000000000")
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")
+
+    async def test_the_campaign_page_is_in_english_too(self, as_admin: httpx.AsyncClient) -> None:
+        campaign_id = await create(as_admin, [("meses_vencidos", ">=", "1")])
+        as_admin.cookies.set("bedel_lang", "en", path="/console")
+        page = await as_admin.get(f"/console/campaigns/{campaign_id}")
+        assert "Draft" in page.text
+        assert ">Start</button>" in page.text
 
     async def test_the_list_shows_each_campaign(self, as_admin: httpx.AsyncClient) -> None:
         campaign_id = await create(as_admin, [("meses_vencidos", ">=", "1")])
