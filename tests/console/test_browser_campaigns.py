@@ -104,7 +104,7 @@ class TestCampaignAndDashboard:
 
         await page.get_by_role("link", name="Campañas", exact=True).first.click()
         await expect(page.get_by_role("heading", name="Campañas", level=1)).to_be_visible()
-        await capture(page, "campaigns-empty")
+        await expect(page.get_by_text("Todavía no hay campañas.")).to_be_visible()
         await page.get_by_role("link", name="Nueva campaña").click()
         await page.get_by_label("Nombre", exact=True).fill("Recordatorio de pago")
         await page.get_by_label("Campo 1").select_option(label="Meses vencidos")
@@ -135,6 +135,9 @@ class TestCampaignAndDashboard:
         await expect(page.locator("#progress-bar")).to_have_attribute("value", "3")
         await capture(page, "campaign-completed")
         served.graph.hold = None
+        await page.get_by_role("link", name="← Todas las campañas").click()
+        await expect(page.get_by_role("row", name="Recordatorio de pago")).to_contain_text("Terminada")
+        await capture(page, "campaigns")
 
         await page.get_by_role("link", name="Panel").first.click()
         await expect(page.get_by_role("heading", name="Panel", level=1)).to_be_visible()
