@@ -269,3 +269,13 @@ class TestFailures:
         # A phone starts with "+": a spreadsheet would read it as a formula.
         assert rows[1][0] == "'+525511112222"
         assert all(not cell.startswith(("=", "+", "-", "@")) for cell in rows[1])
+
+    async def test_are_shown_a_page_at_a_time(self, as_admin: httpx.AsyncClient, graph: GraphTemplates) -> None:
+        graph.failures["525511112222"] = graph_error(400, 131026, "Message undeliverable")
+        campaign_id = await create(as_admin, [("meses_vencidos", ">=", "1")])
+        await act(as_admin, campaign_id, "start")
+        await run_until_idle(as_admin)
+        later = await as_admin.get(f"/console/campaigns/{campaign_id}", params={"after": 10_000})
+        assert later.status_code == 200
+        assert "No hay más fallas." in later.text
+        assert f'href="/console/campaigns/{campaign_id}">Primeras fallas</a>' in later.text

@@ -19,12 +19,13 @@ from bedel.console.auth import AdminOnly, console_router
 from bedel.console.catalogue import strings
 from bedel.console.rendering import page_language, render, see_other
 from bedel.dependencies import DBSession, get_state
-from bedel.errors import BedelError, InvalidInput
+from bedel.errors import BedelError, Conflict, InvalidInput
 from bedel.users.models import StaffUser
 
 router = console_router()
 
 PAGE = "/console/campaigns"
+LISTED = 20
 FAILURES_SHOWN = 50
 CSV_PAGE = 1000
 # The builder shows this many empty conditions besides those already filled in.
@@ -54,15 +55,17 @@ async def campaigns_page(
     request: Request, session: DBSession, admin: AdminOnly, offset: Annotated[int, Query(ge=0)] = 0
 ) -> Response:
     rates = _state(request).campaigns.rates
-    found = await service.list_campaigns(session, 21, offset)
-    campaigns = [await service.describe(session, campaign, rates) for campaign in found[:20]]
+    # One more than shown: whether there is an older page.
+    found = await service.list_campaigns(session, LISTED + 1, offset)
+    campaigns = [await service.describe(session, campaign, rates) for campaign in found[:LISTED]]
     return render(
         request,
         "campaigns.html",
         user=admin,
         campaigns=campaigns,
         offset=offset,
-        more=len(found) > 20,
+        listed=LISTED,
+        more=len(found) > LISTED,
     )
 
 
@@ -85,7 +88,7 @@ async def preview_campaign(
     except BedelError as exc:
         return await _new_page(request, session, admin, form=form, error=exc)
     assert isinstance(preview, Preview)
-    return await _new_page(request, session, admin, form=form, preview=preview, expression=_expression(spec))
+    return await _new_page(request, session, admin, form=form, preview=preview, expression=spec.audience.filter)
 
 
 @router.post("/campaigns")
@@ -113,6 +116,19 @@ async def campaign_page(
     campaign_id: uuid.UUID,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
+    return await _campaign_page(request, session, admin, campaign_id, after)
+
+
+async def _campaign_page(
+    request: Request,
+    session: DBSession,
+    admin: StaffUser,
+    campaign_id: uuid.UUID,
+    after: int,
+    *,
+    error: BedelError | None = None,
+) -> Response:
+    """The campaign, its live progress and a page of its failures; after a refused action, why."""
     campaign = await service.describe(
         session, await service.get_campaign(session, campaign_id), _state(request).campaigns.rates
     )
@@ -121,12 +137,13 @@ async def campaign_page(
         request,
         "campaign.html",
         user=admin,
+        status_code=error.status if error else 200,
         here=f"{PAGE}/{campaign_id}",
         campaign=campaign,
         failures=failures,
         after=after,
         time_left=_time_left(request, campaign),
-        error=None,
+        error=strings(page_language(request))["campaigns_error_status"] if error else None,
     )
 
 
@@ -165,26 +182,9 @@ async def change_status(
 ) -> Response:
     try:
         await service.change_status(session, campaign_id, action)
-    except BedelError as exc:
-        if exc.status == 404:
-            raise
-        words = strings(page_language(request))
-        campaign = await service.describe(
-            session, await service.get_campaign(session, campaign_id), _state(request).campaigns.rates
-        )
-        failures = await service.list_recipients(session, campaign_id, RecipientStatus.failed, 0, FAILURES_SHOWN)
-        return render(
-            request,
-            "campaign.html",
-            user=admin,
-            status_code=exc.status,
-            here=f"{PAGE}/{campaign_id}",
-            campaign=campaign,
-            failures=failures,
-            after=0,
-            time_left=_time_left(request, campaign),
-            error=words["campaigns_error_status"],
-        )
+    except Conflict as exc:
+        # Someone else (or the campaign finishing) changed it since this page was drawn.
+        return await _campaign_page(request, session, admin, campaign_id, 0, error=exc)
     # After the response, so after the commit: this process's senders start at once.
     background.add_task(_state(request).campaigns.wake)
     return see_other(f"{PAGE}/{campaign_id}")
@@ -286,10 +286,6 @@ async def _listed(upload: UploadFile | None) -> list[str]:
     if len(items) > MAX_RECIPIENTS:
         raise InvalidInput(f"a list may have up to {MAX_RECIPIENTS} phones or emails", field="audience.recipients")
     return items
-
-
-def _expression(spec: CampaignCreate) -> str | None:
-    return spec.audience.filter
 
 
 def _time_left(request: Request, campaign: CampaignOut) -> str | None:
