@@ -138,7 +138,7 @@ class TestBuilder:
     async def test_an_unknown_comparison_is_refused(self, as_admin: httpx.AsyncClient) -> None:
         response = await post_form(as_admin, "/console/campaigns/preview", WHATSAPP, [("carrera", "~=", "x")])
         assert response.status_code == 422
-        assert "choose a comparison" in response.text
+        assert "Elige una comparación de la lista." in response.text
 
     async def test_the_preview_stores_nothing(self, as_admin: httpx.AsyncClient) -> None:
         await post_form(as_admin, "/console/campaigns/preview", WHATSAPP, [("meses_vencidos", ">=", "1")])
@@ -166,13 +166,19 @@ class TestBuilder:
         form = WHATSAPP | {"template_name": ""}
         response = await post_form(as_admin, "/console/campaigns", form, [("meses_vencidos", ">=", "1")])
         assert response.status_code == 422
+        assert "Escribe el nombre de la plantilla aprobada por Meta." in response.text
         assert 'value="Recordatorio de pago"' in response.text
         assert "Todavía no hay campañas." in (await as_admin.get("/console/campaigns")).text
+
+    async def test_a_filter_without_conditions_is_refused(self, as_admin: httpx.AsyncClient) -> None:
+        response = await post_form(as_admin, "/console/campaigns/preview", WHATSAPP)
+        assert response.status_code == 422
+        assert "Elige al menos un campo en las condiciones" in response.text
 
     async def test_a_list_without_a_file_is_refused(self, as_admin: httpx.AsyncClient) -> None:
         response = await post_form(as_admin, "/console/campaigns/preview", WHATSAPP | {"audience": "list"})
         assert response.status_code == 422
-        assert "choose a file" in response.text
+        assert "Elige el archivo con los teléfonos o correos." in response.text
 
 
 class TestSending:

@@ -5,6 +5,7 @@ import csv
 import io
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import BackgroundTasks, File, Query, Request, Response, UploadFile
@@ -83,7 +84,7 @@ async def preview_campaign(
 ) -> Response:
     form = await _form_values(request)
     try:
-        spec = await _spec(form, recipients_file, dry_run=True)
+        spec = await _spec(form, recipients_file, _words(request), dry_run=True)
         preview = await service.create_campaign(session, spec, _state(request).catalog, set(_state(request).outboxes))
     except BedelError as exc:
         return await _new_page(request, session, admin, form=form, error=exc)
@@ -100,7 +101,7 @@ async def create_campaign(
 ) -> Response:
     form = await _form_values(request)
     try:
-        spec = await _spec(form, recipients_file, dry_run=False)
+        spec = await _spec(form, recipients_file, _words(request), dry_run=False)
         campaign = await service.create_campaign(session, spec, _state(request).catalog, set(_state(request).outboxes))
     except BedelError as exc:
         return await _new_page(request, session, admin, form=form, error=exc)
@@ -232,7 +233,32 @@ async def _form_values(request: Request) -> dict[str, Any]:
     return values
 
 
-async def _spec(form: dict[str, Any], upload: UploadFile | None, *, dry_run: bool) -> CampaignCreate:
+def _words(request: Request) -> Mapping[str, str]:
+    return strings(page_language(request))
+
+
+def _missing(form: dict[str, Any]) -> str | None:
+    """What the form lacks, as a word of the page: said in the staff's language, not the API's."""
+    channel = form["channel"]
+    if not form["name"].strip():
+        return "campaigns_need_name"
+    if channel == CampaignChannel.whatsapp_template and not form["template_name"].strip():
+        return "campaigns_need_template"
+    if channel == CampaignChannel.email and not form["subject"].strip():
+        return "campaigns_need_subject"
+    if channel in (CampaignChannel.sms, CampaignChannel.email) and not form["text"].strip():
+        return "campaigns_need_text"
+    if form["audience"] != "list" and not form["conditions"]:
+        return "campaigns_need_condition"
+    return None
+
+
+async def _spec(
+    form: dict[str, Any], upload: UploadFile | None, words: Mapping[str, str], *, dry_run: bool
+) -> CampaignCreate:
+    missing = _missing(form)
+    if missing is not None:
+        raise InvalidInput(words[missing])
     channel = form["channel"]
     message: dict[str, Any]
     if channel == CampaignChannel.whatsapp_template:
@@ -250,14 +276,14 @@ async def _spec(form: dict[str, Any], upload: UploadFile | None, *, dry_run: boo
             message["subject"] = form["subject"] or None
     audience: dict[str, Any]
     if form["audience"] == "list":
-        audience = {"recipients": await _listed(upload)}
+        audience = {"recipients": await _listed(upload, words)}
     else:
         try:
             conditions = [
                 Condition(row["field"], Operator(row["operator"]), row["value"]) for row in form["conditions"]
             ]
         except ValueError:
-            raise InvalidInput("choose a comparison from the list", field="audience.filter") from None
+            raise InvalidInput(words["campaigns_need_operator"], field="audience.filter") from None
         audience = {"filter": write_filter(conditions)}
     try:
         return CampaignCreate.model_validate(
@@ -269,10 +295,10 @@ async def _spec(form: dict[str, Any], upload: UploadFile | None, *, dry_run: boo
         raise InvalidInput(first["msg"], field=where) from None
 
 
-async def _listed(upload: UploadFile | None) -> list[str]:
+async def _listed(upload: UploadFile | None, words: Mapping[str, str]) -> list[str]:
     """The phones and emails of an uploaded list: a text or CSV file, one per line or cell."""
     if upload is None or not upload.filename:
-        raise InvalidInput("choose a file with the phones or emails", field="audience.recipients")
+        raise InvalidInput(words["campaigns_need_file"], field="audience.recipients")
     raw = await upload.read()
     try:
         text = raw.decode("utf-8-sig")
@@ -282,9 +308,9 @@ async def _listed(upload: UploadFile | None) -> list[str]:
     items = [item.strip().strip('"') for item in _LIST_SEPARATORS.split(text)]
     items = [item for item in items if item]
     if not items:
-        raise InvalidInput("the file has no phones or emails", field="audience.recipients")
+        raise InvalidInput(words["campaigns_empty_file"], field="audience.recipients")
     if len(items) > MAX_RECIPIENTS:
-        raise InvalidInput(f"a list may have up to {MAX_RECIPIENTS} phones or emails", field="audience.recipients")
+        raise InvalidInput(words["campaigns_long_file"].format(n=MAX_RECIPIENTS), field="audience.recipients")
     return items
 
 
