@@ -1,279 +1,455 @@
-"""Console inbox and conversations pages on PostgreSQL with 100,000 threads and 1,000,000 messages.
+"""Console pages on a large database: how long each page takes to render for a signed-in admin.
 
-Run: `.venv/bin/python bench/console_pages.py --database-url postgresql+asyncpg://...` (a database
-this may empty; it is migrated to head first). Writes bench/CONSOLE_RESULTS.md.
+Run: `.venv/bin/python bench/console_pages.py [--repeat 30] [--no-seed]` with PostgreSQL at
+BEDEL_BENCH_CONSOLE_URL (default database `test_outreach`, which it empties and fills). Writes
+bench/CONSOLE_RESULTS.md.
 
-The data: 100,000 conversations of 10 messages each (a student's question, the bot's answer),
-spread over 90 days; 1 % handed to a person, a third of those taken, some answered by staff;
-a student record and a WhatsApp contact for every phone; a rating on one answer in 20, "No" on
-one in 4 of those. Messages are Spanish sentences drawn from a set of school questions and
-answers, with a number and an invented word each, so full-text search has a real vocabulary.
-Loaded with COPY, with the full-text index and every other index in place.
-
-Each page is requested through the real app (in process, httpx's ASGI transport, a signed-in
-agent) 30 times after 3 warm-up requests; the table gives the median and 95th percentile of the
-time to the full response, as the server renders it (no network).
+- Seed (COPY through asyncpg): 100,000 students, 100,000 threads with 1,000,000 messages spread over
+  the last 90 days (more on weekdays and in office hours; questions from WhatsApp, Twilio and the API;
+  answers citing documents, saying "no tengo esa información" or handing over; two models), 1% of the
+  conversations waiting for a person, 30,000 ratings, and 5 campaigns of 20,000 recipients each.
+- Timing: the real app (`create_app`, lifespan included) through httpx's ASGI transport, signed in
+  through the sign-in form; each page is requested 3 times to warm up, then `--repeat` times one after
+  another; median and 95th percentile (nearest rank) of the wall time per request.
+- A page is one line in PAGES; `{campaign}` in its path is a seeded campaign's id.
 """
 
 import argparse
 import asyncio
 import json
+import math
 import os
+import platform
 import random
 import statistics
-import sys
+import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
-from sqlalchemy import text
+from sqlalchemy import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
+from bedel import migrate
+from bedel.app import create_app
+from bedel.config import Settings
+from bedel.db import Base, create_engine, create_sessionmaker, session_scope
+from bedel.users import service as users
+from bedel.users.models import StaffRole
 
-from bedel import migrate  # noqa: E402
-from bedel.app import create_app  # noqa: E402
-from bedel.config import Settings  # noqa: E402
-from bedel.console.inbox import SHOWN  # noqa: E402
-from bedel.db import Base, create_engine  # noqa: E402
-from bedel.users.models import StaffRole  # noqa: E402
-from tests.console.accounts import add_account, page_token, sign_in  # noqa: E402
+DATABASE_URL = os.environ.get("BEDEL_BENCH_CONSOLE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test_outreach")
+RESULTS = Path(__file__).with_name("CONSOLE_RESULTS.md")
+TODAY = datetime.now(UTC).date()
+
+
+def days_back(days: int) -> str:
+    return f"start={(TODAY - timedelta(days=days - 1)).isoformat()}&end={TODAY.isoformat()}"
+
+
+# (name, path): one line per page. Other console pages add theirs here.
+PAGES = [
+    ("home", "/console"),
+    ("users", "/console/users"),
+    ("campaigns", "/console/campaigns"),
+    ("campaign (20,000 recipients)", "/console/campaigns/{campaign}"),
+    ("campaign progress (polled)", "/console/campaigns/{campaign}/progress"),
+    ("new campaign", "/console/campaigns/new"),
+    ("dashboard, 7 days", f"/console/dashboard?{days_back(7)}"),
+    ("dashboard, 30 days", f"/console/dashboard?{days_back(30)}"),
+]
 
 THREADS = 100_000
-PER_THREAD = 10
-RUNS = 30
-WARM_UP = 3
-AGENT = ("agente@example.edu", "agente-clave-bench-1")
-QUESTIONS = [
-    "¿cuándo cierran las inscripciones del semestre?",
-    "necesito una constancia de estudios para mi trabajo",
-    "¿cuánto debo de colegiatura este mes?",
-    "¿dónde consulto mis calificaciones del parcial?",
-    "quiero darme de baja temporal",
-    "¿cuál es el horario de la biblioteca en vacaciones?",
-    "perdí mi credencial, ¿cómo la repongo?",
-    "¿puedo pagar la reinscripción con tarjeta?",
-]
-ANSWERS = [
-    "Las inscripciones cierran el 15 de enero; puedes hacerlas en línea.",
-    "Pide la constancia en ventanilla de servicios escolares con tu matrícula.",
-    "Tu saldo pendiente aparece en el portal de pagos.",
-    "Las calificaciones se publican en el portal una semana después del parcial.",
-    "La baja temporal se solicita en la coordinación de tu carrera.",
-    "En vacaciones la biblioteca abre de 9 a 14 horas.",
-]
-INVENTED = ["tlacoyal", "mezquitan", "zapotera", "ahuehuete", "nopalina", "xoconostle", "huizache", "tepetate"]
+MESSAGES = 1_000_000
+STUDENTS = 100_000
+DAYS = 90
+CAMPAIGNS = 5
+RECIPIENTS = 20_000
+RATINGS = 30_000
+ADMIN = ("bench@example.edu", "bench-password-1")
+DOCUMENTS = [(str(uuid.uuid4()), f"Reglamento {n}") for n in range(20)]
+QUESTIONS = ["¿Cuándo pago la colegiatura?", "¿Qué documentos necesito para la beca?", "horario de biblioteca"]
+UNKNOWN = ["¿Hay estacionamiento para motos?", "¿Puedo llevar a mi perro?", "¿Venden uniformes?"]
 
 
-def phone(n: int) -> str:
-    return f"+5255{n:08d}"
+def spread(rng: random.Random, now: datetime) -> datetime:
+    """A moment in the last 90 days, busier on weekdays and in office hours (UTC)."""
+    while True:
+        moment = now - timedelta(seconds=rng.random() * DAYS * 86_400)
+        weight = (1.0 if moment.weekday() < 5 else 0.3) * (1.0 if 13 <= moment.hour <= 23 else 0.25)
+        if rng.random() < weight:
+            return moment
 
 
-async def load(database_url: str, now: datetime, seed: int = 11) -> dict[str, Any]:
-    """Empty the database and COPY the conversations in; returns figures about what was loaded."""
-    rng = random.Random(seed)
-    engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(text(f"DELETE FROM {table.name}"))
-    await add_account(database_url, AGENT[0], StaffRole.agent, AGENT[1])
-    async with engine.connect() as connection:
-        agent_id = (await connection.execute(text("SELECT id FROM staff_users"))).scalar_one()
-    threads, messages, students, contacts, ratings = [], [], [], [], []
-    handed_off = 0
+def conversations(rng: random.Random, now: datetime) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+    """Each thread's row and its messages' rows, ten messages on average."""
+    per_thread = MESSAGES // THREADS
     for n in range(THREADS):
         thread_id = uuid.uuid4()
-        start = now - timedelta(days=90 * rng.random())
-        handoff = rng.random() < 0.01
-        handed_off += handoff
-        at = start
-        for seq in range(1, PER_THREAD + 1):
-            at += timedelta(minutes=rng.randint(1, 30))
-            user = seq % 2 == 1
-            staff = handoff and seq == PER_THREAD and rng.random() < 0.5
-            role = "user" if user else ("staff" if staff else "assistant")
-            words = f"{rng.choice(QUESTIONS if user else ANSWERS)} {rng.choice(INVENTED)} {rng.randint(1, 9999)}"
-            message_id = uuid.uuid4()
-            sources = (
-                "[]"
-                if user
-                else json.dumps([{"document_id": "calendario", "title": "Calendario", "snippet": "…", "score": 0.7}])
-            )
+        phone = f"+52155{n:08d}"
+        started = spread(rng, now)
+        handoff = n % 100 == 0
+        messages: list[tuple[Any, ...]] = []
+        at = started
+        channel = rng.choices(["whatsapp", "twilio", None], weights=[6, 2, 2])[0]
+        for seq in range(1, per_thread + 1):
+            at = min(now, at + timedelta(seconds=rng.randint(5, 600)))
+            if seq % 2:
+                source = f"{channel}:{uuid.uuid4().hex}" if channel else None
+                content = rng.choice(UNKNOWN if rng.random() < 0.1 else QUESTIONS)
+                messages.append(
+                    (
+                        uuid.uuid4(),
+                        at,
+                        at,
+                        thread_id,
+                        seq,
+                        "user",
+                        content,
+                        "[]",
+                        False,
+                        None,
+                        0,
+                        0,
+                        False,
+                        None,
+                        source,
+                    )
+                )
+                continue
+            roll = rng.random()
+            sources: list[dict[str, Any]] = []
+            handed = (handoff and seq == per_thread) or roll < 0.02
+            if handed:
+                content = "Te comunico con una persona del equipo."
+            elif roll < 0.12:
+                content = "No tengo esa información. Te sugiero consultarlo con servicios escolares."
+            elif roll < 0.65:
+                cited = rng.sample(DOCUMENTS, rng.choice([1, 1, 2]))
+                sources = [{"document_id": d, "title": t, "snippet": "…", "score": 3.2} for d, t in cited]
+                content = "Según el reglamento, la colegiatura se paga los primeros cinco días del mes."
+            else:
+                content = "Según tu registro, tu saldo pendiente es de $1,200.00."
+            model = "gpt-4o-mini" if rng.random() < 0.8 else "offline"
+            latency = int(rng.lognormvariate(7.0, 0.6))
             messages.append(
                 (
-                    message_id,
+                    uuid.uuid4(),
+                    at,
+                    at,
                     thread_id,
                     seq,
-                    role,
-                    words,
-                    sources,
+                    "assistant",
+                    content,
+                    json.dumps(sources),
+                    handed,
+                    model,
+                    rng.randint(600, 2500),
+                    rng.randint(40, 300),
                     False,
-                    None if user else "gpt-4o-mini",
-                    0 if user else 800,
-                    0 if user else 60,
-                    False,
-                    None if user else 1400,
-                    at,
-                    at,
+                    latency,
+                    None,
                 )
             )
-            if not user and not staff and rng.random() < 0.05:
-                ratings.append((uuid.uuid4(), message_id, rng.random() >= 0.25, at, at))
-        taken = handoff and rng.random() < 0.33
-        threads.append(
+        status = "handoff" if handoff else "active"
+        yield (thread_id, started, at, phone, status, per_thread, "", 0), messages
+
+
+async def seed(dsn: str) -> dict[str, Any]:
+    """Empty the database and fill it; returns the ids the pages need."""
+    rng = random.Random(13)
+    now = datetime.now(UTC)
+    connection = await asyncpg.connect(dsn)
+    try:
+        names = [table.name for table in reversed(Base.metadata.sorted_tables)]
+        await connection.execute(f"TRUNCATE {', '.join(names)} CASCADE")
+        await connection.execute(
+            "INSERT INTO knowledge_version (id, revision, changed_at) VALUES (1, $1, now())", uuid.uuid4().hex
+        )
+        students = [
             (
-                thread_id,
-                phone(n),
-                "handoff" if handoff else "active",
-                PER_THREAD,
-                "",
-                0,
-                at - timedelta(minutes=30) if handoff else None,
-                agent_id if taken else None,
-                at if taken else None,
-                start,
-                at,
+                uuid.uuid4(),
+                now,
+                now,
+                f"+52155{n:08d}",
+                f"Alumno {n}",
+                f"alumno{n}@example.edu",
+                f"A{n:07d}",
+                json.dumps(
+                    {
+                        "carrera": rng.choice(["Derecho", "Medicina", "Contaduría"]),
+                        "meses_vencidos": n % 4,
+                        "adeudo": f"{(n % 7) * 850}.00",
+                        "semestre": 1 + n % 9,
+                    }
+                ),
             )
-        )
-        students.append(
-            (uuid.uuid4(), phone(n), f"A{n:06d}", f"Estudiante {n} {rng.choice(INVENTED).title()}", "{}", start, start)
-        )
-        contacts.append((uuid.uuid4(), phone(n), "whatsapp", phone(n)[1:], at, start, at))
-    started = time.monotonic()
-    async with engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        assert raw is not None
-        await raw.copy_records_to_table(
-            "threads",
-            records=threads,
-            columns=[
-                "id",
-                "phone",
-                "status",
-                "message_count",
-                "summary",
-                "summarized_through",
-                "handoff_at",
-                "assigned_to",
-                "assigned_at",
-                "created_at",
-                "updated_at",
-            ],
-        )
-        await raw.copy_records_to_table(
-            "messages",
-            records=messages,
-            columns=[
-                "id",
-                "thread_id",
-                "seq",
-                "role",
-                "content",
-                "sources",
-                "handoff",
-                "model",
-                "input_tokens",
-                "output_tokens",
-                "usage_estimated",
-                "latency_ms",
-                "created_at",
-                "updated_at",
-            ],
-        )
-        await raw.copy_records_to_table(
-            "answer_feedback", records=ratings, columns=["id", "message_id", "helpful", "created_at", "updated_at"]
-        )
-        await raw.copy_records_to_table(
+            for n in range(STUDENTS)
+        ]
+        await connection.copy_records_to_table(
             "students",
             records=students,
-            columns=["id", "phone", "external_id", "name", "attributes", "created_at", "updated_at"],
+            columns=["id", "created_at", "updated_at", "phone", "name", "email", "external_id", "attributes"],
         )
-        await raw.copy_records_to_table(
-            "channel_contacts",
-            records=contacts,
-            columns=["id", "phone", "channel", "address", "last_inbound_at", "created_at", "updated_at"],
+        thread_rows, message_rows = [], []
+        answers: list[tuple[uuid.UUID, datetime]] = []
+        for thread, messages in conversations(rng, now):
+            thread_rows.append(thread)
+            message_rows.extend(messages)
+            answers.extend((row[0], row[1]) for row in messages if row[5] == "assistant")
+            if len(message_rows) >= 200_000:
+                await _copy_messages(connection, thread_rows, message_rows)
+                thread_rows, message_rows = [], []
+        await _copy_messages(connection, thread_rows, message_rows)
+        rated = rng.sample(answers, RATINGS)
+        await connection.copy_records_to_table(
+            "answer_feedback",
+            records=[(uuid.uuid4(), at, at, message_id, rng.random() < 0.8) for message_id, at in rated],
+            columns=["id", "created_at", "updated_at", "message_id", "helpful"],
         )
-        await connection.execute(text("ANALYZE"))
-        await connection.commit()
-    await engine.dispose()
-    return {
-        "threads": len(threads),
-        "messages": len(messages),
-        "handed_off": handed_off,
-        "ratings": len(ratings),
-        "load_s": time.monotonic() - started,
-        "sample_thread": threads[rng.randrange(len(threads))][0],
-    }
+        campaigns = []
+        for n in range(CAMPAIGNS):
+            campaign_id = uuid.uuid4()
+            created = now - timedelta(days=3 * n + 1)
+            status = ["running", "completed", "completed", "paused", "cancelled"][n]
+            await connection.execute(
+                "INSERT INTO campaigns (id, created_at, updated_at, name, channel, message, audience, status, outages,"
+                " started_at) VALUES ($1, $2, $2, $3, 'whatsapp_template', $4, $5, $6, 0, $2)",
+                campaign_id,
+                created,
+                f"Recordatorio de pago {n + 1}",
+                json.dumps(
+                    {"template": {"name": "recordatorio_pago", "language": "es_MX", "parameters": ["{{ name }}"]}}
+                ),
+                json.dumps({"filter": "meses_vencidos >= 1"}),
+                status,
+            )
+            recipients = []
+            for r in range(RECIPIENTS):
+                roll = rng.random()
+                state = "pending" if status == "running" and roll < 0.4 else "failed" if roll < 0.45 else "sent"
+                delivery = None if state == "pending" else rng.choice(["sent", "delivered", "read"])
+                error = "(#131026) Message undeliverable" if state == "failed" else None
+                sent_at = created + timedelta(seconds=r / 20) if state == "sent" else None
+                recipients.append(
+                    (
+                        campaign_id,
+                        f"+52155{r:08d}",
+                        f"+52155{r:08d}",
+                        state,
+                        1,
+                        created,
+                        error,
+                        f"wamid.{campaign_id.hex[:8]}.{r}" if sent_at else None,
+                        sent_at,
+                        delivery,
+                    )
+                )
+            await connection.copy_records_to_table(
+                "campaign_recipients",
+                records=recipients,
+                columns=[
+                    "campaign_id",
+                    "address",
+                    "phone",
+                    "status",
+                    "attempts",
+                    "next_attempt_at",
+                    "error",
+                    "vendor_message_id",
+                    "sent_at",
+                    "delivery_status",
+                ],
+            )
+            campaigns.append(campaign_id)
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    return {"campaign": campaigns[0]}
 
 
-async def measure(settings: Settings, pages: list[tuple[str, str]]) -> list[tuple[str, str, float, float, int]]:
-    app = create_app(settings)
-    results = []
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bedel.test") as client:
-            assert (await sign_in(client, *AGENT)).status_code == 303
-            await page_token(client)
-            for label, path in pages:
-                times = []
-                for run in range(WARM_UP + RUNS):
-                    started = time.perf_counter()
-                    response = await client.get(path)
-                    elapsed = (time.perf_counter() - started) * 1000
-                    assert response.status_code == 200, (path, response.status_code)
-                    if run >= WARM_UP:
-                        times.append(elapsed)
-                times.sort()
-                p95 = times[int(len(times) * 0.95) - 1]
-                results.append((label, path, statistics.median(times), p95, len(response.content)))
-    return results
+async def _copy_messages(connection: Any, threads: list[tuple[Any, ...]], messages: list[tuple[Any, ...]]) -> None:
+    await connection.copy_records_to_table(
+        "threads",
+        records=threads,
+        columns=["id", "created_at", "updated_at", "phone", "status", "message_count", "summary", "summarized_through"],
+    )
+    await connection.copy_records_to_table(
+        "messages",
+        records=messages,
+        columns=[
+            "id",
+            "created_at",
+            "updated_at",
+            "thread_id",
+            "seq",
+            "role",
+            "content",
+            "sources",
+            "handoff",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "usage_estimated",
+            "latency_ms",
+            "source_id",
+        ],
+    )
+
+
+async def created_at_index(dsn: str) -> str:
+    """The index on messages.created_at another branch adds in a migration: made here until it lands."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        found = await connection.fetchval(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'messages' AND indexdef LIKE '%(created_at)%'"
+        )
+        if found:
+            return f"{found} (from the migrations)"
+        await connection.execute("CREATE INDEX ix_bench_messages_created_at ON messages (created_at)")
+        await connection.execute("ANALYZE messages")
+        return "ix_bench_messages_created_at (made by this script: the migration is on another branch)"
+    finally:
+        await connection.close()
+
+
+async def add_admin(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            await users.add_user(session, ADMIN[0], StaffRole.admin, ADMIN[1])
+    finally:
+        await engine.dispose()
+
+
+async def sign_in(client: httpx.AsyncClient) -> None:
+    page = await client.get("/console/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = await client.post("/console/login", data={"csrf_token": token, "email": ADMIN[0], "password": ADMIN[1]})
+    assert response.status_code == 303, response.text
+
+
+def nearest_rank(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(share * len(ordered))) - 1]
+
+
+async def time_pages(url: str, ids: dict[str, Any], repeat: int) -> list[tuple[str, str, float, float, float, int]]:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            _env_file=None, database_url=url, knowledge_index_dir=Path(folder) / "index", jobs_in_process=False
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bedel.test") as client:
+                await sign_in(client)
+                rows = []
+                for name, template in PAGES:
+                    path = template.format(**ids)
+                    times, first = [], 0.0
+                    for attempt in range(3 + repeat):
+                        started = time.perf_counter()
+                        response = await client.get(path)
+                        elapsed = (time.perf_counter() - started) * 1000
+                        assert response.status_code == 200, (path, response.status_code)
+                        first = first or elapsed
+                        if attempt >= 3:
+                            times.append(elapsed)
+                    rows.append(
+                        (
+                            name,
+                            template,
+                            first,
+                            statistics.median(times),
+                            nearest_rank(times, 0.95),
+                            len(response.content),
+                        )
+                    )
+                    print(
+                        f"{name}: first {rows[-1][2]:.1f} ms, median {rows[-1][3]:.1f} ms, p95 {rows[-1][4]:.1f} ms",
+                        flush=True,
+                    )
+                return rows
+
+
+async def counts(dsn: str) -> dict[str, int]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return {
+            table: int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
+            for table in ("students", "threads", "messages", "answer_feedback", "campaigns", "campaign_recipients")
+        }
+    finally:
+        await connection.close()
+
+
+def report(
+    rows: list[tuple[str, str, float, float, float, int]],
+    sizes: dict[str, int],
+    index: str,
+    load: tuple[Any, ...],
+    seconds: float,
+    repeat: int,
+) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    lines = [
+        "# Console pages on a large database",
+        "",
+        f"Generated by `bench/console_pages.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (code at commit "
+        f"{commit.stdout.strip()}); re-run with `.venv/bin/python bench/console_pages.py`. Goal: well under 200 ms.",
+        "",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
+        f"PostgreSQL on the same machine, shared with other work. Load average before the timing: "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        "",
+        "Database: "
+        + ", ".join(f"{count:,} {table}" for table, count in sizes.items())
+        + f"; messages spread over the last {DAYS} days. Seeded in {seconds:.0f} s. Index on messages.created_at: "
+        + index
+        + ".",
+        "",
+        f"Each page: the real app through httpx's ASGI transport, signed in as an admin; 3 warm-up requests, "
+        f"then {repeat} in a row. Wall time per request, client side (the app, its queries and the template). "
+        "`first` is the first request after the app started: the dashboard reads past days once and keeps "
+        "them for an hour (chat/activity.py `PastDays`); later views read only today.",
+        "",
+        "| page | path | first ms | median ms | p95 ms | bytes |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    lines += [
+        f"| {name} | `{path}` | {first:.1f} | {median:.1f} | {p95:.1f} | {size:,} |"
+        for name, path, first, median, p95, size in rows
+    ]
+    return "\n".join(lines) + "\n"
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", required=True)
-    args = parser.parse_args()
-    await asyncio.to_thread(migrate.upgrade, args.database_url)
-    now = datetime.now(UTC)
-    loaded = await load(args.database_url, now)
-    settings = Settings(_env_file=None, database_url=args.database_url, jobs_in_process=False)
-    thread = loaded["sample_thread"]
-    pages = [
-        ("inbox", "/console/inbox"),
-        ("inbox list (what the stream fetches)", "/console/inbox/list"),
-        ("conversations, no filter", "/console/conversations"),
-        ("conversations, page 400", "/console/conversations?page=400"),
-        ("search a word in messages", "/console/conversations?q=constancia"),
-        ("search a rare invented word", "/console/conversations?q=xoconostle+4242"),
-        ("search a name", "/console/conversations?q=Estudiante+4242"),
-        ("search a matrícula", "/console/conversations?q=A004242"),
-        ("search a phone", "/console/conversations?q=5500004242"),
-        ("handed off, WhatsApp, rated No", "/console/conversations?status=handoff&channel=whatsapp&rated_no=1"),
-        ("last 7 days", f"/console/conversations?since={(now - timedelta(days=7)).date().isoformat()}"),
-        ("one conversation", f"/console/conversations/{thread}"),
-        ("its history (what the stream fetches)", f"/console/conversations/{thread}/history"),
-    ]
-    results = await measure(settings, pages)
-    lines = [
-        "# Console pages on PostgreSQL\n",
-        f"Generated by `bench/console_pages.py` on {now:%Y-%m-%d %H:%M} UTC "
-        f"(load average at the end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}, on a machine shared "
-        "with other work).\n",
-        f"Data: {loaded['threads']:,} threads, {loaded['messages']:,} messages, {loaded['handed_off']:,} handed off "
-        f"(the inbox shows the {SHOWN} waiting longest), {loaded['ratings']:,} ratings; COPY took "
-        f"{loaded['load_s']:.0f} s with every index in place.\n",
-        f"Each page {RUNS} times after {WARM_UP} warm-up requests, in process (no network).\n",
-        "| page | path | p50 ms | p95 ms | bytes |",
-        "|---|---|--:|--:|--:|",
-    ]
-    for label, path, p50, p95, size in results:
-        shown = path.replace(str(thread), "{id}")
-        lines.append(f"| {label} | `{shown}` | {p50:.1f} | {p95:.1f} | {size:,} |")
-    (ROOT / "bench" / "CONSOLE_RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--no-seed", action="store_true", help="time the pages on the data already there")
+    arguments = parser.parse_args()
+    dsn = make_url(DATABASE_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    await asyncio.to_thread(migrate.upgrade, DATABASE_URL)
+    started = time.perf_counter()
+    if arguments.no_seed:
+        connection = await asyncpg.connect(dsn)
+        campaign = await connection.fetchval("SELECT id FROM campaigns WHERE status = 'running' LIMIT 1")
+        await connection.close()
+        ids = {"campaign": campaign}
+    else:
+        ids = await seed(dsn)
+        await add_admin(DATABASE_URL)
+    seconds = time.perf_counter() - started
+    index = await created_at_index(dsn)
+    load = os.getloadavg()
+    rows = await time_pages(DATABASE_URL, ids, arguments.repeat)
+    RESULTS.write_text(report(rows, await counts(dsn), index, load, seconds, arguments.repeat), encoding="utf-8")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.console.campaigns import router as console_campaigns_router
 from bedel.console.conversations import router as console_conversations_router
+from bedel.console.dashboard import router as console_dashboard_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.inbox import router as console_inbox_router
 from bedel.console.rendering import STATIC_DIR
@@ -37,6 +39,8 @@ router.include_router(console_router)
 router.include_router(console_users_router)
 router.include_router(console_inbox_router)
 router.include_router(console_conversations_router)
+router.include_router(console_campaigns_router)
+router.include_router(console_dashboard_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
@@ -45,4 +49,6 @@ UPLOAD_BODY_BYTES = {
     "/knowledge/documents": MAX_UPLOAD_BYTES,
     # A campaign may list its recipients: 200,000 phones or emails.
     "/campaigns": MAX_CAMPAIGN_BYTES,
+    "/console/campaigns": MAX_CAMPAIGN_BYTES,
+    "/console/campaigns/preview": MAX_CAMPAIGN_BYTES,
 }

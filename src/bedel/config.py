@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # Server-Sent Events stream that ends after console_live_stream_s and is opened again.
     console_live_poll_s: float = Field(default=2.0, gt=0, le=60)
     console_live_stream_s: float = Field(default=300.0, gt=0, le=3600)
+    # What each model costs, for the dashboard's estimate: {"model": [input, output]} in US dollars
+    # per million tokens, e.g. {"gpt-4o-mini": [0.15, 0.6]}. A model not listed shows no cost.
+    model_prices: dict[str, tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]]] = {}
 
     @field_validator("database_url")
     @classmethod

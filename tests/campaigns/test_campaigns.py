@@ -93,6 +93,8 @@ async def test_a_campaign_sends_each_recipient_its_own_template_once(app: App, g
         "failed": 0,
         "skipped": 1,
         "skipped_by_reason": None,
+        "delivered": 0,
+        "read": 0,
     }
     # A draft sends nothing.
     assert not await state.campaigns.run_once()

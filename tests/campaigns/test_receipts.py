@@ -49,6 +49,9 @@ async def test_receipts_show_on_recipients_and_a_throttled_one_is_sent_again(app
     assert "WhatsApp no pudo entregar el mensaje" in str(failed["error"])
     listed = (await client.get(f"/campaigns/{campaign_id}/recipients", params={"status": "failed"})).json()["items"]
     assert [item["address"] for item in listed] == ["+525533334444"]
+    progress = (await client.get(f"/campaigns/{campaign_id}")).json()["progress"]
+    # A read message was delivered too.
+    assert (progress["sent"], progress["failed"], progress["delivered"], progress["read"]) == (1, 1, 1, 1)
 
 
 async def test_a_throttled_campaign_message_goes_back_to_the_queue(app: App, graph: GraphTemplates) -> None:

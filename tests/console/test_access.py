@@ -11,8 +11,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from bedel.api import router
+from bedel.campaigns.models import Campaign, CampaignStatus
 from bedel.chat.models import Message, Thread
-from bedel.db import create_engine
+from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.users.models import StaffSession, StaffUser
 from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
 
@@ -66,7 +67,7 @@ CONSOLE_ROUTES = sorted(
 
 
 async def snapshot(database_url: str) -> tuple[Any, ...]:
-    """The accounts as stored, how many sessions are open, and the conversations."""
+    """The accounts as stored, how many sessions are open, the conversations and the campaigns."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -82,9 +83,10 @@ async def snapshot(database_url: str) -> tuple[Any, ...]:
                 await connection.execute(select(Thread.id, Thread.status, Thread.assigned_to).order_by(Thread.id))
             ).all()
             messages = await connection.scalar(select(func.count()).select_from(Message))
+            campaigns = (await connection.execute(select(Campaign.id, Campaign.status).order_by(Campaign.id))).all()
     finally:
         await engine.dispose()
-    return (tuple(users), sessions, tuple(conversations), messages)
+    return (tuple(users), sessions, tuple(conversations), messages, tuple(campaigns))
 
 
 async def admin_id(database_url: str) -> str:
@@ -97,13 +99,36 @@ async def admin_id(database_url: str) -> str:
     return str(found)
 
 
-def concrete(path: str, target: str) -> str:
-    # An id that exists (the admin's) or not: either way the role and the token are checked first.
-    return path.replace("{user_id}", target).replace("{thread_id}", target).replace("{attachment_id}", target)
+async def draft_campaign(database_url: str) -> str:
+    """A draft campaign for the routes that act on one: starting it would show in the snapshot."""
+    engine = create_engine(database_url)
+    campaign = Campaign(
+        name="Aviso",
+        channel="sms",
+        message={"text": "Hola"},
+        audience={"filter": "semestre == 1"},
+        status=CampaignStatus.draft,
+        outages=0,
+    )
+    try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            session.add(campaign)
+    finally:
+        await engine.dispose()
+    return str(campaign.id)
+
+
+def concrete(path: str, target: str, campaign: str = "") -> str:
+    # An id that exists (the admin's, a draft campaign) or not: either way the role and the token are checked first.
+    for name, value in (("{user_id}", target), ("{thread_id}", target), ("{attachment_id}", target)):
+        path = path.replace(name, value)
+    return path.replace("{campaign_id}", campaign).replace("{action}", "start")
 
 
 def test_the_walk_finds_the_console_routes() -> None:
     assert ("POST", "/console/users/{user_id}/disable") in CONSOLE_ROUTES
+    assert ("POST", "/console/campaigns/{campaign_id}/{action}") in CONSOLE_ROUTES
+    assert ("GET", "/console/campaigns/{campaign_id}/failures.csv") in CONSOLE_ROUTES
     assert len(CONSOLE_ROUTES) >= 10
 
 
@@ -112,10 +137,10 @@ class TestAnonymous:
     async def test_is_sent_to_sign_in_and_changes_nothing(
         self, console: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target = await admin_id(clean_database)
+        target, campaign = await admin_id(clean_database), await draft_campaign(clean_database)
         token = csrf_of(await console.get("/console/login"))
         before = await snapshot(clean_database)
-        response = await console.request(method, concrete(path, target), data={**FORM, "csrf_token": token})
+        response = await console.request(method, concrete(path, target, campaign), data={**FORM, "csrf_token": token})
         assert response.status_code == 303
         assert response.headers["location"].startswith("/console/login")
         assert await snapshot(clean_database) == before
@@ -126,17 +151,19 @@ class TestAgent:
     async def test_gets_403_and_changes_nothing(
         self, as_agent: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target = await admin_id(clean_database)
+        target, campaign = await admin_id(clean_database), await draft_campaign(clean_database)
         token = await page_token(as_agent)
         before = await snapshot(clean_database)
-        response = await as_agent.request(method, concrete(path, target), data={**FORM, "csrf_token": token})
+        response = await as_agent.request(method, concrete(path, target, campaign), data={**FORM, "csrf_token": token})
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("text/html")
         assert "Tu rol no permite" in response.text
         assert await snapshot(clean_database) == before
 
     async def test_sees_no_link_to_admin_pages(self, as_agent: httpx.AsyncClient) -> None:
-        assert "/console/users" not in (await as_agent.get("/console")).text
+        home = (await as_agent.get("/console")).text
+        assert "/console/users" not in home
+        assert "/console/campaigns" not in home
 
     async def test_opens_the_inbox_and_the_conversations(self, as_agent: httpx.AsyncClient) -> None:
         home = (await as_agent.get("/console")).text
@@ -151,9 +178,9 @@ class TestCSRF:
     async def test_a_post_without_its_token_is_refused_and_changes_nothing(
         self, as_admin: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target = await admin_id(clean_database)
+        target, campaign = await admin_id(clean_database), await draft_campaign(clean_database)
         before = await snapshot(clean_database)
-        response = await as_admin.request(method, concrete(path, target), data=FORM)
+        response = await as_admin.request(method, concrete(path, target, campaign), data=FORM)
         assert response.status_code == 403
         assert "El formulario caducó" in response.text
         assert await snapshot(clean_database) == before

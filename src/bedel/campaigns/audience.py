@@ -9,9 +9,12 @@ student without the field never matches.
 
 import ast
 import functools
+import json
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bedel.errors import InvalidInput
@@ -146,6 +149,54 @@ def _number(value: Any) -> float | None:
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         return float(value.strip().replace("$", "").replace(",", ""))
     return None
+
+
+class Operator(StrEnum):
+    """The comparisons the console's filter builder offers, spelled as the filter writes them."""
+
+    eq = "=="
+    ne = "!="
+    lt = "<"
+    le = "<="
+    gt = ">"
+    ge = ">="
+    one_of = "in"
+    none_of = "not in"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One row of the filter builder: a field, a comparison and the value as typed (a list: commas)."""
+
+    field: str
+    operator: Operator
+    value: str
+
+
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def write_filter(conditions: Sequence[Condition]) -> str:
+    """The filter that keeps the students meeting every condition, in the language above."""
+    if not conditions:
+        raise InvalidInput("add at least one condition", field="audience.filter")
+    parts = []
+    for condition in conditions:
+        if not condition.field.isidentifier():
+            raise InvalidInput(f"{condition.field!r} cannot be used in a filter", field="audience.filter")
+        if condition.operator in (Operator.one_of, Operator.none_of):
+            items = [_written(item) for item in condition.value.split(",") if item.strip()]
+            value = "[" + ", ".join(items) + "]"
+        else:
+            value = _written(condition.value)
+        parts.append(f"{condition.field} {condition.operator.value} {value}")
+    return " and ".join(parts)
+
+
+def _written(value: str) -> str:
+    # A JSON string is also a Python string literal, so quotes and backslashes in the value stay text.
+    value = value.strip()
+    return value if _PLAIN_NUMBER.fullmatch(value) else json.dumps(value, ensure_ascii=False)
 
 
 def check_known(names: Iterable[str], known: set[str], field: str) -> None:

@@ -104,13 +104,13 @@ class CampaignRepository:
         for start in range(0, len(rows), CHUNK_SIZE):
             await self.session.execute(_recipients.insert(), list(rows[start : start + CHUNK_SIZE]))
 
-    async def counts(self, campaign_id: uuid.UUID) -> list[tuple[str, str | None, int]]:
+    async def counts(self, campaign_id: uuid.UUID) -> list[tuple[str, str | None, str | None, int]]:
+        """(status, skip reason, delivery status, how many) over the campaign's ledger."""
+        columns = (_recipients.c.status, _recipients.c.reason, _recipients.c.delivery_status)
         rows = await self.session.execute(
-            select(_recipients.c.status, _recipients.c.reason, func.count())
-            .where(_recipients.c.campaign_id == campaign_id)
-            .group_by(_recipients.c.status, _recipients.c.reason)
+            select(*columns, func.count()).where(_recipients.c.campaign_id == campaign_id).group_by(*columns)
         )
-        return [(status, reason, count) for status, reason, count in rows]
+        return [(status, reason, delivery, count) for status, reason, delivery, count in rows]
 
     async def sent_since(self, campaign_id: uuid.UUID, since: datetime) -> int:
         query = select(func.count()).where(_recipients.c.campaign_id == campaign_id, _recipients.c.sent_at >= since)

@@ -97,6 +97,9 @@ class Progress(BaseModel):
     failed: int
     skipped: int
     skipped_by_reason: dict[SkipReason, int]
+    # Of those sent, how many the vendor's receipts say reached the phone (delivered or read), and were read.
+    delivered: int = 0
+    read: int = 0
 
 
 class CampaignOut(BaseModel):

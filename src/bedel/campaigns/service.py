@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.campaigns.audience import Fields, StudentFilter, check_known, student_fields
+from bedel.campaigns.audience import Fields, StudentFilter, check_known, field_key, student_fields
 from bedel.campaigns.messages import CampaignMessage, RenderFailed
 from bedel.campaigns.models import (
     Campaign,
@@ -31,9 +31,10 @@ from bedel.campaigns.repository import CampaignRepository, Claimed
 from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, Progress, RecipientOut, RecipientPage, Sample
 from bedel.consent.service import opted_out_phones
 from bedel.db import as_utc, utcnow
+from bedel.delivery import DeliveryStatus
 from bedel.errors import Conflict, NotFound
 from bedel.phones import InvalidPhone, is_dialable, normalize_phone
-from bedel.students.fields import FieldCatalog
+from bedel.students.fields import FieldCatalog, FieldKind, IdentityRole, humanize_column
 from bedel.students.models import Student
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -211,6 +212,38 @@ def _samples(message: CampaignMessage, sendable: Sequence[tuple[str, _Person]]) 
     return samples
 
 
+@dataclass(frozen=True)
+class FieldChoice:
+    """A field a filter may name: its key in the filter, its label and kind from the field catalog."""
+
+    key: str
+    label: str
+    kind: FieldKind
+
+
+# Records of one school share their columns: a sample names them without reading 100,000 records.
+FIELD_SAMPLE = 500
+_IDENTITY_ROLES: tuple[IdentityRole, ...] = ("name", "phone", "email", "external_id")
+
+
+async def filter_fields(session: AsyncSession, catalog: FieldCatalog) -> list[FieldChoice]:
+    """The identity fields, then the columns the school's records hold, by label."""
+    identity = [
+        FieldChoice(role, concept.label if concept else humanize_column(role), concept.kind if concept else "text")
+        for role in _IDENTITY_ROLES
+        for concept in [catalog.identity_concept(role)]
+    ]
+    columns: dict[str, FieldChoice] = {}
+    for attributes in await session.scalars(select(Student.attributes).limit(FIELD_SAMPLE)):
+        for column in attributes:
+            key = field_key(catalog, column)
+            if key in _IDENTITY or key in columns or not key.isidentifier():
+                continue
+            concept = catalog.concept_for_column(column)
+            columns[key] = FieldChoice(key, catalog.label_for(column), concept.kind if concept else "text")
+    return identity + sorted(columns.values(), key=lambda choice: choice.label.lower())
+
+
 async def load_fields(session: AsyncSession, claimed: Sequence[Claimed]) -> dict[int, Fields]:
     """The current record of each claimed recipient, as its message template sees it."""
     ids = {recipient.student_id for recipient in claimed if recipient.student_id is not None}
@@ -265,8 +298,11 @@ async def describe(session: AsyncSession, campaign: Campaign, rates: Mapping[Cam
     repository = CampaignRepository.from_session(session)
     counts = {status: 0 for status in RecipientStatus}
     by_reason: dict[SkipReason, int] = {}
-    for status, reason, count in await repository.counts(campaign.id):
+    delivered = read = 0
+    for status, reason, delivery, count in await repository.counts(campaign.id):
         counts[RecipientStatus(status)] += count
+        delivered += count if delivery in (DeliveryStatus.delivered, DeliveryStatus.read) else 0
+        read += count if delivery == DeliveryStatus.read else 0
         if status == RecipientStatus.skipped and reason is not None:
             by_reason[SkipReason(reason)] = by_reason.get(SkipReason(reason), 0) + count
     progress = Progress(
@@ -277,6 +313,8 @@ async def describe(session: AsyncSession, campaign: Campaign, rates: Mapping[Cam
         failed=counts[RecipientStatus.failed],
         skipped=counts[RecipientStatus.skipped],
         skipped_by_reason=by_reason,
+        delivered=delivered,
+        read=read,
     )
     now = utcnow()
     rate = 0.0

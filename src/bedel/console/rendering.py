@@ -36,6 +36,8 @@ class Section:
 SECTIONS = (
     Section("/console/inbox", "nav_inbox", "home_inbox", StaffRole.agent),
     Section("/console/conversations", "nav_conversations", "home_conversations", StaffRole.agent),
+    Section("/console/dashboard", "nav_dashboard", "home_dashboard", StaffRole.admin),
+    Section("/console/campaigns", "nav_campaigns", "home_campaigns", StaffRole.admin),
     Section("/console/users", "nav_users", "home_users", StaffRole.admin),
 )
 

@@ -30,13 +30,14 @@ class FeedbackRepository:
             )
         )
 
-    async def count_by_day(self, since: datetime) -> list[tuple[Any, int, int]]:
-        """(day, helpful, not helpful) for each day with feedback since `since`, oldest first."""
+    async def count_by_day(self, since: datetime, until: datetime | None = None) -> list[tuple[Any, int, int]]:
+        """(day, helpful, not helpful) for each day with feedback from `since` (until `until`), oldest first."""
         day = func.date(AnswerFeedback.created_at)
         helpful = func.sum(case((AnswerFeedback.helpful, 1), else_=0))
-        rows = await self.session.execute(
-            select(day, helpful, func.count()).where(AnswerFeedback.created_at >= since).group_by(day).order_by(day)
-        )
+        query = select(day, helpful, func.count()).where(AnswerFeedback.created_at >= since)
+        if until is not None:
+            query = query.where(AnswerFeedback.created_at < until)
+        rows = await self.session.execute(query.group_by(day).order_by(day))
         return [(row[0], int(row[1]), int(row[2]) - int(row[1])) for row in rows]
 
     @staticmethod

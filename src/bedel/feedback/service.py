@@ -27,7 +27,12 @@ async def record_feedback(session: AsyncSession, phone: str, message_id: uuid.UU
 async def feedback_per_day(session: AsyncSession, days: int, now: datetime) -> list[DailyFeedback]:
     """Counts for today and the `days - 1` days before it; days without feedback are left out."""
     since = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), tzinfo=now.tzinfo)
-    rows = await FeedbackRepository.from_session(session).count_by_day(since)
+    return await feedback_between(session, since, None)
+
+
+async def feedback_between(session: AsyncSession, start: datetime, end: datetime | None) -> list[DailyFeedback]:
+    """Counts per day from `start` up to (not including) `end`; days without feedback are left out."""
+    rows = await FeedbackRepository.from_session(session).count_by_day(start, end)
     # SQLite's date() gives text, PostgreSQL's a date.
     return [
         DailyFeedback(day=day if isinstance(day, date) else date.fromisoformat(day), helpful=yes, not_helpful=no)

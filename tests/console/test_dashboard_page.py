@@ -1,0 +1,163 @@
+"""The dashboard (admins): what the conversations of a period amounted to, as charts with their numbers."""
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bedel.config import Settings
+from bedel.console.charts import percentile
+from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.feedback.service import record_feedback
+from bedel.phones import normalize_phone
+from tests.console.accounts import ADMIN, MovableClock, sign_in
+
+PHONE = "+5215512345678"
+CALENDAR = """# Calendario escolar
+
+Las inscripciones del semestre de otoño son del 3 al 14 de agosto en la ventanilla de servicios escolares.
+"""
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(model_prices={"offline": (2.0, 10.0)})
+
+
+def charts(page: httpx.Response) -> dict[str, dict[str, Any]]:
+    """The charts' data as the page's JSON block carries it, by chart id."""
+    block = re.search(r'<script type="application/json" id="dashboard-data">(.*?)</script>', page.text, re.S)
+    assert block is not None
+    return {chart["id"]: chart for chart in json.loads(block.group(1))}
+
+
+def figure(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'<dd data-figure="{name}">(.*?)</dd>', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+async def rate(database_url: str, message_id: str, *, helpful: bool) -> None:
+    engine = create_engine(database_url)
+    try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            assert await record_feedback(session, normalize_phone(PHONE), uuid.UUID(message_id), helpful=helpful)
+    finally:
+        await engine.dispose()
+
+
+async def ask(client: httpx.AsyncClient, question: str, phone: str = PHONE) -> dict[str, Any]:
+    response = await client.post("/chat", json={"phone": phone, "question": question})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+class TestDashboard:
+    async def test_an_empty_period_says_so(self, as_admin: httpx.AsyncClient) -> None:
+        page = await as_admin.get("/console/dashboard")
+        assert page.status_code == 200
+        assert figure(page, "questions") == "0"
+        assert figure(page, "median") == "—"
+        assert "Sin datos en este periodo." in page.text
+        assert "Nadie espera a una persona ahora." in page.text
+        assert len(charts(page)) == 9
+
+    async def test_shows_the_turns_feedback_and_handoffs_of_the_period(
+        self, as_admin: httpx.AsyncClient, clean_database: str
+    ) -> None:
+        uploaded = await as_admin.post(
+            "/knowledge/documents", files={"files": ("calendario.md", CALENDAR.encode(), "text/markdown")}
+        )
+        assert uploaded.status_code in (200, 201), uploaded.text
+        cited = await ask(as_admin, "¿Cuándo son las inscripciones de otoño?")
+        assert cited["sources"]
+        unknown = await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654321")
+        assert "No tengo esa información" in unknown["answer"]
+        handed = await ask(as_admin, "Quiero hablar con una persona", phone="+5215511112222")
+        assert handed["handoff"]
+        await rate(clean_database, cited["message_id"], helpful=True)
+
+        page = await as_admin.get("/console/dashboard")
+        assert page.status_code == 200
+        assert figure(page, "questions") == "3"
+        assert figure(page, "answers") == "3"
+        assert figure(page, "waiting") == "1"
+        found = charts(page)
+        assert found["per-day"]["series"] == [{"label": "API", "values": [0, 0, 0, 0, 0, 0, 3]}]
+        assert found["outcomes"]["series"][0]["values"] == [1, 0, 1, 1]
+        assert found["feedback"]["series"][0]["values"][-1] == 1
+        assert found["cited"]["labels"] == ["Calendario escolar"]
+        assert found["unanswered"]["labels"] == ["¿de qué color es el edificio de rectoría?"]
+        assert found["waits"]["series"][0]["values"] == [1, 0, 0, 0, 0]
+        assert sum(sum(series["values"]) for series in found["hours"]["series"]) == 3
+        # The text alternative of each chart.
+        assert "3 preguntas en 7 días" in page.text
+        assert "1 respuestas calificadas útiles y 0 no útiles (100 % útiles)." in page.text
+        assert "El más citado: «Calendario escolar» (1 respuestas)." in page.text
+        assert 'role="img" aria-label="Cómo se respondió: De 3 respuestas: 33 % con documentos' in page.text
+        # Tokens priced at 2 and 10 dollars per million.
+        tokens = found["tokens"]
+        assert tokens["labels"][0].startswith("offline (US$ ")
+        assert figure(page, "cost").startswith("US$ ")
+
+    async def test_a_period_in_the_past_leaves_today_out(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock
+    ) -> None:
+        await ask(as_admin, "Hola")
+        yesterday = (clock.now - timedelta(days=1)).date()
+        page = await as_admin.get(
+            "/console/dashboard",
+            params={"start": (yesterday - timedelta(days=29)).isoformat(), "end": yesterday.isoformat()},
+        )
+        assert page.status_code == 200
+        assert figure(page, "questions") == "0"
+        assert len(charts(page)["per-day"]["labels"]) == 30
+
+    async def test_past_days_are_read_and_kept_as_they_were(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock
+    ) -> None:
+        await ask(as_admin, "Hola")
+        clock.advance(days=1)
+        # A day later the session has lapsed: sign in again.
+        await sign_in(as_admin, *ADMIN)
+        first = charts(await as_admin.get("/console/dashboard"))
+        assert first["per-day"]["series"][0]["values"][-2:] == [1, 0]
+        # Shown again from what was kept, with the same numbers.
+        assert charts(await as_admin.get("/console/dashboard")) == first
+
+    async def test_a_reversed_period_is_refused_with_the_reason(self, as_admin: httpx.AsyncClient) -> None:
+        page = await as_admin.get("/console/dashboard", params={"start": "2026-03-10", "end": "2026-03-01"})
+        assert page.status_code == 422
+        assert "Ese periodo no se puede mostrar" in page.text
+        assert len(charts(page)["per-day"]["labels"]) == 7
+
+    async def test_a_date_that_is_not_one_is_refused(self, as_admin: httpx.AsyncClient) -> None:
+        page = await as_admin.get("/console/dashboard", params={"start": "ayer"})
+        assert page.status_code == 422
+
+    async def test_draws_with_chart_js_served_by_bedel(self, as_admin: httpx.AsyncClient) -> None:
+        page = await as_admin.get("/console/dashboard")
+        assert '<script src="/console/static/chart.umd.min.js"></script>' in page.text
+        assert '<script src="/console/static/dashboard.js"></script>' in page.text
+        library = await as_admin.get("/console/static/chart.umd.min.js")
+        assert library.status_code == 200
+        assert "Chart.js v4.6.2" in library.text[:200]
+
+    async def test_is_in_english_too(self, as_admin: httpx.AsyncClient) -> None:
+        as_admin.cookies.set("bedel_lang", "en", path="/console")
+        page = await as_admin.get("/console/dashboard")
+        assert "Questions per day and channel" in page.text
+
+
+class TestPercentile:
+    def test_nearest_rank_over_a_histogram(self) -> None:
+        histogram = [(100, 5), (200, 4), (900, 1)]
+        assert percentile(histogram, 0.5) == 100
+        assert percentile(histogram, 0.95) == 900
+        assert percentile([], 0.5) is None
