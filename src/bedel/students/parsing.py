@@ -1,20 +1,28 @@
-"""Reading student files (CSV, JSON array, JSONL) into rows: pure functions, no database.
+"""Reading student files (CSV, Excel .xlsx, JSON array, JSONL) into rows: pure functions, no database.
 
 A file either parses as a whole or raises `InvalidInput` naming the problem; a
 parsed file yields one row per student plus a `RowError` for each row that
-cannot be loaded, located by physical line (CSV counting the header as line 1,
-JSONL) or by 1-based position in a JSON array ("item 3").
+cannot be loaded, located by physical line (CSV and Excel counting the header as
+line 1, JSONL) or by 1-based position in a JSON array ("item 3"). It also keeps,
+for each column, how many rows fill it and a few of its values, to say how the
+column was understood.
 """
 
 import csv
+import datetime as dt
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import ParseError
+
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
 
 from bedel.errors import InvalidInput
 from bedel.phones import InvalidPhone, normalize_phone
@@ -39,20 +47,27 @@ _MAX_CHARS: dict[IdentityRole, int] = {
 }
 _QUOTED = re.compile(r'"[^"]*"')
 _DELIMITERS = (",", ";", "\t")
+# Values kept per column to judge what it holds: enough to see a pattern, little memory.
+SAMPLE_SIZE = 50
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_OLE_SIGNATURE = b"\xd0\xcf\x11\xe0"  # Excel 97-2003 (.xls) and other old Office files
+XLS_MESSAGE = "Excel 97-2003 (.xls) files cannot be read: in Excel, save it as 'Excel Workbook (.xlsx)' or 'CSV UTF-8'"
 
 
 class ImportFormat(StrEnum):
     csv = "csv"
+    xlsx = "xlsx"
     json = "json"
     jsonl = "jsonl"
 
 
-_BY_NAME = {"csv": ImportFormat.csv, "json": ImportFormat.json}
+_BY_NAME = {"csv": ImportFormat.csv, "xlsx": ImportFormat.xlsx, "json": ImportFormat.json}
 _BY_NAME |= {"jsonl": ImportFormat.jsonl, "ndjson": ImportFormat.jsonl}
 _BY_CONTENT_TYPE = {
     "text/csv": ImportFormat.csv,
     "application/csv": ImportFormat.csv,
     "application/vnd.ms-excel": ImportFormat.csv,  # what Windows browsers send for .csv
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ImportFormat.xlsx,
     "application/json": ImportFormat.json,
     "text/json": ImportFormat.json,
     "application/jsonl": ImportFormat.jsonl,
@@ -79,6 +94,19 @@ class ParsedFile:
 
     rows: dict[str, StudentValues] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
+    # Each column (or JSON key) in the order first met: how many rows fill it, and some values.
+    filled: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+
+    def note(self, record: Mapping[str, Any]) -> None:
+        for column, value in record.items():
+            self.filled.setdefault(column, 0)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            self.filled[column] += 1
+            sample = self.samples.setdefault(column, [])
+            if len(sample) < SAMPLE_SIZE:
+                sample.append(value)
 
 
 class _RowProblem(Exception):
@@ -86,14 +114,15 @@ class _RowProblem(Exception):
 
 
 def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog) -> ParsedFile:
-    text = _decode(data)
     match file_format:
         case ImportFormat.csv:
-            records = _csv_records(text, catalog)
+            records = _csv_records(_decode(data), catalog)
+        case ImportFormat.xlsx:
+            records = _xlsx_records(data, catalog)
         case ImportFormat.json:
-            records = _json_records(text)
+            records = _json_records(_decode(data))
         case ImportFormat.jsonl:
-            records = _jsonl_records(text)
+            records = _jsonl_records(_decode(data))
     parsed = ParsedFile()
     first_seen: dict[str, _Where] = {}
     # Rows of one file share their keys: resolve each key set's identity columns once.
@@ -102,6 +131,7 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
         if isinstance(record, str):
             parsed.errors.append(RowError(**where, message=record))
             continue
+        parsed.note(record)
         keys = tuple(record)
         if keys not in layouts:
             layouts[keys] = _roles(keys, catalog)
@@ -120,8 +150,8 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
         parsed.rows[phone] = values
     if not parsed.rows and not parsed.errors:
         raise InvalidInput("the file holds no students", field="file")
-    # A CSV header was checked up front; JSON objects each name their own keys.
-    if file_format is not ImportFormat.csv and not any(
+    # A table's header was checked up front; JSON objects each name their own keys.
+    if file_format in (ImportFormat.json, ImportFormat.jsonl) and not any(
         isinstance(roles, dict) and "phone" in roles for roles in layouts.values()
     ):
         raise InvalidInput(f"no object in the file has a phone: name the key {_synonyms(catalog)}", field="file")
@@ -138,6 +168,10 @@ def _location(where: _Where) -> str:
 
 
 def _decode(data: bytes) -> str:
+    if data.startswith(_ZIP_SIGNATURE):
+        raise InvalidInput("the file is an Excel workbook or another zip file, not text: name it .xlsx", field="file")
+    if data.startswith(_OLE_SIGNATURE):
+        raise InvalidInput(XLS_MESSAGE, field="file")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InvalidInput("the file is UTF-16; save it as UTF-8 ('CSV UTF-8' in Excel)", field="file")
     try:
@@ -190,6 +224,50 @@ def _check_header(columns: list[str], catalog: FieldCatalog) -> None:
     if "phone" not in roles:
         found = ", ".join(f"'{column}'" for column in columns if column)
         raise InvalidInput(f"no phone column among {found}: name one {_synonyms(catalog)}", field="file")
+
+
+def _xlsx_records(data: bytes, catalog: FieldCatalog) -> _Records:
+    """The first sheet of a workbook, its first row the header; lines are the sheet's row numbers."""
+    if data.startswith(_OLE_SIGNATURE):
+        raise InvalidInput(XLS_MESSAGE, field="file")
+    try:
+        # read_only streams the rows; data_only gives a formula's last computed value.
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, ParseError, OSError):
+        raise InvalidInput("the file is not an Excel workbook (.xlsx) that can be read", field="file") from None
+    try:
+        rows = enumerate(workbook.worksheets[0].iter_rows(values_only=True), start=1)
+        header = next(rows, None)
+        if header is None:
+            raise InvalidInput("the first sheet of the workbook is empty", field="file")
+        columns = [_cell(cell) for cell in header[1]]
+        names = [str(column).strip() if column is not None else "" for column in columns]
+        _check_header(names, catalog)
+        for number, cells in rows:
+            values = [_cell(cell) for cell in cells]
+            if all(value is None for value in values):
+                continue
+            # Columns without a header are left out, as in a CSV.
+            yield {"line": number}, {column: value for column, value in zip(names, values, strict=False) if column}
+    except InvalidInput:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, ParseError, OSError) as exc:
+        raise InvalidInput(f"the workbook cannot be read ({type(exc).__name__})", field="file") from None
+    finally:
+        workbook.close()
+
+
+def _cell(value: Any) -> Any:
+    """A cell as the record keeps it: dates as ISO text (a date alone without its midnight), text stripped."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
 
 
 def _json_records(text: str) -> _Records:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bedel.db import UTCDateTime
+from bedel.students.columns import ColumnReading
 
 MAX_NAME_CHARS = 200
 MAX_EMAIL_CHARS = 320
@@ -90,6 +91,20 @@ class ImportReport(BaseModel):
     created: int
     updated: int
     errors: list[RowError]
+    columns: list[ColumnReading] = Field(default_factory=list, description="How each column of the file was understood")
+    warnings: list[str] = Field(
+        default_factory=list, description="Columns nothing understood, or read against their values"
+    )
+
+
+class FieldsReport(BaseModel):
+    """How the columns of the loaded list are understood: what staff correct with BEDEL_FIELDS_FILE."""
+
+    students: int = Field(description="Students on the list")
+    sampled: int = Field(description="Students whose columns were read (the most recently loaded)")
+    record_fields: dict[str, int] = Field(description="Students with a phone, name, email and external_id (matrícula)")
+    columns: list[ColumnReading] = Field(description="The other columns, as the sampled students hold them")
+    warnings: list[str]
 
 
 def is_storable(value: Any) -> bool:
