@@ -64,7 +64,7 @@ def show_fields() -> None:
         _fail(EXIT_DATABASE, _database_error(exc))
     typer.echo(f"{report.students} students; columns read from the {report.sampled} loaded last")
     for role, count in report.record_fields.items():
-        typer.echo(f"  {"(" + role + ")":<24} {"record field":<29} {count} students")
+        typer.echo(f"  {'(' + role + ')':<24} {'record field':<29} {count} students")
     for reading in report.columns:
         typer.echo(f"  {reading.column:<24} {_meaning(reading):<29} {reading.filled} students")
     for warning in report.warnings:
