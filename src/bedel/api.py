@@ -12,6 +12,7 @@ from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.rendering import STATIC_DIR
+from bedel.console.students import router as console_students_router
 from bedel.console.users import router as console_users_router
 from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
@@ -33,11 +34,13 @@ router.include_router(campaigns_router)
 router.include_router(ops_router)
 router.include_router(console_router)
 router.include_router(console_users_router)
+router.include_router(console_students_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
 UPLOAD_BODY_BYTES = {
     "/students/import": MAX_IMPORT_BYTES,
+    "/console/students/import": MAX_IMPORT_BYTES,
     "/knowledge/documents": MAX_UPLOAD_BYTES,
     # A campaign may list its recipients: 200,000 phones or emails.
     "/campaigns": MAX_CAMPAIGN_BYTES,

@@ -33,7 +33,10 @@ class Section:
 
 
 # The menu, in order. A new page adds its line here; the menu shows each role what it may open.
-SECTIONS = (Section("/console/users", "nav_users", "home_users", StaffRole.admin),)
+SECTIONS = (
+    Section("/console/students", "nav_students", "home_students", StaffRole.admin),
+    Section("/console/users", "nav_users", "home_users", StaffRole.admin),
+)
 
 
 def page_language(request: Request) -> Language:

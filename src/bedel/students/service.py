@@ -125,11 +125,14 @@ async def search_students(session: AsyncSession, text: str) -> Sequence[Student]
 
 
 async def get_student(session: AsyncSession, phone: str) -> Student:
-    canonical = canonical_phone(phone)
-    student = await StudentRepository.from_session(session).get_by_phone(canonical)
+    student = await find_student(session, phone)
     if student is None:
-        raise NotFound(f"no student has the phone {canonical}", field="phone")
+        raise NotFound(f"no student has the phone {canonical_phone(phone)}", field="phone")
     return student
+
+
+async def find_student(session: AsyncSession, phone: str) -> Student | None:
+    return await StudentRepository.from_session(session).get_by_phone(canonical_phone(phone))
 
 
 async def replace_student(session: AsyncSession, phone: str, update: StudentUpdate) -> tuple[Student, bool]:
