@@ -98,7 +98,9 @@ async def read_loaded_columns(session: AsyncSession, catalog: FieldCatalog) -> F
             filled[column] = filled.get(column, 0) + 1
             if len(kept := values.setdefault(column, [])) < SAMPLE_SIZE:
                 kept.append(value)
-    readings = read_columns(catalog, dict(sorted(filled.items(), key=lambda item: -item[1])), values)
+    # The fullest columns first, then by name: PostgreSQL's JSONB keeps no column order.
+    ordered = dict(sorted(filled.items(), key=lambda item: (-item[1], item[0].casefold())))
+    readings = read_columns(catalog, ordered, values)
     return FieldsReport(
         students=counts.pop("students"),
         sampled=len(sample),
