@@ -1,6 +1,7 @@
 """`bedel students import` and `bedel students fields` in process through typer, on SQLite and PostgreSQL."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -21,7 +22,10 @@ def students(*args: str, env: dict[str, str]) -> Result:
 
 class TestImport:
     def test_an_excel_file_loads_and_lists_its_bad_row_and_unknown_columns(self, env: dict[str, str]) -> None:
-        rows = [["matricula", "nombre", "celular", "saldo_mxn", "Turno"], ["A1", "Ana", "5512345678", 10, "Matutino"]]
+        rows: list[list[Any]] = [
+            ["matricula", "nombre", "celular", "saldo_mxn", "Turno"],
+            ["A1", "Ana", "5512345678", 10, "Matutino"],
+        ]
         Path("alumnos.xlsx").write_bytes(workbook([*rows, ["A2", "Beto", "abc", 0, "Vespertino"]]))
 
         result = students("import", "alumnos.xlsx", env=env)
@@ -29,7 +33,8 @@ class TestImport:
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines() == [
             "alumnos.xlsx: 1 created, 0 updated, 1 row not loaded",
-            "line 3: invalid phone 'abc': a phone may only hold digits, spaces, dashes, dots, parentheses and a leading +",
+            "line 3: invalid phone 'abc': a phone may only hold digits, spaces, dashes, dots, parentheses "
+            "and a leading +",
             "warning: column 'Turno' was not understood (its values look like text): it is kept under its own name; "
             "to give it a meaning, add it to a concept's columns in BEDEL_FIELDS_FILE",
         ]

@@ -36,7 +36,12 @@ class TestValueKind:
 class TestReadColumns:
     def test_reads_fields_concepts_and_the_rest(self, catalog: FieldCatalog) -> None:
         filled = {"Tel": 2, "SaldoPendiente": 2, "Turno": 1, "Contacto": 2}
-        samples = {"Tel": ["4771234001"], "SaldoPendiente": [0, 6825.0], "Turno": ["Matutino"], "Contacto": ["a@x.mx"]}
+        samples: dict[str, list[Any]] = {
+            "Tel": ["4771234001"],
+            "SaldoPendiente": [0, 6825.0],
+            "Turno": ["Matutino"],
+            "Contacto": ["a@x.mx"],
+        }
 
         readings = read_columns(catalog, filled, samples)
 
