@@ -11,7 +11,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from bedel.api import router
-from bedel.db import create_engine
+from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.students import service as students
+from bedel.students.models import Student
+from bedel.students.schemas import StudentUpdate
 from bedel.users.models import StaffSession, StaffUser
 from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
 
@@ -45,7 +48,7 @@ CONSOLE_ROUTES = sorted(
 
 
 async def snapshot(database_url: str) -> tuple[Any, ...]:
-    """The accounts as stored, and how many sessions are open."""
+    """The accounts as stored, how many sessions are open, and the students."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -57,14 +60,22 @@ async def snapshot(database_url: str) -> tuple[Any, ...]:
                 )
             ).all()
             sessions = await connection.scalar(select(func.count()).select_from(StaffSession))
+            records = (
+                await connection.execute(
+                    select(Student.phone, Student.name, Student.email, Student.attributes).order_by(Student.phone)
+                )
+            ).all()
     finally:
         await engine.dispose()
-    return (tuple(users), sessions)
+    return (tuple(users), sessions, tuple(records))
 
 
 async def admin_id(database_url: str) -> str:
+    """The admin account's id, with a student on the list: what the walk's routes act on."""
     engine = create_engine(database_url)
     try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            await students.replace_student(session, STUDENT, StudentUpdate(name="Ana", attributes={"adeudo": 4500}))
         async with engine.connect() as connection:
             found = await connection.scalar(select(StaffUser.id).where(StaffUser.email == ADMIN[0]))
     finally:
@@ -72,12 +83,17 @@ async def admin_id(database_url: str) -> str:
     return str(found)
 
 
+STUDENT = "+525512345678"
+
+
 def concrete(path: str, target: str) -> str:
-    return path.replace("{user_id}", target)
+    return path.replace("{user_id}", target).replace("{phone}", STUDENT)
 
 
 def test_the_walk_finds_the_console_routes() -> None:
     assert ("POST", "/console/users/{user_id}/disable") in CONSOLE_ROUTES
+    assert ("POST", "/console/students/{phone}/delete") in CONSOLE_ROUTES
+    assert ("POST", "/console/students/import") in CONSOLE_ROUTES
     assert len(CONSOLE_ROUTES) >= 10
 
 
@@ -110,7 +126,22 @@ class TestAgent:
         assert await snapshot(clean_database) == before
 
     async def test_sees_no_link_to_admin_pages(self, as_agent: httpx.AsyncClient) -> None:
-        assert "/console/users" not in (await as_agent.get("/console")).text
+        home = (await as_agent.get("/console")).text
+        assert "/console/users" not in home
+        assert "/console/students" not in home
+
+    async def test_uploading_a_student_list_gets_403_and_loads_nothing(
+        self, as_agent: httpx.AsyncClient, clean_database: str
+    ) -> None:
+        await admin_id(clean_database)
+        before = await snapshot(clean_database)
+        response = await as_agent.post(
+            "/console/students/import",
+            data={"csrf_token": await page_token(as_agent)},
+            files={"file": ("alumnos.csv", b"telefono,nombre\n5587654321,Intrusa\n", "text/csv")},
+        )
+        assert response.status_code == 403
+        assert await snapshot(clean_database) == before
 
 
 class TestCSRF:
