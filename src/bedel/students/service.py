@@ -188,7 +188,7 @@ def _typed(text: str, before: Any) -> Any:
             number = float(text.replace(",", ""))
         except ValueError:
             return text
-        return int(number) if number.is_integer() and isinstance(before, int) else number
+        return int(number) if number.is_integer() else number
     return text
 
 
