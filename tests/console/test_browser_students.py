@@ -5,6 +5,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-ROWS = [
+ROWS: list[list[Any]] = [
     ["Matrícula", "NomAlumno", "Celular", "SaldoPendiente", "Fec_Limite", "prom_gral", "Turno"],
     ["A24001", "Ana Sofía Ruiz", "+52 55 1234 5678", 4500, "2027-02-10", 9.1, "Matutino"],
     ["A24002", "Bruno Díaz", "55 87", 0, "2027-02-10", 8.4, "Vespertino"],
