@@ -107,7 +107,7 @@ async def test_an_admin_loads_an_excel_list_checks_it_and_corrects_a_student(pag
     )
     await expect(page).to_have_url("/console/students")
     bad = page.get_by_role("table", name="Filas que no se cargaron").get_by_role("row").filter(has_text="Línea 3")
-    await expect(bad).to_contain_text("invalid phone '55 87'")
+    await expect(bad).to_contain_text("Teléfono no válido: «55 87»")
     understood = page.get_by_role("table", name="Cómo se entendió cada columna del archivo")
     await expect(understood.get_by_role("row").filter(has_text="Fec_Limite")).to_contain_text("Fecha límite de pago")
     await expect(understood.get_by_role("row").filter(has_text="Turno")).to_contain_text("No se entendió")

@@ -2,9 +2,12 @@
 
 import html
 import re
+from typing import get_args
 
 import httpx
 
+from bedel.console.catalogue import Language, strings
+from bedel.students.schemas import RowProblem
 from tests.console.accounts import page_token
 from tests.students.workbooks import XLSX_TYPE, workbook
 
@@ -52,11 +55,11 @@ class TestImport:
         assert response.headers["hx-push-url"] == PAGE
         page = text_of(response)
         assert "alumnos.xlsx: 2 alumnos nuevos, 0 actualizados, 1 filas sin cargar." in page
-        assert "Línea 3 invalid phone '12'" in page
+        assert "Línea 3 Teléfono no válido: «12» (solo dígitos" in page
         assert "Celular Teléfono" in page
         assert "SaldoPendiente Saldo pendiente balance Números 3" in page
         assert "Turno No se entendió Texto 2" in page
-        assert "column 'Turno' was not understood" in page
+        assert "La columna «Turno» no se entendió (sus valores parecen: texto): se guarda con su propio nombre." in page
         assert (await as_admin.get(ANA)).status_code == 200
 
     async def test_an_old_excel_file_is_refused_with_how_to_save_it(self, as_admin: httpx.AsyncClient) -> None:
@@ -80,6 +83,19 @@ class TestImport:
 
         assert response.status_code == 403
         assert (await as_admin.get(ANA)).status_code == 404
+
+    async def test_a_column_read_against_its_values_is_pointed_out(self, as_admin: httpx.AsyncClient) -> None:
+        response = await upload(as_admin, "alumnos.csv", b"telefono,adeudo\n5512345678,2027-02-10\n", "text/csv")
+
+        assert "La columna «adeudo» se entiende como «Saldo pendiente», pero sus valores parecen fechas." in text_of(
+            response
+        )
+
+
+def test_every_reason_a_row_is_refused_has_words_in_each_language() -> None:
+    for language in Language:
+        words = strings(language)
+        assert [code for code in get_args(RowProblem) if f"students_row_{code}" not in words] == []
 
 
 class TestColumnsView:

@@ -30,6 +30,8 @@ class TestImport:
                 {
                     "line": 3,
                     "item": None,
+                    "code": "invalid_phone",
+                    "value": "no-es-telefono",
                     "message": "invalid phone 'no-es-telefono': a phone may only hold digits, "
                     "spaces, dashes, dots, parentheses and a leading +",
                 }

@@ -107,7 +107,7 @@ class TestCsv:
         report = await import_text(session, lines("telefono,nombre", "5512345678,Ana,sobra", "5587654321,Beto,,"))
 
         assert report.created == 1
-        assert report.errors == [RowError(line=2, message="3 cells, but the header names 2 columns")]
+        assert report.errors == [RowError(line=2, code="cell_count", message="3 cells, but the header names 2 columns")]
 
 
 class TestJson:
@@ -190,7 +190,9 @@ class TestBadRows:
     async def test_too_long_name_is_reported(self, session: AsyncSession) -> None:
         report = await import_text(session, lines("telefono,nombre", f"5512345678,{'x' * 201}"))
 
-        assert report.errors == [RowError(line=2, message="name is longer than 200 characters")]
+        assert report.errors == [
+            RowError(line=2, code="too_long", message="name is longer than 200 characters", value="name")
+        ]
         assert await all_students(session) == {}
 
     async def test_repeated_phone_keeps_the_last_row(self, session: AsyncSession) -> None:
@@ -200,7 +202,12 @@ class TestBadRows:
 
         assert (report.created, report.updated) == (2, 0)
         assert report.errors == [
-            RowError(line=2, message="phone +5255667788 appears again on line 4, which replaces this row")
+            RowError(
+                line=2,
+                code="repeated_phone",
+                message="phone +5255667788 appears again on line 4, which replaces this row",
+                value="+5255667788",
+            )
         ]
         assert (await all_students(session))["+5255667788"].name == "Último"
 

@@ -34,6 +34,7 @@ from bedel.students.schemas import (
     MAX_NAME_CHARS,
     UNSTORABLE_MESSAGE,
     RowError,
+    RowProblem,
     is_storable,
 )
 
@@ -110,7 +111,14 @@ class ParsedFile:
 
 
 class _RowProblem(Exception):
-    pass
+    """Why a row is not loaded: a code the console words, the English message, and the value at fault."""
+
+    def __init__(self, code: RowProblem, message: str, value: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.value = code, message, value
+
+    def at(self, where: "_Where") -> RowError:
+        return RowError(**where, code=self.code, message=self.message, value=self.value)
 
 
 def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog) -> ParsedFile:
@@ -128,8 +136,8 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
     # Rows of one file share their keys: resolve each key set's identity columns once.
     layouts: dict[tuple[str, ...], dict[IdentityRole, str] | str] = {}
     for where, record in records:
-        if isinstance(record, str):
-            parsed.errors.append(RowError(**where, message=record))
+        if isinstance(record, _RowProblem):
+            parsed.errors.append(record.at(where))
             continue
         parsed.note(record)
         keys = tuple(record)
@@ -138,13 +146,13 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
         try:
             values = _student_values(record, layouts[keys])
         except _RowProblem as problem:
-            parsed.errors.append(RowError(**where, message=str(problem)))
+            parsed.errors.append(problem.at(where))
             continue
         phone = values["phone"]
         if (earlier := first_seen.get(phone)) is not None:
             # Same outcome as importing the rows one by one: the later row replaces the earlier.
             message = f"phone {phone} appears again on {_location(where)}, which replaces this row"
-            parsed.errors.append(RowError(**earlier, message=message))
+            parsed.errors.append(_RowProblem("repeated_phone", message, phone).at(earlier))
             del parsed.rows[phone]
         first_seen[phone] = where
         parsed.rows[phone] = values
@@ -160,7 +168,7 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
 
 
 _Where = dict[str, int]  # {"line": 7} or {"item": 3}, as RowError takes them
-_Records = Iterator[tuple[_Where, Mapping[str, Any] | str]]
+_Records = Iterator[tuple[_Where, "Mapping[str, Any] | _RowProblem"]]
 
 
 def _location(where: _Where) -> str:
@@ -206,7 +214,7 @@ def _csv_rows(reader: "_csv.Reader", columns: list[str]) -> _Records:
         if not any(cell.strip() for cell in cells):
             continue
         if any(cell.strip() for cell in cells[len(columns) :]):
-            yield where, f"{len(cells)} cells, but the header names {len(columns)} columns"
+            yield where, _RowProblem("cell_count", f"{len(cells)} cells, but the header names {len(columns)} columns")
             continue
         # Columns without a header (Excel's trailing separators) are left out.
         yield where, {column: cell for column, cell in zip(columns, cells, strict=False) if column}
@@ -286,7 +294,7 @@ def _json_records(text: str) -> _Records:
     if not isinstance(payload, list):
         raise InvalidInput("a JSON file must hold an array of student objects: [{...}, {...}]", field="file")
     for position, item in enumerate(payload, start=1):
-        yield {"item": position}, item if isinstance(item, dict) else "is not a JSON object"
+        yield {"item": position}, item if isinstance(item, dict) else _NOT_OBJECT
 
 
 def _jsonl_records(text: str) -> _Records:
@@ -297,13 +305,16 @@ def _jsonl_records(text: str) -> _Records:
         try:
             item = json.loads(line, parse_constant=_reject_constant)
         except RecursionError:
-            yield {"line": number}, "not valid JSON (nested too deeply)"
+            yield {"line": number}, _RowProblem("invalid_json", "not valid JSON (nested too deeply)")
             continue
         except ValueError as exc:
             message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            yield {"line": number}, f"not valid JSON ({message})"
+            yield {"line": number}, _RowProblem("invalid_json", f"not valid JSON ({message})")
             continue
-        yield {"line": number}, item if isinstance(item, dict) else "is not a JSON object"
+        yield {"line": number}, item if isinstance(item, dict) else _NOT_OBJECT
+
+
+_NOT_OBJECT = _RowProblem("not_object", "is not a JSON object")
 
 
 def _reject_constant(name: str) -> Any:
@@ -325,19 +336,19 @@ def _roles(keys: Iterable[str], catalog: FieldCatalog) -> dict[IdentityRole, str
 
 def _student_values(record: Mapping[str, Any], roles: dict[IdentityRole, str] | str) -> StudentValues:
     if isinstance(roles, str):
-        raise _RowProblem(roles)
+        raise _RowProblem("ambiguous_columns", roles)
     phone_key = roles.get("phone")
     raw_phone = _text(record[phone_key], "phone") if phone_key is not None else None
     if raw_phone is None:
-        raise _RowProblem("no phone")
+        raise _RowProblem("no_phone", "no phone")
     try:
         phone = normalize_phone(raw_phone)
     except InvalidPhone as exc:
-        raise _RowProblem(f"invalid phone {raw_phone[:40]!r}: {exc}") from None
+        raise _RowProblem("invalid_phone", f"invalid phone {raw_phone[:40]!r}: {exc}", raw_phone[:40]) from None
     identity = {role: _text(record[key], role) for role, key in roles.items() if role != "phone"}
     for role, value in identity.items():
         if value is not None and len(value) > _MAX_CHARS[role]:
-            raise _RowProblem(f"{role} is longer than {_MAX_CHARS[role]} characters")
+            raise _RowProblem("too_long", f"{role} is longer than {_MAX_CHARS[role]} characters", role)
     identity_keys = set(roles.values())
     attributes = {
         key.strip(): value
@@ -358,7 +369,7 @@ def _text(value: Any, role: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict | list):
-        raise _RowProblem(f"{role} must be text, not a JSON {type(value).__name__}")
+        raise _RowProblem("not_text", f"{role} must be text, not a JSON {type(value).__name__}", role)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 5512345678.0 is a phone, not 55123456780 once the dot is dropped
     text = str(value).strip()
@@ -375,7 +386,7 @@ def _attribute(value: Any) -> Any:
 
 def _check_storable(value: Any) -> None:
     if not is_storable(value):
-        raise _RowProblem(UNSTORABLE_MESSAGE)
+        raise _RowProblem("unstorable", UNSTORABLE_MESSAGE)
 
 
 def _synonyms(catalog: FieldCatalog) -> str:

@@ -2,7 +2,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -75,12 +75,30 @@ class StudentUpdate(BaseModel):
         return self
 
 
+RowProblem = Literal[
+    "invalid_phone",
+    "no_phone",
+    "repeated_phone",
+    "ambiguous_columns",
+    "too_long",
+    "not_text",
+    "unstorable",
+    "cell_count",
+    "not_object",
+    "invalid_json",
+]
+
+
 class RowError(BaseModel):
-    """A row that was not loaded: `line` for CSV and JSONL, `item` (1-based) for a JSON array."""
+    """A row that was not loaded: `line` for CSV, Excel and JSONL, `item` (1-based) for a JSON array."""
 
     line: int | None = None
     item: int | None = None
+    code: RowProblem = Field(description="Why, as a code: invalid_phone, no_phone, repeated_phone...")
     message: str
+    value: str | None = Field(
+        default=None, description="What is at fault: the phone as written, or the field that is too long"
+    )
 
     @property
     def location(self) -> str:
