@@ -92,6 +92,7 @@ class TestAnySchoolsColumnNames:
             ("months_overdue", "overdue_months"),
             ("major", "program"),
             ("current_term", "semester"),
+            ("Promedio actual", "gpa"),
             # camelCase and PascalCase, with or without accents
             ("SaldoPendiente", "balance"),
             ("fechaLímitePago", "payment_due"),
@@ -118,14 +119,32 @@ class TestAnySchoolsColumnNames:
 
     @pytest.mark.parametrize(
         ("column", "role"),
-        [("NomAlumno", "name"), ("Matr", "external_id"), ("Tel", "phone"), ("CorreoE", "email"), ("mobile", "phone")],
+        [
+            ("NomAlumno", "name"),
+            ("Matr", "external_id"),
+            ("Tel", "phone"),
+            ("CorreoE", "email"),
+            ("mobile", "phone"),
+            ("Celular del alumno", "phone"),
+            ("Correo del estudiante", "email"),
+            ("Student phone", "phone"),
+            ("Alumno", "name"),
+        ],
     )
     def test_resolves_abbreviated_identity_columns(self, catalog: FieldCatalog, column: str, role: str) -> None:
         assert catalog.identity_role(column) == role
 
     @pytest.mark.parametrize(
         "column",
-        ["nombre_tutor", "telefono_tutor", "promedio_semestre", "anio_ingreso", "lugar_nacimiento", "turno"],
+        [
+            "nombre_tutor",
+            "telefono_tutor",
+            "Teléfono del tutor",
+            "promedio_semestre",
+            "anio_ingreso",
+            "lugar_nacimiento",
+            "turno",
+        ],
     )
     def test_a_name_that_points_two_ways_or_at_nothing_has_no_concept(self, catalog: FieldCatalog, column: str) -> None:
         assert catalog.concept_for_column(column) is None
@@ -136,7 +155,8 @@ class TestAnySchoolsColumnNames:
 
     def test_column_words_show_how_a_name_is_read(self, catalog: FieldCatalog) -> None:
         assert catalog.column_words("Fec_Límite_MXN") == ("fecha", "limite")
-        assert catalog.column_words("NomAlumno") == ("nombre", "alumno")
+        assert catalog.column_words("NomAlumno") == ("nombre",)
+        assert catalog.column_words("Alumno") == ("alumno",)
 
     def test_a_custom_catalog_brings_its_own_abbreviations(self, tmp_path: Path) -> None:
         path = tmp_path / "fields.toml"

@@ -137,6 +137,7 @@ class FieldCatalog:
         ignored_phrases: Sequence[str] = (),
         abbreviations: Mapping[str, str] | None = None,
         units: Sequence[str] = (),
+        qualifiers: Sequence[str] = (),
     ) -> None:
         self.concepts = tuple(concepts)
         self.identity: dict[IdentityRole, tuple[str, ...]] = {
@@ -146,6 +147,7 @@ class FieldCatalog:
             normalize_column(short): normalize_column(full) for short, full in (abbreviations or {}).items()
         }
         self._units = frozenset(normalize_column(unit) for unit in units)
+        self._qualifiers = frozenset(normalize_column(word) for word in qualifiers)
         self._by_column = _unique_index(
             (self._key(column), concept.key, concept) for concept in self.concepts for column in concept.columns
         )
@@ -178,7 +180,8 @@ class FieldCatalog:
             "email": spec.identity.email,
             "external_id": spec.identity.external_id,
         }
-        return cls(concepts, identity, spec.questions.ignore, spec.columns.abbreviations, spec.columns.units)
+        columns = spec.columns
+        return cls(concepts, identity, spec.questions.ignore, columns.abbreviations, columns.units, columns.qualifiers)
 
     def concept(self, key: str) -> FieldConcept | None:
         return next((concept for concept in self.concepts if concept.key == key), None)
@@ -199,11 +202,14 @@ class FieldCatalog:
         return None
 
     def column_words(self, column: str) -> tuple[str, ...]:
-        """A column name as the catalog reads it: "Fec_Límite_MXN" -> ("fecha", "limite")."""
+        """A column name as the catalog reads it: "Fec_Límite_MXN" -> ("fecha", "limite"),
+        "Celular del alumno" -> ("celular",); a qualifier alone stays ("alumno")."""
         words: list[str] = []
         for word in normalize_column(_CAMEL_BOUNDARY.sub("_", column)).split("_"):
             words.extend(self._abbreviations.get(word, word).split("_"))
-        return tuple(word for word in words if word and word not in self._units and word not in _COLUMN_STOP_WORDS)
+        kept = [word for word in words if word and word not in self._units and word not in _COLUMN_STOP_WORDS]
+        meaning = [word for word in kept if word not in self._qualifiers]
+        return tuple(meaning or kept)
 
     def _key(self, column: str) -> str:
         # Words in order of the alphabet: "pago_fecha" and "fecha_pago" are one column.
@@ -312,6 +318,7 @@ class _ColumnsSpec(_Spec):
         default_factory=dict
     )
     units: _Names = Field(default_factory=list)
+    qualifiers: _Names = Field(default_factory=list)
 
 
 class _CatalogSpec(_Spec):
