@@ -16,6 +16,7 @@ from bedel.console.dashboard import router as console_dashboard_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.inbox import router as console_inbox_router
 from bedel.console.rendering import STATIC_DIR
+from bedel.console.students import router as console_students_router
 from bedel.console.users import router as console_users_router
 from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
@@ -41,11 +42,13 @@ router.include_router(console_inbox_router)
 router.include_router(console_conversations_router)
 router.include_router(console_campaigns_router)
 router.include_router(console_dashboard_router)
+router.include_router(console_students_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
 UPLOAD_BODY_BYTES = {
     "/students/import": MAX_IMPORT_BYTES,
+    "/console/students/import": MAX_IMPORT_BYTES,
     "/knowledge/documents": MAX_UPLOAD_BYTES,
     # A campaign may list its recipients: 200,000 phones or emails.
     "/campaigns": MAX_CAMPAIGN_BYTES,

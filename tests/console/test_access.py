@@ -14,6 +14,9 @@ from bedel.api import router
 from bedel.campaigns.models import Campaign, CampaignStatus
 from bedel.chat.models import Message, Thread
 from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.students import service as students
+from bedel.students.models import Student
+from bedel.students.schemas import StudentUpdate
 from bedel.users.models import StaffSession, StaffUser
 from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
 
@@ -67,7 +70,7 @@ CONSOLE_ROUTES = sorted(
 
 
 async def snapshot(database_url: str) -> tuple[Any, ...]:
-    """The accounts as stored, how many sessions are open, the conversations and the campaigns."""
+    """The accounts as stored, how many sessions are open, the conversations, campaigns and students."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -84,14 +87,22 @@ async def snapshot(database_url: str) -> tuple[Any, ...]:
             ).all()
             messages = await connection.scalar(select(func.count()).select_from(Message))
             campaigns = (await connection.execute(select(Campaign.id, Campaign.status).order_by(Campaign.id))).all()
+            records = (
+                await connection.execute(
+                    select(Student.phone, Student.name, Student.email, Student.attributes).order_by(Student.phone)
+                )
+            ).all()
     finally:
         await engine.dispose()
-    return (tuple(users), sessions, tuple(conversations), messages, tuple(campaigns))
+    return (tuple(users), sessions, tuple(conversations), messages, tuple(campaigns), tuple(records))
 
 
 async def admin_id(database_url: str) -> str:
+    """The admin account's id, with a student on the list: what the walk's routes act on."""
     engine = create_engine(database_url)
     try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            await students.replace_student(session, STUDENT, StudentUpdate(name="Ana", attributes={"adeudo": 4500}))
         async with engine.connect() as connection:
             found = await connection.scalar(select(StaffUser.id).where(StaffUser.email == ADMIN[0]))
     finally:
@@ -118,17 +129,22 @@ async def draft_campaign(database_url: str) -> str:
     return str(campaign.id)
 
 
+STUDENT = "+525512345678"
+
+
 def concrete(path: str, target: str, campaign: str = "") -> str:
     # An id that exists (the admin's, a draft campaign) or not: either way the role and the token are checked first.
     for name, value in (("{user_id}", target), ("{thread_id}", target), ("{attachment_id}", target)):
         path = path.replace(name, value)
-    return path.replace("{campaign_id}", campaign).replace("{action}", "start")
+    return path.replace("{campaign_id}", campaign).replace("{action}", "start").replace("{phone}", STUDENT)
 
 
 def test_the_walk_finds_the_console_routes() -> None:
     assert ("POST", "/console/users/{user_id}/disable") in CONSOLE_ROUTES
     assert ("POST", "/console/campaigns/{campaign_id}/{action}") in CONSOLE_ROUTES
     assert ("GET", "/console/campaigns/{campaign_id}/failures.csv") in CONSOLE_ROUTES
+    assert ("POST", "/console/students/{phone}/delete") in CONSOLE_ROUTES
+    assert ("POST", "/console/students/import") in CONSOLE_ROUTES
     assert len(CONSOLE_ROUTES) >= 10
 
 
@@ -164,6 +180,7 @@ class TestAgent:
         home = (await as_agent.get("/console")).text
         assert "/console/users" not in home
         assert "/console/campaigns" not in home
+        assert "/console/students" not in home
 
     async def test_opens_the_inbox_and_the_conversations(self, as_agent: httpx.AsyncClient) -> None:
         home = (await as_agent.get("/console")).text
@@ -171,6 +188,19 @@ class TestAgent:
         assert "/console/conversations" in home
         assert (await as_agent.get("/console/inbox")).status_code == 200
         assert (await as_agent.get("/console/conversations")).status_code == 200
+
+    async def test_uploading_a_student_list_gets_403_and_loads_nothing(
+        self, as_agent: httpx.AsyncClient, clean_database: str
+    ) -> None:
+        await admin_id(clean_database)
+        before = await snapshot(clean_database)
+        response = await as_agent.post(
+            "/console/students/import",
+            data={"csrf_token": await page_token(as_agent)},
+            files={"file": ("alumnos.csv", b"telefono,nombre\n5587654321,Intrusa\n", "text/csv")},
+        )
+        assert response.status_code == 403
+        assert await snapshot(clean_database) == before
 
 
 class TestCSRF:

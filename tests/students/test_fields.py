@@ -81,6 +81,91 @@ class TestConceptForColumn:
         assert catalog.concept_for_column("lugar_nacimiento") is None
 
 
+class TestAnySchoolsColumnNames:
+    @pytest.mark.parametrize(
+        ("column", "concept"),
+        [
+            # English, snake_case
+            ("amount_due", "balance"),
+            ("due_date", "payment_due"),
+            ("gpa", "gpa"),
+            ("months_overdue", "overdue_months"),
+            ("major", "program"),
+            ("current_term", "semester"),
+            ("Promedio actual", "gpa"),
+            # camelCase and PascalCase, with or without accents
+            ("SaldoPendiente", "balance"),
+            ("fechaLímitePago", "payment_due"),
+            ("PromedioGeneral", "gpa"),
+            # abbreviations
+            ("Fec_Limite", "payment_due"),
+            ("prom_gral", "gpa"),
+            ("num_mat_reprob", "failed_subjects"),
+            ("Carr", "program"),
+            ("Sem", "semester"),
+            ("beca_pct", "scholarship"),
+            # units and currencies
+            ("saldo_pendiente_mxn", "balance"),
+            ("Colegiatura (USD)", "tuition"),
+            # words in another order, and names longer than the catalog's
+            ("pago_fecha_limite", "payment_due"),
+            ("monto_total_adeudado", "balance"),
+            ("total_amount_due_usd", "balance"),
+        ],
+    )
+    def test_resolves_the_concept(self, catalog: FieldCatalog, column: str, concept: str) -> None:
+        found = catalog.concept_for_column(column)
+        assert found is not None and found.key == concept
+
+    @pytest.mark.parametrize(
+        ("column", "role"),
+        [
+            ("NomAlumno", "name"),
+            ("Matr", "external_id"),
+            ("Tel", "phone"),
+            ("CorreoE", "email"),
+            ("mobile", "phone"),
+            ("Celular del alumno", "phone"),
+            ("Correo del estudiante", "email"),
+            ("Student phone", "phone"),
+            ("Alumno", "name"),
+        ],
+    )
+    def test_resolves_abbreviated_identity_columns(self, catalog: FieldCatalog, column: str, role: str) -> None:
+        assert catalog.identity_role(column) == role
+
+    @pytest.mark.parametrize(
+        "column",
+        [
+            "nombre_tutor",
+            "telefono_tutor",
+            "Teléfono del tutor",
+            "promedio_semestre",
+            "anio_ingreso",
+            "lugar_nacimiento",
+            "turno",
+        ],
+    )
+    def test_a_name_that_points_two_ways_or_at_nothing_has_no_concept(self, catalog: FieldCatalog, column: str) -> None:
+        assert catalog.concept_for_column(column) is None
+
+    def test_the_student_name_is_not_found_inside_another_column(self, catalog: FieldCatalog) -> None:
+        assert catalog.identity_role("nombre_tutor") is None
+        assert catalog.identity_role("telefono_tutor") is None
+
+    def test_column_words_show_how_a_name_is_read(self, catalog: FieldCatalog) -> None:
+        assert catalog.column_words("Fec_Límite_MXN") == ("fecha", "limite")
+        assert catalog.column_words("NomAlumno") == ("nombre",)
+        assert catalog.column_words("Alumno") == ("alumno",)
+
+    def test_a_custom_catalog_brings_its_own_abbreviations(self, tmp_path: Path) -> None:
+        path = tmp_path / "fields.toml"
+        path.write_text(CUSTOM_CATALOG + '[columns]\nunits = ["ars"]\n[columns.abbreviations]\ncta = "cuota"\n')
+        catalog = load_field_catalog(path)
+        concept = catalog.concept_for_column("Cta_Mes_ARS")
+        assert concept is not None and concept.key == "fee"
+
+
 class TestConceptsInQuestion:
     @pytest.mark.parametrize(
         "question",

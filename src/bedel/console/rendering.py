@@ -38,6 +38,7 @@ SECTIONS = (
     Section("/console/conversations", "nav_conversations", "home_conversations", StaffRole.agent),
     Section("/console/dashboard", "nav_dashboard", "home_dashboard", StaffRole.admin),
     Section("/console/campaigns", "nav_campaigns", "home_campaigns", StaffRole.admin),
+    Section("/console/students", "nav_students", "home_students", StaffRole.admin),
     Section("/console/users", "nav_users", "home_users", StaffRole.admin),
 )
 

@@ -4,11 +4,9 @@ from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
 from bedel.auth import StaffOnly
 from bedel.dependencies import CoreState, DBSession, get_state
-from bedel.errors import UnsupportedMediaType
 from bedel.students import service
 from bedel.students.fields import FieldCatalog
-from bedel.students.parsing import format_from_content_type, format_from_name
-from bedel.students.schemas import ImportReport, StudentOut, StudentUpdate
+from bedel.students.schemas import FieldsReport, ImportReport, StudentOut, StudentUpdate
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
@@ -31,15 +29,23 @@ def _state(request: Request) -> StudentsState:
 async def import_students(
     request: Request,
     session: DBSession,
-    file: Annotated[UploadFile, File(description="A .csv, .json (array) or .jsonl file, UTF-8")],
+    file: Annotated[
+        UploadFile, File(description="A .csv (UTF-8), .xlsx (Excel, first sheet), .json (array) or .jsonl file")
+    ],
 ) -> ImportReport:
-    """Upsert students by phone; bad rows are reported by line while the good ones load."""
-    file_format = format_from_name(file.filename or "") or format_from_content_type(file.content_type)
-    if file_format is None:
-        raise UnsupportedMediaType("send a .csv, .json or .jsonl file", field="file")
+    """Upsert students by phone; bad rows are reported by line while the good ones load, and the
+    report says how each column was understood."""
+    file_format = service.upload_format(file.filename or "", file.content_type)
     data = await file.read()  # the request-size middleware bounds it by MAX_IMPORT_BYTES
     catalog = _state(request).catalog
     return await service.import_students(session, data, file_format, catalog=catalog)
+
+
+@router.get("/fields", response_model=FieldsReport)
+async def read_fields(request: Request, session: DBSession) -> FieldsReport:
+    """How each column of the loaded list is understood and which concept it serves; correct it
+    with BEDEL_FIELDS_FILE."""
+    return await service.read_loaded_columns(session, _state(request).catalog)
 
 
 @router.get("/{phone}", response_model=StudentOut, description=PHONE_DOC)

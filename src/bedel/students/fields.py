@@ -3,6 +3,12 @@
 Institutions name their columns as they like; the catalog (an editable TOML file,
 `fields.toml` next to this module or BEDEL_FIELDS_FILE) maps them to concepts, so the
 offline engine, the instructions template and the importer understand any school's records.
+
+A column is read as words: camelCase split, accents and case folded, the catalog's
+abbreviations written out ("fec" -> "fecha"), units and small words dropped ("_mxn", "de").
+It holds a concept when its words are those of one of the concept's columns, in any order;
+failing that, when they contain one concept's column words and no other's ("monto total
+adeudado" holds "monto adeudado").
 """
 
 import functools
@@ -30,8 +36,10 @@ _SEPARATORS = re.compile(r"[\W_]+")
 _PREFIX_MIN = 4
 _COLUMN_STOP_WORDS = frozenset(
     {"de", "del", "la", "el", "los", "las", "y", "e", "o", "en", "por", "para", "con", "al", "a"}
-    | {"mi", "mis", "su", "sus", "the", "of", "and"}
+    | {"mi", "mis", "su", "sus", "the", "of", "and", "to", "in", "by"}
 )
+# Lookups remembered per catalog: the chat engine reads every column of a record on each question.
+_LOOKUP_CACHE = 4096
 
 T = TypeVar("T")
 
@@ -127,17 +135,30 @@ class FieldCatalog:
         concepts: Sequence[FieldConcept],
         identity: Mapping[IdentityRole, Sequence[str]],
         ignored_phrases: Sequence[str] = (),
+        abbreviations: Mapping[str, str] | None = None,
+        units: Sequence[str] = (),
+        qualifiers: Sequence[str] = (),
     ) -> None:
         self.concepts = tuple(concepts)
         self.identity: dict[IdentityRole, tuple[str, ...]] = {
             role: tuple(normalize_column(column) for column in columns) for role, columns in identity.items()
         }
+        self._abbreviations = {
+            normalize_column(short): normalize_column(full) for short, full in (abbreviations or {}).items()
+        }
+        self._units = frozenset(normalize_column(unit) for unit in units)
+        self._qualifiers = frozenset(normalize_column(word) for word in qualifiers)
         self._by_column = _unique_index(
-            (normalize_column(column), concept.key, concept) for concept in self.concepts for column in concept.columns
+            (self._key(column), concept.key, concept) for concept in self.concepts for column in concept.columns
         )
         self._role_by_column = _unique_index(
-            (column, role, role) for role, columns in self.identity.items() for column in columns
+            (self._key(column), role, role) for role, columns in self.identity.items() for column in columns
         )
+        # For columns no name matches whole: each concept's and role's column words.
+        self._word_sets: list[tuple[frozenset[str], str, FieldConcept | None]] = [
+            (frozenset(key.split(" ")), concept.key, concept) for key, concept in self._by_column.items()
+        ] + [(frozenset(key.split(" ")), f"role:{role}", None) for key, role in self._role_by_column.items()]
+        self._concept_by_name = functools.lru_cache(maxsize=_LOOKUP_CACHE)(self._find_concept)
         keywords = _unique_index(
             (" ".join(fold_words(keyword)), concept.key, concept)
             for concept in self.concepts
@@ -159,24 +180,67 @@ class FieldCatalog:
             "email": spec.identity.email,
             "external_id": spec.identity.external_id,
         }
-        return cls(concepts, identity, spec.questions.ignore)
+        columns = spec.columns
+        return cls(concepts, identity, spec.questions.ignore, columns.abbreviations, columns.units, columns.qualifiers)
 
     def concept(self, key: str) -> FieldConcept | None:
         return next((concept for concept in self.concepts if concept.key == key), None)
 
     def concept_for_column(self, column: str) -> FieldConcept | None:
-        return _lookup(self._by_column, column)
+        return self._concept_by_name(column)
 
     def identity_role(self, column: str) -> IdentityRole | None:
-        """Which of the importer's identity fields a column holds, if any."""
-        return _lookup(self._role_by_column, column)
+        """Which of the importer's identity fields a column holds, if any: whole names only, so
+        "nombre del tutor" is not read as the student's name."""
+        return _lookup(self._role_by_column, self._keys(column))
 
     def identity_concept(self, role: IdentityRole) -> FieldConcept | None:
         """The concept that also holds an identity field (the email concept for "email")."""
         for column in self.identity.get(role, ()):
-            if (concept := self._by_column.get(column)) is not None:
+            if (concept := self._by_column.get(self._key(column))) is not None:
                 return concept
         return None
+
+    def column_words(self, column: str) -> tuple[str, ...]:
+        """A column name as the catalog reads it: "Fec_Límite_MXN" -> ("fecha", "limite"),
+        "Celular del alumno" -> ("celular",); a qualifier alone stays ("alumno")."""
+        words: list[str] = []
+        for word in normalize_column(_CAMEL_BOUNDARY.sub("_", column)).split("_"):
+            words.extend(self._abbreviations.get(word, word).split("_"))
+        kept = [word for word in words if word and word not in self._units and word not in _COLUMN_STOP_WORDS]
+        meaning = [word for word in kept if word not in self._qualifiers]
+        return tuple(meaning or kept)
+
+    def _key(self, column: str) -> str:
+        # Words in order of the alphabet: "pago_fecha" and "fecha_pago" are one column.
+        return " ".join(sorted(self.column_words(column)))
+
+    def _keys(self, column: str) -> list[str]:
+        # "WhatsApp" split is "whats app": its unsplit form is tried first.
+        plain = " ".join(sorted(self.column_words(column.lower())))
+        return list(dict.fromkeys([plain, self._key(column)]))
+
+    def _find_concept(self, column: str) -> FieldConcept | None:
+        if (concept := _lookup(self._by_column, self._keys(column))) is not None:
+            return concept
+        if _lookup(self._role_by_column, self._keys(column)) is not None:
+            return None  # a role's column with no concept (the phone): nothing more to guess
+        return self._concept_within(frozenset(self.column_words(column)))
+
+    def _concept_within(self, words: frozenset[str]) -> FieldConcept | None:
+        """The one concept whose column words the name contains, most words first; a tie between
+        owners, or an identity role's words winning ("teléfono del tutor"), is no answer. The
+        words found must outnumber the others ("año de ingreso" is no school year)."""
+        found = [
+            (len(keys), sum(map(len, keys)), owner, concept)
+            for keys, owner, concept in self._word_sets
+            if keys <= words and 2 * len(keys) > len(words)
+        ]
+        if not found:
+            return None
+        best = max(found, key=lambda entry: entry[:2])
+        owners = {owner for size, letters, owner, _ in found if (size, letters) == best[:2]}
+        return best[3] if len(owners) == 1 else None
 
     def label_for(self, column: str) -> str:
         concept = self.concept_for_column(column)
@@ -193,8 +257,8 @@ class FieldCatalog:
         return [column for column in columns if _names_column(words, column)]
 
 
-def _lookup(index: Mapping[str, T], column: str) -> T | None:
-    return next((index[form] for form in _column_forms(column) if form in index), None)
+def _lookup(index: Mapping[str, T], keys: Iterable[str]) -> T | None:
+    return next((index[key] for key in keys if key in index), None)
 
 
 def _unique_index(entries: Iterable[tuple[str, str, T]]) -> dict[str, T]:
@@ -249,8 +313,17 @@ class _ConceptSpec(_Spec):
     keywords: _Names = Field(default_factory=list)
 
 
+class _ColumnsSpec(_Spec):
+    abbreviations: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
+    units: _Names = Field(default_factory=list)
+    qualifiers: _Names = Field(default_factory=list)
+
+
 class _CatalogSpec(_Spec):
     identity: _IdentitySpec
+    columns: _ColumnsSpec = Field(default_factory=_ColumnsSpec)
     questions: _QuestionsSpec = Field(default_factory=_QuestionsSpec)
     concepts: dict[str, _ConceptSpec] = Field(min_length=1)
 

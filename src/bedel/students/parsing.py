@@ -1,20 +1,28 @@
-"""Reading student files (CSV, JSON array, JSONL) into rows: pure functions, no database.
+"""Reading student files (CSV, Excel .xlsx, JSON array, JSONL) into rows: pure functions, no database.
 
 A file either parses as a whole or raises `InvalidInput` naming the problem; a
 parsed file yields one row per student plus a `RowError` for each row that
-cannot be loaded, located by physical line (CSV counting the header as line 1,
-JSONL) or by 1-based position in a JSON array ("item 3").
+cannot be loaded, located by physical line (CSV and Excel counting the header as
+line 1, JSONL) or by 1-based position in a JSON array ("item 3"). It also keeps,
+for each column, how many rows fill it and a few of its values, to say how the
+column was understood.
 """
 
 import csv
+import datetime as dt
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import ParseError
+
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
 
 from bedel.errors import InvalidInput
 from bedel.phones import InvalidPhone, normalize_phone
@@ -26,6 +34,7 @@ from bedel.students.schemas import (
     MAX_NAME_CHARS,
     UNSTORABLE_MESSAGE,
     RowError,
+    RowProblem,
     is_storable,
 )
 
@@ -39,20 +48,27 @@ _MAX_CHARS: dict[IdentityRole, int] = {
 }
 _QUOTED = re.compile(r'"[^"]*"')
 _DELIMITERS = (",", ";", "\t")
+# Values kept per column to judge what it holds: enough to see a pattern, little memory.
+SAMPLE_SIZE = 50
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_OLE_SIGNATURE = b"\xd0\xcf\x11\xe0"  # Excel 97-2003 (.xls) and other old Office files
+XLS_MESSAGE = "Excel 97-2003 (.xls) files cannot be read: in Excel, save it as 'Excel Workbook (.xlsx)' or 'CSV UTF-8'"
 
 
 class ImportFormat(StrEnum):
     csv = "csv"
+    xlsx = "xlsx"
     json = "json"
     jsonl = "jsonl"
 
 
-_BY_NAME = {"csv": ImportFormat.csv, "json": ImportFormat.json}
+_BY_NAME = {"csv": ImportFormat.csv, "xlsx": ImportFormat.xlsx, "json": ImportFormat.json}
 _BY_NAME |= {"jsonl": ImportFormat.jsonl, "ndjson": ImportFormat.jsonl}
 _BY_CONTENT_TYPE = {
     "text/csv": ImportFormat.csv,
     "application/csv": ImportFormat.csv,
     "application/vnd.ms-excel": ImportFormat.csv,  # what Windows browsers send for .csv
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ImportFormat.xlsx,
     "application/json": ImportFormat.json,
     "text/json": ImportFormat.json,
     "application/jsonl": ImportFormat.jsonl,
@@ -79,49 +95,71 @@ class ParsedFile:
 
     rows: dict[str, StudentValues] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
+    # Each column (or JSON key) in the order first met: how many rows fill it, and some values.
+    filled: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+
+    def note(self, record: Mapping[str, Any]) -> None:
+        for column, value in record.items():
+            self.filled.setdefault(column, 0)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            self.filled[column] += 1
+            sample = self.samples.setdefault(column, [])
+            if len(sample) < SAMPLE_SIZE:
+                sample.append(value)
 
 
 class _RowProblem(Exception):
-    pass
+    """Why a row is not loaded: a code the console words, the English message, and the value at fault."""
+
+    def __init__(self, code: RowProblem, message: str, value: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.value = code, message, value
+
+    def at(self, where: "_Where") -> RowError:
+        return RowError(**where, code=self.code, message=self.message, value=self.value)
 
 
 def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog) -> ParsedFile:
-    text = _decode(data)
     match file_format:
         case ImportFormat.csv:
-            records = _csv_records(text, catalog)
+            records = _csv_records(_decode(data), catalog)
+        case ImportFormat.xlsx:
+            records = _xlsx_records(data, catalog)
         case ImportFormat.json:
-            records = _json_records(text)
+            records = _json_records(_decode(data))
         case ImportFormat.jsonl:
-            records = _jsonl_records(text)
+            records = _jsonl_records(_decode(data))
     parsed = ParsedFile()
     first_seen: dict[str, _Where] = {}
     # Rows of one file share their keys: resolve each key set's identity columns once.
     layouts: dict[tuple[str, ...], dict[IdentityRole, str] | str] = {}
     for where, record in records:
-        if isinstance(record, str):
-            parsed.errors.append(RowError(**where, message=record))
+        if isinstance(record, _RowProblem):
+            parsed.errors.append(record.at(where))
             continue
+        parsed.note(record)
         keys = tuple(record)
         if keys not in layouts:
             layouts[keys] = _roles(keys, catalog)
         try:
             values = _student_values(record, layouts[keys])
         except _RowProblem as problem:
-            parsed.errors.append(RowError(**where, message=str(problem)))
+            parsed.errors.append(problem.at(where))
             continue
         phone = values["phone"]
         if (earlier := first_seen.get(phone)) is not None:
             # Same outcome as importing the rows one by one: the later row replaces the earlier.
             message = f"phone {phone} appears again on {_location(where)}, which replaces this row"
-            parsed.errors.append(RowError(**earlier, message=message))
+            parsed.errors.append(_RowProblem("repeated_phone", message, phone).at(earlier))
             del parsed.rows[phone]
         first_seen[phone] = where
         parsed.rows[phone] = values
     if not parsed.rows and not parsed.errors:
         raise InvalidInput("the file holds no students", field="file")
-    # A CSV header was checked up front; JSON objects each name their own keys.
-    if file_format is not ImportFormat.csv and not any(
+    # A table's header was checked up front; JSON objects each name their own keys.
+    if file_format in (ImportFormat.json, ImportFormat.jsonl) and not any(
         isinstance(roles, dict) and "phone" in roles for roles in layouts.values()
     ):
         raise InvalidInput(f"no object in the file has a phone: name the key {_synonyms(catalog)}", field="file")
@@ -130,7 +168,7 @@ def parse_students(data: bytes, file_format: ImportFormat, catalog: FieldCatalog
 
 
 _Where = dict[str, int]  # {"line": 7} or {"item": 3}, as RowError takes them
-_Records = Iterator[tuple[_Where, Mapping[str, Any] | str]]
+_Records = Iterator[tuple[_Where, "Mapping[str, Any] | _RowProblem"]]
 
 
 def _location(where: _Where) -> str:
@@ -138,6 +176,10 @@ def _location(where: _Where) -> str:
 
 
 def _decode(data: bytes) -> str:
+    if data.startswith(_ZIP_SIGNATURE):
+        raise InvalidInput("the file is an Excel workbook or another zip file, not text: name it .xlsx", field="file")
+    if data.startswith(_OLE_SIGNATURE):
+        raise InvalidInput(XLS_MESSAGE, field="file")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InvalidInput("the file is UTF-16; save it as UTF-8 ('CSV UTF-8' in Excel)", field="file")
     try:
@@ -172,7 +214,7 @@ def _csv_rows(reader: "_csv.Reader", columns: list[str]) -> _Records:
         if not any(cell.strip() for cell in cells):
             continue
         if any(cell.strip() for cell in cells[len(columns) :]):
-            yield where, f"{len(cells)} cells, but the header names {len(columns)} columns"
+            yield where, _RowProblem("cell_count", f"{len(cells)} cells, but the header names {len(columns)} columns")
             continue
         # Columns without a header (Excel's trailing separators) are left out.
         yield where, {column: cell for column, cell in zip(columns, cells, strict=False) if column}
@@ -192,6 +234,50 @@ def _check_header(columns: list[str], catalog: FieldCatalog) -> None:
         raise InvalidInput(f"no phone column among {found}: name one {_synonyms(catalog)}", field="file")
 
 
+def _xlsx_records(data: bytes, catalog: FieldCatalog) -> _Records:
+    """The first sheet of a workbook, its first row the header; lines are the sheet's row numbers."""
+    if data.startswith(_OLE_SIGNATURE):
+        raise InvalidInput(XLS_MESSAGE, field="file")
+    try:
+        # read_only streams the rows; data_only gives a formula's last computed value.
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, ParseError, OSError):
+        raise InvalidInput("the file is not an Excel workbook (.xlsx) that can be read", field="file") from None
+    try:
+        rows = enumerate(workbook.worksheets[0].iter_rows(values_only=True), start=1)
+        header = next(rows, None)
+        if header is None:
+            raise InvalidInput("the first sheet of the workbook is empty", field="file")
+        columns = [_cell(cell) for cell in header[1]]
+        names = [str(column).strip() if column is not None else "" for column in columns]
+        _check_header(names, catalog)
+        for number, cells in rows:
+            values = [_cell(cell) for cell in cells]
+            if all(value is None for value in values):
+                continue
+            # Columns without a header are left out, as in a CSV.
+            yield {"line": number}, {column: value for column, value in zip(names, values, strict=False) if column}
+    except InvalidInput:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, ParseError, OSError) as exc:
+        raise InvalidInput(f"the workbook cannot be read ({type(exc).__name__})", field="file") from None
+    finally:
+        workbook.close()
+
+
+def _cell(value: Any) -> Any:
+    """A cell as the record keeps it: dates as ISO text (a date alone without its midnight), text stripped."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
 def _json_records(text: str) -> _Records:
     try:
         payload = json.loads(text, parse_constant=_reject_constant)
@@ -208,7 +294,7 @@ def _json_records(text: str) -> _Records:
     if not isinstance(payload, list):
         raise InvalidInput("a JSON file must hold an array of student objects: [{...}, {...}]", field="file")
     for position, item in enumerate(payload, start=1):
-        yield {"item": position}, item if isinstance(item, dict) else "is not a JSON object"
+        yield {"item": position}, item if isinstance(item, dict) else _NOT_OBJECT
 
 
 def _jsonl_records(text: str) -> _Records:
@@ -219,13 +305,16 @@ def _jsonl_records(text: str) -> _Records:
         try:
             item = json.loads(line, parse_constant=_reject_constant)
         except RecursionError:
-            yield {"line": number}, "not valid JSON (nested too deeply)"
+            yield {"line": number}, _RowProblem("invalid_json", "not valid JSON (nested too deeply)")
             continue
         except ValueError as exc:
             message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            yield {"line": number}, f"not valid JSON ({message})"
+            yield {"line": number}, _RowProblem("invalid_json", f"not valid JSON ({message})")
             continue
-        yield {"line": number}, item if isinstance(item, dict) else "is not a JSON object"
+        yield {"line": number}, item if isinstance(item, dict) else _NOT_OBJECT
+
+
+_NOT_OBJECT = _RowProblem("not_object", "is not a JSON object")
 
 
 def _reject_constant(name: str) -> Any:
@@ -247,19 +336,19 @@ def _roles(keys: Iterable[str], catalog: FieldCatalog) -> dict[IdentityRole, str
 
 def _student_values(record: Mapping[str, Any], roles: dict[IdentityRole, str] | str) -> StudentValues:
     if isinstance(roles, str):
-        raise _RowProblem(roles)
+        raise _RowProblem("ambiguous_columns", roles)
     phone_key = roles.get("phone")
     raw_phone = _text(record[phone_key], "phone") if phone_key is not None else None
     if raw_phone is None:
-        raise _RowProblem("no phone")
+        raise _RowProblem("no_phone", "no phone")
     try:
         phone = normalize_phone(raw_phone)
     except InvalidPhone as exc:
-        raise _RowProblem(f"invalid phone {raw_phone[:40]!r}: {exc}") from None
+        raise _RowProblem("invalid_phone", f"invalid phone {raw_phone[:40]!r}: {exc}", raw_phone[:40]) from None
     identity = {role: _text(record[key], role) for role, key in roles.items() if role != "phone"}
     for role, value in identity.items():
         if value is not None and len(value) > _MAX_CHARS[role]:
-            raise _RowProblem(f"{role} is longer than {_MAX_CHARS[role]} characters")
+            raise _RowProblem("too_long", f"{role} is longer than {_MAX_CHARS[role]} characters", role)
     identity_keys = set(roles.values())
     attributes = {
         key.strip(): value
@@ -280,7 +369,7 @@ def _text(value: Any, role: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict | list):
-        raise _RowProblem(f"{role} must be text, not a JSON {type(value).__name__}")
+        raise _RowProblem("not_text", f"{role} must be text, not a JSON {type(value).__name__}", role)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 5512345678.0 is a phone, not 55123456780 once the dot is dropped
     text = str(value).strip()
@@ -297,7 +386,7 @@ def _attribute(value: Any) -> Any:
 
 def _check_storable(value: Any) -> None:
     if not is_storable(value):
-        raise _RowProblem(UNSTORABLE_MESSAGE)
+        raise _RowProblem("unstorable", UNSTORABLE_MESSAGE)
 
 
 def _synonyms(catalog: FieldCatalog) -> str:

@@ -92,6 +92,43 @@ class StudentRepository:
             created += sum(await self.session.scalars(returning, chunk))
         return created
 
+    async def count_fields(self) -> dict[str, int]:
+        """How many students there are, and how many have each of the record's own fields."""
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.count(Student.phone),
+                    func.count(Student.name),
+                    func.count(Student.email),
+                    func.count(Student.external_id),
+                )
+            )
+        ).one()
+        return dict(zip(("students", "phone", "name", "email", "external_id"), row, strict=True))
+
+    async def recent_attributes(self, limit: int) -> Sequence[dict[str, Any]]:
+        """The attributes of the students loaded last: a sample of the list's columns."""
+        query = select(Student.attributes).order_by(Student.updated_at.desc(), Student.id).limit(limit)
+        return (await self.session.scalars(query)).all()
+
+    async def search(self, text: str, limit: int) -> Sequence[Student]:
+        """Students whose name, matrícula or email holds the text, or whose phone holds its digits."""
+        folded = text.lower()
+        conditions = [
+            func.lower(column).contains(folded, autoescape=True)
+            for column in (Student.name, Student.external_id, Student.email)
+        ]
+        digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+        if len(digits) >= 4:
+            conditions.append(Student.phone.contains(digits, autoescape=True))
+        query = select(Student).where(or_(*conditions)).order_by(Student.name, Student.phone).limit(limit)
+        return (await self.session.scalars(query)).all()
+
+    async def list_recent(self, limit: int) -> Sequence[Student]:
+        query = select(Student).order_by(Student.updated_at.desc(), Student.name).limit(limit)
+        return (await self.session.scalars(query)).all()
+
     def add(self, student: Student) -> None:
         self.session.add(student)
 

@@ -2,11 +2,12 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bedel.db import UTCDateTime
+from bedel.students.columns import ColumnReading
 
 MAX_NAME_CHARS = 200
 MAX_EMAIL_CHARS = 320
@@ -74,12 +75,30 @@ class StudentUpdate(BaseModel):
         return self
 
 
+RowProblem = Literal[
+    "invalid_phone",
+    "no_phone",
+    "repeated_phone",
+    "ambiguous_columns",
+    "too_long",
+    "not_text",
+    "unstorable",
+    "cell_count",
+    "not_object",
+    "invalid_json",
+]
+
+
 class RowError(BaseModel):
-    """A row that was not loaded: `line` for CSV and JSONL, `item` (1-based) for a JSON array."""
+    """A row that was not loaded: `line` for CSV, Excel and JSONL, `item` (1-based) for a JSON array."""
 
     line: int | None = None
     item: int | None = None
+    code: RowProblem = Field(description="Why, as a code: invalid_phone, no_phone, repeated_phone...")
     message: str
+    value: str | None = Field(
+        default=None, description="What is at fault: the phone as written, or the field that is too long"
+    )
 
     @property
     def location(self) -> str:
@@ -90,6 +109,20 @@ class ImportReport(BaseModel):
     created: int
     updated: int
     errors: list[RowError]
+    columns: list[ColumnReading] = Field(default_factory=list, description="How each column of the file was understood")
+    warnings: list[str] = Field(
+        default_factory=list, description="Columns nothing understood, or read against their values"
+    )
+
+
+class FieldsReport(BaseModel):
+    """How the columns of the loaded list are understood: what staff correct with BEDEL_FIELDS_FILE."""
+
+    students: int = Field(description="Students on the list")
+    sampled: int = Field(description="Students whose columns were read (the most recently loaded)")
+    record_fields: dict[str, int] = Field(description="Students with a phone, name, email and external_id (matrícula)")
+    columns: list[ColumnReading] = Field(description="The other columns, as the sampled students hold them")
+    warnings: list[str]
 
 
 def is_storable(value: Any) -> bool:
