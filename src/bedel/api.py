@@ -10,8 +10,11 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.console.documents import UPLOAD_PATHS as CONSOLE_UPLOAD_PATHS
+from bedel.console.documents import router as console_documents_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.rendering import STATIC_DIR
+from bedel.console.try_it import router as console_try_router
 from bedel.console.users import router as console_users_router
 from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
@@ -33,6 +36,8 @@ router.include_router(campaigns_router)
 router.include_router(ops_router)
 router.include_router(console_router)
 router.include_router(console_users_router)
+router.include_router(console_documents_router)
+router.include_router(console_try_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
@@ -41,4 +46,6 @@ UPLOAD_BODY_BYTES = {
     "/knowledge/documents": MAX_UPLOAD_BYTES,
     # A campaign may list its recipients: 200,000 phones or emails.
     "/campaigns": MAX_CAMPAIGN_BYTES,
+    # The console's document uploads take what the API's do.
+    **dict.fromkeys(CONSOLE_UPLOAD_PATHS, MAX_UPLOAD_BYTES),
 }

@@ -33,7 +33,11 @@ class Section:
 
 
 # The menu, in order. A new page adds its line here; the menu shows each role what it may open.
-SECTIONS = (Section("/console/users", "nav_users", "home_users", StaffRole.admin),)
+SECTIONS = (
+    Section("/console/documents", "nav_documents", "home_documents", StaffRole.admin),
+    Section("/console/try", "nav_try", "home_try", StaffRole.admin),
+    Section("/console/users", "nav_users", "home_users", StaffRole.admin),
+)
 
 
 def page_language(request: Request) -> Language:

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import conflict_insert, utcnow
@@ -47,6 +47,19 @@ class StudentRepository:
         """The record for a prompt, read as a plain row: no ORM object on the chat hot path."""
         row = (await self.session.execute(_RECORD_BY_PHONE, {"b_phone": phone})).first()
         return StudentRecord(*row) if row else None
+
+    async def search(self, text: str, limit: int) -> Sequence[Student]:
+        """Students whose name or matrícula holds `text`, or whose phone holds its digits, ignoring case."""
+        words = text.lower()
+        matches = [
+            func.lower(Student.name).contains(words, autoescape=True),
+            func.lower(Student.external_id) == words,
+        ]
+        digits = "".join(c for c in text if c.isdigit())
+        if len(digits) >= 4:
+            matches.append(Student.phone.contains(digits, autoescape=True))
+        query = select(Student).where(or_(*matches)).order_by(Student.name, Student.phone).limit(limit)
+        return (await self.session.scalars(query)).all()
 
     async def upsert_many(self, rows: Sequence[StudentValues]) -> int:
         """Insert each row, or replace the student holding its phone; return how many were new.

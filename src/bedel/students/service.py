@@ -78,6 +78,14 @@ async def delete_student(session: AsyncSession, phone: str) -> None:
     await StudentRepository.from_session(session).delete(student)
 
 
+async def find_students(session: AsyncSession, text: str, limit: int = 20) -> list[Student]:
+    """Students to pick by name, matrícula or part of the phone; nothing for a blank search."""
+    text = text.strip()
+    if not text:
+        return []
+    return list(await StudentRepository.from_session(session).search(text, limit))
+
+
 def canonical_phone(phone: str) -> str:
     """The canonical key of a phone given by a caller; `InvalidPhoneError` (422) when it is none."""
     try:
