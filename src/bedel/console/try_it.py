@@ -52,6 +52,10 @@ async def try_question(
         canonical = students.canonical_phone(phone)
         if not question.strip() or "\x00" in question:
             raise EmptyQuestion("write a question", field="question")
+        # The sign-in check's transaction (it only moved the session's last-seen time) ends here:
+        # the model may take seconds, and SQLite's one connection must not wait on it. The
+        # preview reads in its own short sessions, as a turn does.
+        await session.commit()
         preview = await cast(ChatState, get_state(request)).chat.preview(canonical, question.strip())
     except BedelError as exc:
         return await _page(request, session, admin, phone=phone, question=question, error=exc)
