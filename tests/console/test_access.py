@@ -11,7 +11,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from bedel.api import router
-from bedel.db import create_engine
+from bedel.chat.models import Message, Thread
+from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.knowledge import service as knowledge
+from bedel.knowledge.models import Document
 from bedel.users.models import StaffSession, StaffUser
 from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
 
@@ -24,7 +27,14 @@ ANONYMOUS_MAY = {
 }
 AGENT_MAY = ANONYMOUS_MAY | {("GET", "/console")}
 # A body that would change something if a route let it through.
-FORM = {"email": "intruder@example.edu", "role": "admin", "password": "intruder-password", "lang": "en"}
+FORM = {
+    "email": "intruder@example.edu",
+    "role": "admin",
+    "password": "intruder-password",
+    "lang": "en",
+    "phone": "+525512345678",
+    "question": "¿Cuánto debo?",
+}
 
 
 def _walk(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -57,9 +67,13 @@ async def snapshot(database_url: str) -> tuple[Any, ...]:
                 )
             ).all()
             sessions = await connection.scalar(select(func.count()).select_from(StaffSession))
+            documents = (await connection.execute(select(Document.id, Document.content_hash))).all()
+            conversations = [
+                await connection.scalar(select(func.count()).select_from(table)) for table in (Thread, Message)
+            ]
     finally:
         await engine.dispose()
-    return (tuple(users), sessions)
+    return (tuple(users), sessions, tuple(documents), tuple(conversations))
 
 
 async def admin_id(database_url: str) -> str:
@@ -72,12 +86,30 @@ async def admin_id(database_url: str) -> str:
     return str(found)
 
 
-def concrete(path: str, target: str) -> str:
-    return path.replace("{user_id}", target)
+async def a_document(database_url: str) -> str:
+    """A stored document, for the routes that would change or delete one."""
+    engine = create_engine(database_url)
+    try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            added = await knowledge.add_document(session, "pagos.md", b"# Pagos\n\nLas mensualidades vencen el 10.")
+    finally:
+        await engine.dispose()
+    assert added.document is not None
+    return str(added.document.id)
+
+
+def concrete(path: str, target: str, document: str = "") -> str:
+    return path.replace("{user_id}", target).replace("{document_id}", document)
+
+
+def with_document(form: dict[str, str], document: str) -> dict[str, str]:
+    return {**form, "document_id": document}
 
 
 def test_the_walk_finds_the_console_routes() -> None:
     assert ("POST", "/console/users/{user_id}/disable") in CONSOLE_ROUTES
+    assert ("POST", "/console/documents/{document_id}/delete") in CONSOLE_ROUTES
+    assert ("POST", "/console/try") in CONSOLE_ROUTES
     assert len(CONSOLE_ROUTES) >= 10
 
 
@@ -86,10 +118,12 @@ class TestAnonymous:
     async def test_is_sent_to_sign_in_and_changes_nothing(
         self, console: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target = await admin_id(clean_database)
+        target, document = await admin_id(clean_database), await a_document(clean_database)
         token = csrf_of(await console.get("/console/login"))
         before = await snapshot(clean_database)
-        response = await console.request(method, concrete(path, target), data={**FORM, "csrf_token": token})
+        response = await console.request(
+            method, concrete(path, target, document), data=with_document({**FORM, "csrf_token": token}, document)
+        )
         assert response.status_code == 303
         assert response.headers["location"].startswith("/console/login")
         assert await snapshot(clean_database) == before
@@ -100,17 +134,21 @@ class TestAgent:
     async def test_gets_403_and_changes_nothing(
         self, as_agent: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target = await admin_id(clean_database)
+        target, document = await admin_id(clean_database), await a_document(clean_database)
         token = await page_token(as_agent)
         before = await snapshot(clean_database)
-        response = await as_agent.request(method, concrete(path, target), data={**FORM, "csrf_token": token})
+        response = await as_agent.request(
+            method, concrete(path, target, document), data=with_document({**FORM, "csrf_token": token}, document)
+        )
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("text/html")
         assert "Tu rol no permite" in response.text
         assert await snapshot(clean_database) == before
 
     async def test_sees_no_link_to_admin_pages(self, as_agent: httpx.AsyncClient) -> None:
-        assert "/console/users" not in (await as_agent.get("/console")).text
+        home = (await as_agent.get("/console")).text
+        for admin_page in ("/console/users", "/console/documents", "/console/try"):
+            assert admin_page not in home
 
 
 class TestCSRF:
@@ -118,9 +156,9 @@ class TestCSRF:
     async def test_a_post_without_its_token_is_refused_and_changes_nothing(
         self, as_admin: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target = await admin_id(clean_database)
+        target, document = await admin_id(clean_database), await a_document(clean_database)
         before = await snapshot(clean_database)
-        response = await as_admin.request(method, concrete(path, target), data=FORM)
+        response = await as_admin.request(method, concrete(path, target, document), data=with_document(FORM, document))
         assert response.status_code == 403
         assert "El formulario caducó" in response.text
         assert await snapshot(clean_database) == before
