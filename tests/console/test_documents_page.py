@@ -3,6 +3,8 @@ and try a question, on SQLite and PostgreSQL through the real app."""
 
 import re
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,9 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bedel import api
+from bedel.config import Settings
 from bedel.db import create_engine
 from bedel.knowledge.models import Document, DocumentChunk
-from tests.console.accounts import page_token
+from tests.console.accounts import ADMIN, page_token, sign_in
 from tests.knowledge.documents import CALENDAR, FEES, LIBRARY, pdf_with_text
 
 PAGE = "/console/documents"
@@ -143,6 +146,7 @@ class TestTestQuestion:
         assert re.search(r"Relevancia: <strong>\d+ %</strong>", first)
         assert "Bedel lo usaría" in first
         assert 'value="¿Cuánto es el recargo si pago tarde?"' in response.text
+        assert "todavía está incorporando" not in response.text
 
     async def test_a_question_no_document_answers_says_so(self, as_admin: httpx.AsyncClient) -> None:
         await upload(as_admin, markdown("pagos.md", FEES))
@@ -151,6 +155,20 @@ class TestTestQuestion:
 
         assert "Pasajes encontrados: 0" in response.text
         assert "Quizá falta un documento" in response.text
+
+    async def test_says_so_while_the_index_has_not_taken_in_the_latest_change(
+        self, make_client: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path, accounts: None
+    ) -> None:
+        # The index cannot be saved here, so it stays at the revision before the upload.
+        unwritable = tmp_path / "not-a-folder"
+        unwritable.write_text("")
+        async with make_client(make_settings(knowledge_index_dir=unwritable)) as admin:
+            await sign_in(admin, *ADMIN)
+            await upload(admin, markdown("pagos.md", FEES))
+
+            response = await admin.get(PAGE, params={"q": "recargo por pago tarde"})
+
+        assert "Bedel todavía está incorporando los últimos cambios" in response.text
 
 
 class TestDocument:
