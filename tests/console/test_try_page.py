@@ -141,6 +141,26 @@ class TestAskAsAStudent:
         assert "El asistente pasaría la conversación a una persona." in page.text
         assert (await admin.get("/threads", params={"phone": LUCIA})).json()["items"] == []
 
+    @respx.mock
+    async def test_a_conversation_a_person_has_is_said_to_be_theirs(
+        self, admin: httpx.AsyncClient, clean_database: str
+    ) -> None:
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(
+            side_effect=[
+                completion(None, tool_calls=[tool_call("request_human", "{}")]),
+                completion("Te comunico con una persona."),
+                completion(ANSWER),
+            ]
+        )
+        await admin.post("/chat", json={"phone": LUCIA, "question": "quiero hablar con alguien"})
+        before = await everything(clean_database)
+
+        page = await try_question(admin, LUCIA, "¿Cuánto es el recargo?")
+
+        assert "Una persona atiende esta conversación ahora" in page.text
+        assert "Un pago tarde lleva un recargo del 10 %.</blockquote>" in page.text
+        assert await everything(clean_database) == before
+
 
 class TestAskAsAnUnknownNumber:
     @respx.mock
