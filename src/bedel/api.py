@@ -13,10 +13,13 @@ from bedel.chat.endpoints import threads_router
 from bedel.console.campaigns import router as console_campaigns_router
 from bedel.console.conversations import router as console_conversations_router
 from bedel.console.dashboard import router as console_dashboard_router
+from bedel.console.documents import UPLOAD_PATHS as CONSOLE_UPLOAD_PATHS
+from bedel.console.documents import router as console_documents_router
 from bedel.console.endpoints import router as console_router
 from bedel.console.inbox import router as console_inbox_router
 from bedel.console.rendering import STATIC_DIR
 from bedel.console.students import router as console_students_router
+from bedel.console.try_it import router as console_try_router
 from bedel.console.users import router as console_users_router
 from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
@@ -43,6 +46,8 @@ router.include_router(console_conversations_router)
 router.include_router(console_campaigns_router)
 router.include_router(console_dashboard_router)
 router.include_router(console_students_router)
+router.include_router(console_documents_router)
+router.include_router(console_try_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.
@@ -54,4 +59,6 @@ UPLOAD_BODY_BYTES = {
     "/campaigns": MAX_CAMPAIGN_BYTES,
     "/console/campaigns": MAX_CAMPAIGN_BYTES,
     "/console/campaigns/preview": MAX_CAMPAIGN_BYTES,
+    # The console's document uploads take what the API's do.
+    **dict.fromkeys(CONSOLE_UPLOAD_PATHS, MAX_UPLOAD_BYTES),
 }

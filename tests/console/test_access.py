@@ -14,6 +14,8 @@ from bedel.api import router
 from bedel.campaigns.models import Campaign, CampaignStatus
 from bedel.chat.models import Message, Thread
 from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.knowledge import service as knowledge
+from bedel.knowledge.models import Document
 from bedel.students import service as students
 from bedel.students.models import Student
 from bedel.students.schemas import StudentUpdate
@@ -49,6 +51,8 @@ FORM = {
     "password": "intruder-password",
     "lang": "en",
     "text": "intruder reply",
+    "phone": "+525512345678",
+    "question": "¿Cuánto debo?",
 }
 
 
@@ -92,9 +96,18 @@ async def snapshot(database_url: str) -> tuple[Any, ...]:
                     select(Student.phone, Student.name, Student.email, Student.attributes).order_by(Student.phone)
                 )
             ).all()
+            documents = (await connection.execute(select(Document.id, Document.content_hash))).all()
     finally:
         await engine.dispose()
-    return (tuple(users), sessions, tuple(conversations), messages, tuple(campaigns), tuple(records))
+    return (
+        tuple(users),
+        sessions,
+        tuple(conversations),
+        messages,
+        tuple(campaigns),
+        tuple(records),
+        tuple(documents),
+    )
 
 
 async def admin_id(database_url: str) -> str:
@@ -110,8 +123,10 @@ async def admin_id(database_url: str) -> str:
     return str(found)
 
 
-async def draft_campaign(database_url: str) -> str:
-    """A draft campaign for the routes that act on one: starting it would show in the snapshot."""
+async def targets(database_url: str) -> dict[str, str]:
+    """What the walk's routes act on: the admin account, a student (see admin_id), a draft campaign
+    (starting it would show in the snapshot) and a stored document."""
+    admin = await admin_id(database_url)
     engine = create_engine(database_url)
     campaign = Campaign(
         name="Aviso",
@@ -124,19 +139,33 @@ async def draft_campaign(database_url: str) -> str:
     try:
         async for session in session_scope(create_sessionmaker(engine)):
             session.add(campaign)
+            added = await knowledge.add_document(session, "pagos.md", b"# Pagos\n\nLas mensualidades vencen el 10.")
     finally:
         await engine.dispose()
-    return str(campaign.id)
+    assert added.document is not None
+    # A thread or attachment that does not exist: the role and the token are checked first either way.
+    return {
+        "{user_id}": admin,
+        "{thread_id}": admin,
+        "{attachment_id}": admin,
+        "{campaign_id}": str(campaign.id),
+        "{action}": "start",
+        "{phone}": STUDENT,
+        "{document_id}": str(added.document.id),
+    }
 
 
 STUDENT = "+525512345678"
 
 
-def concrete(path: str, target: str, campaign: str = "") -> str:
-    # An id that exists (the admin's, a draft campaign) or not: either way the role and the token are checked first.
-    for name, value in (("{user_id}", target), ("{thread_id}", target), ("{attachment_id}", target)):
+def concrete(path: str, ids: dict[str, str]) -> str:
+    for name, value in ids.items():
         path = path.replace(name, value)
-    return path.replace("{campaign_id}", campaign).replace("{action}", "start").replace("{phone}", STUDENT)
+    return path
+
+
+def with_document(form: dict[str, str], ids: dict[str, str]) -> dict[str, str]:
+    return {**form, "document_id": ids["{document_id}"]}
 
 
 def test_the_walk_finds_the_console_routes() -> None:
@@ -145,6 +174,8 @@ def test_the_walk_finds_the_console_routes() -> None:
     assert ("GET", "/console/campaigns/{campaign_id}/failures.csv") in CONSOLE_ROUTES
     assert ("POST", "/console/students/{phone}/delete") in CONSOLE_ROUTES
     assert ("POST", "/console/students/import") in CONSOLE_ROUTES
+    assert ("POST", "/console/documents/{document_id}/delete") in CONSOLE_ROUTES
+    assert ("POST", "/console/try") in CONSOLE_ROUTES
     assert len(CONSOLE_ROUTES) >= 10
 
 
@@ -153,10 +184,12 @@ class TestAnonymous:
     async def test_is_sent_to_sign_in_and_changes_nothing(
         self, console: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target, campaign = await admin_id(clean_database), await draft_campaign(clean_database)
+        ids = await targets(clean_database)
         token = csrf_of(await console.get("/console/login"))
         before = await snapshot(clean_database)
-        response = await console.request(method, concrete(path, target, campaign), data={**FORM, "csrf_token": token})
+        response = await console.request(
+            method, concrete(path, ids), data=with_document({**FORM, "csrf_token": token}, ids)
+        )
         assert response.status_code == 303
         assert response.headers["location"].startswith("/console/login")
         assert await snapshot(clean_database) == before
@@ -167,10 +200,12 @@ class TestAgent:
     async def test_gets_403_and_changes_nothing(
         self, as_agent: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target, campaign = await admin_id(clean_database), await draft_campaign(clean_database)
+        ids = await targets(clean_database)
         token = await page_token(as_agent)
         before = await snapshot(clean_database)
-        response = await as_agent.request(method, concrete(path, target, campaign), data={**FORM, "csrf_token": token})
+        response = await as_agent.request(
+            method, concrete(path, ids), data=with_document({**FORM, "csrf_token": token}, ids)
+        )
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("text/html")
         assert "Tu rol no permite" in response.text
@@ -178,9 +213,14 @@ class TestAgent:
 
     async def test_sees_no_link_to_admin_pages(self, as_agent: httpx.AsyncClient) -> None:
         home = (await as_agent.get("/console")).text
-        assert "/console/users" not in home
-        assert "/console/campaigns" not in home
-        assert "/console/students" not in home
+        for admin_page in (
+            "/console/users",
+            "/console/campaigns",
+            "/console/students",
+            "/console/documents",
+            "/console/try",
+        ):
+            assert admin_page not in home
 
     async def test_opens_the_inbox_and_the_conversations(self, as_agent: httpx.AsyncClient) -> None:
         home = (await as_agent.get("/console")).text
@@ -208,9 +248,9 @@ class TestCSRF:
     async def test_a_post_without_its_token_is_refused_and_changes_nothing(
         self, as_admin: httpx.AsyncClient, clean_database: str, method: str, path: str
     ) -> None:
-        target, campaign = await admin_id(clean_database), await draft_campaign(clean_database)
+        ids = await targets(clean_database)
         before = await snapshot(clean_database)
-        response = await as_admin.request(method, concrete(path, target, campaign), data=FORM)
+        response = await as_admin.request(method, concrete(path, ids), data=with_document(FORM, ids))
         assert response.status_code == 403
         assert "El formulario caducó" in response.text
         assert await snapshot(clean_database) == before

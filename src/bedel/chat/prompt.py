@@ -154,3 +154,9 @@ def _student_context(student: StudentRecord | None, catalog: FieldCatalog) -> di
         "attributes": student.attributes,
         "fields": fields,
     }
+
+
+def record_fields(student: StudentRecord | None, catalog: FieldCatalog) -> list[dict[str, Any]]:
+    """The caller's record as the instructions show it, label and value (none for an unknown caller)."""
+    context = _student_context(student, catalog)
+    return context["fields"] if context else []

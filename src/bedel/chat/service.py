@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bedel.chat.citations import MarkerFilter, cited_sources
 from bedel.chat.locks import ConversationLocks
 from bedel.chat.models import Role, ThreadStatus
-from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history
+from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history, record_fields
 from bedel.chat.repository import StoredTurn, ThreadRepository
-from bedel.chat.schemas import AttachmentCreate, ChatAnswer, StudentSummary, UsageOut
+from bedel.chat.schemas import AttachmentCreate, ChatAnswer, Source, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
 from bedel.errors import Conflict, UpstreamUnavailable
-from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn
+from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn, Usage
 from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
@@ -66,6 +66,26 @@ class Turnaround:
     question_id: uuid.UUID
     # A person has the conversation: the question is stored and the bot does not answer.
     handed_off: bool
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a turn would answer, beside what it was made from; nothing of it is stored."""
+
+    answer: str
+    student: StudentRecord | None
+    # The record's fields as the instructions show them (label and value).
+    fields: list[dict[str, Any]]
+    # The passages retrieved (relevant enough to answer from), in prompt order.
+    passages: list[Passage]
+    sources: list[Source]
+    instructions: str
+    handoff: bool
+    # A person has the conversation: a real turn would store the question and not ask the model.
+    handed_off: bool
+    usage: Usage
+    model: str
+    latency_ms: int
 
 
 class ChatService:
@@ -400,3 +420,57 @@ class ChatService:
 
     def options_with(self, **changes: Any) -> AssistantOptions:
         return replace(self.options, **{k: v for k, v in changes.items() if v is not None})
+
+    async def preview(self, phone: str, question: str) -> Preview:
+        """Answer `question` as a turn from `phone` would, with the same retrieval, memory, prompt and
+        model, but writing nothing: no thread, message, lease, summary or turn metric. The
+        conversation's stored turns are read as a turn reads them."""
+        started = time.perf_counter()
+        options = self.options
+        async with self._sessionmaker() as session:
+            threads = ThreadRepository.from_session(session)
+            found = await threads.find_many(phone=phone, status=None, limit=1, offset=0)
+            thread = found[0] if found else None
+            history = []
+            if thread is not None:
+                history = await threads.recent_turns(thread.id, thread.summarized_through, RECENT_MESSAGES_LIMIT)
+            student = await StudentRepository.from_session(session).get_record(phone)
+        # A turn that holds no lease and reserves no seq: only what the pipeline reads is real.
+        turn = Turnaround(
+            thread_id=thread.id if thread else uuid.UUID(int=0),
+            lease=uuid.UUID(int=0),
+            next_seq=0,
+            summary=thread.summary if thread else "",
+            history=history,
+            student=student,
+            question_id=uuid.UUID(int=0),
+            handed_off=thread is not None and thread.status == ThreadStatus.handoff,
+        )
+        tools = CallerTools(student)
+        passages = await self._passages(turn, question, options)
+        window, folded = await self._memory(turn, options)
+        prompt = build_prompt(
+            template=self._template,
+            options=options,
+            catalog=self._catalog,
+            student=student,
+            summary=folded[0] if folded else turn.summary,
+            history=window,
+            question=question,
+            passages=passages,
+        )
+        completion = await self._model.complete(prompt, tools)
+        text, sources = cited_sources(completion.text, passages)
+        return Preview(
+            answer=text,
+            student=student,
+            fields=record_fields(student, self._catalog),
+            passages=passages,
+            sources=sources,
+            instructions=prompt.messages[0]["content"],
+            handoff=tools.handoff_requested,
+            handed_off=turn.handed_off,
+            usage=completion.usage,
+            model=completion.model,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+        )

@@ -39,6 +39,8 @@ SECTIONS = (
     Section("/console/dashboard", "nav_dashboard", "home_dashboard", StaffRole.admin),
     Section("/console/campaigns", "nav_campaigns", "home_campaigns", StaffRole.admin),
     Section("/console/students", "nav_students", "home_students", StaffRole.admin),
+    Section("/console/documents", "nav_documents", "home_documents", StaffRole.admin),
+    Section("/console/try", "nav_try", "home_try", StaffRole.admin),
     Section("/console/users", "nav_users", "home_users", StaffRole.admin),
 )
 

@@ -116,6 +116,23 @@ async def add_document(
     return await store_document(session, read, embedder=embedder)
 
 
+async def replace_document(
+    session: AsyncSession, document_id: uuid.UUID, source: str, data: bytes, *, embedder: Embedder | None = None
+) -> AddedDocument:
+    """Put a new file in the place of a document: the file is stored under its own name (its type
+    comes from it) and the old document goes, unless the file could not be stored, in which case
+    nothing changes. Flushes, never commits."""
+    old = await KnowledgeRepository.from_session(session).get(document_id)
+    if old is None:
+        raise NotFound("no document with this id")
+    stored = await add_document(session, source, data, embedder=embedder)
+    if stored.status == "failed" or stored.document is None or stored.document.id == old.id:
+        return stored
+    if old.source != stored.source:
+        await delete_document(session, document_id)
+    return stored.model_copy(update={"status": "replaced"})
+
+
 def summarize(results: Iterable[AddedDocument]) -> AddReport:
     files = list(results)
     counts = {status: sum(1 for f in files if f.status == status) for status in ("added", "replaced", "unchanged")}
@@ -142,6 +159,11 @@ async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None
         raise NotFound("no document with this id")
     await repository.delete(document)
     await repository.new_revision()
+
+
+async def current_revision(session: AsyncSession) -> str:
+    """The knowledge revision in the database: an index of another one is not up to date yet."""
+    return await KnowledgeRepository.from_session(session).current_revision()
 
 
 def _content_hash(parsed: ParsedDocument) -> str:
