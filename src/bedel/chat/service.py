@@ -26,11 +26,12 @@ from bedel.chat.repository import StoredTurn, ThreadRepository
 from bedel.chat.schemas import AttachmentCreate, ChatAnswer, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
 from bedel.errors import Conflict, UpstreamUnavailable
-from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn
+from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn, Usage
 from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
 from bedel.students.schemas import StudentRecord
+from bedel.terms import is_english, to_spanish
 from bedel.texts.catalog import texts_for
 
 log = structlog.get_logger()
@@ -164,8 +165,11 @@ class ChatService:
         confirm_handoff: bool = False,
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
-        options = options or self.options
         question = "\n".join(q.text for q in questions)
+        if options is None and is_english(question):
+            # The student's language wins over the configured one: an exchange student gets English.
+            options = replace(self.options, language="en")
+        options = options or self.options
         async with self._locks.hold(phone):
             begun = time.perf_counter()
             turn = await self._begin(phone, questions)
@@ -177,7 +181,8 @@ class ChatService:
             try:
                 tools = CallerTools(turn.student)
                 retrieving = time.perf_counter()
-                passages = await self._passages(turn, question, options)
+                search_text, search_usage = await self._search_text(question)
+                passages = await self._passages(turn, search_text, options)
                 asked = time.perf_counter()
                 chat_stage(ChatStage.retrieval).observe(asked - retrieving)
                 window, folded = await self._memory(turn, options)
@@ -190,6 +195,7 @@ class ChatService:
                     history=window,
                     question=question,
                     passages=passages,
+                    search_text=search_text,
                 )
                 if streaming:
                     completion = None
@@ -204,6 +210,8 @@ class ChatService:
                     assert completion is not None
                 else:
                     completion = await self._model.complete(prompt, tools)
+                if search_usage.total_tokens:
+                    completion = replace(completion, usage=_sum(completion.usage, search_usage))
                 chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = round((time.perf_counter() - started) * 1000)
                 finishing = time.perf_counter()
@@ -266,10 +274,20 @@ class ChatService:
                 raise Conflict("an earlier question from this phone is still being answered; ask again", retry_after=5)
             await asyncio.sleep(LEASE_POLL_S)
 
-    async def _passages(self, turn: Turnaround, question: str, options: AssistantOptions) -> list[Passage]:
-        """Passages relevant enough to answer from, found with the question and the student's previous ones."""
+    async def _search_text(self, question: str) -> tuple[str, Usage]:
+        """What to search the Spanish documents with: the question, or its Spanish words when written in English."""
+        if not is_english(question):
+            return question, Usage(0, 0)
+        return await self._model.search_terms(question)
+
+    async def _passages(self, turn: Turnaround, search_text: str, options: AssistantOptions) -> list[Passage]:
+        """Passages relevant enough to answer from, found with the question and the student's previous ones.
+
+        Every turn searches, whatever the record holds: a rule that names a record field is the
+        documents' to answer, and with a model the passages always reach the prompt."""
         earlier = [message.content for message in turn.history if message.role == Role.user][-CONTEXT_QUESTIONS:]
-        found = await self._knowledge.retrieve(question, earlier, options.passages_limit)
+        earlier = [to_spanish(text) if is_english(text) else text for text in earlier]
+        found = await self._knowledge.retrieve(search_text, earlier, options.passages_limit)
         return [passage for passage in found if passage.relevance >= options.min_relevance]
 
     async def _keep_lease(self, turn: Turnaround) -> None:
@@ -400,3 +418,8 @@ class ChatService:
 
     def options_with(self, **changes: Any) -> AssistantOptions:
         return replace(self.options, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _sum(first: Usage, second: Usage) -> Usage:
+    total_in, total_out = first.input_tokens + second.input_tokens, first.output_tokens + second.output_tokens
+    return Usage(total_in, total_out, estimated=first.estimated or second.estimated)

@@ -8,16 +8,18 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bm25s
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
 
 from bedel.llm.ports import Passage
-from bedel.terms import SYNONYMS_DIGEST, analyze
+from bedel.terms import SYNONYM_STEMS, SYNONYMS_DIGEST, analyze, spell_out
 
 # Bump when the analysis or the saved layout changes: indexes saved by older code are rebuilt.
 INDEX_FORMAT = 2
@@ -25,6 +27,9 @@ INDEX_FORMAT = 2
 RRF_K = 60
 FUSION_DEPTH = 50
 _EMBEDDINGS = "embeddings.npy"
+# A misspelt term ("inscripsion") is corrected to the index's nearest term only when it is long
+# enough that one or two slips cannot turn it into another word.
+_SPELLING = ((10, 2), (6, 1))  # (at least this long, at most this many edits)
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,11 @@ class Query:
 
     @classmethod
     def from_text(cls, question: str, context: Sequence[str] = (), vector: list[float] | None = None) -> "Query":
-        return cls(analyze(question), analyze(" ".join(context)), vector)
+        """The terms of what students write: chat shortcuts spelt out first ("q", "x", "pa")."""
+        return cls(analyze(spell_out(question)), analyze(spell_out(" ".join(context))), vector)
+
+    def corrected(self, spelling: Callable[[str], str]) -> "Query":
+        return Query([spelling(t) for t in self.question], [spelling(t) for t in self.context], self.vector)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -65,6 +74,10 @@ class SearchIndex:
         self._retriever = retriever
         self._corpus = corpus
         self._vectors = vectors
+        # Spellings a misspelt term may be corrected to, and the index term each stands for; made at first need.
+        self._known: dict[str, str] | None = None
+        self._spellings: list[str] = []
+        self._corrections: dict[str, str] = {}
 
     @property
     def size(self) -> int:
@@ -128,6 +141,7 @@ class SearchIndex:
     def search(self, query: Query, limit: int) -> list[Passage]:
         if self._retriever is None:
             return []
+        query = query.corrected(self.spelling)
         weights = query.weights
         term_ids = [
             term_id
@@ -156,6 +170,40 @@ class SearchIndex:
             )
         return passages
 
+    def spelling(self, term: str) -> str:
+        """`term`, or the index's term it misspells: the closest by edits (a swap of two letters is
+        one), among the index's terms and the synonyms' own spellings; the more frequent on a tie."""
+        assert self._retriever is not None
+        vocabulary = self._retriever.vocab_dict
+        if term in vocabulary or not term.isalpha():
+            return term
+        if term in self._corrections:
+            return self._corrections[term]
+        edits = next((most for least, most in _SPELLING if len(term) >= least), 0)
+        found = term
+        if edits:
+            if self._known is None:
+                self._known = {t: t for t in vocabulary if t.isalpha()}
+                self._known |= {s: c for s, c in SYNONYM_STEMS.items() if c in vocabulary}
+                self._spellings = list(self._known)
+            matches = process.extract(
+                term, self._spellings, scorer=DamerauLevenshtein.distance, score_cutoff=edits, limit=8
+            )
+            if matches:
+                nearest = min(distance for _, distance, _ in matches)
+                tied = [self._known[t] for t, distance, _ in matches if distance == nearest]
+                found = max(tied, key=lambda t: (self._frequency(t), t))
+        # Bounded: a stream of odd words must not grow the process.
+        if len(self._corrections) < 10_000:
+            self._corrections[term] = found
+        return found
+
+    def _frequency(self, term: str) -> int:
+        assert self._retriever is not None
+        term_id = self._retriever.vocab_dict.get(term)
+        indptr = self._retriever.scores["indptr"]
+        return 0 if term_id is None else int(indptr[term_id + 1] - indptr[term_id])
+
     def _relevance(self, weights: dict[str, float], terms: set[str]) -> float:
         """The IDF-weighted share of the query's terms that the passage holds."""
         total = found = 0.0
@@ -169,9 +217,7 @@ class SearchIndex:
     def _idf(self, term: str) -> float:
         assert self._retriever is not None
         documents = self.size
-        term_id = self._retriever.vocab_dict.get(term)
-        indptr = self._retriever.scores["indptr"]
-        frequency = 0 if term_id is None else int(indptr[term_id + 1] - indptr[term_id])
+        frequency = self._frequency(term)
         return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
 
     def _dense_scores(self, vector: list[float] | None) -> np.ndarray | None:

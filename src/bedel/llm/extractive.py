@@ -7,7 +7,7 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 import re
 
 from bedel.llm.ports import Prompt
-from bedel.terms import analyze, fold, split_sentences
+from bedel.terms import analyze, fold, spell_out, split_sentences
 from bedel.texts.catalog import Texts
 
 ANSWER_SENTENCES = 3
@@ -37,9 +37,11 @@ _INTENT_BONUS = 1.5
 
 def passage_answer(prompt: Prompt, texts: Texts) -> str:
     """Quote up to three lines of the passage that answers best, in their order, citing it."""
-    weights = dict.fromkeys(analyze(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:]), 1.0)
-    weights.update(dict.fromkeys(analyze(prompt.question), 2.0))
-    wanted = [shape for asks, shape in _INTENTS if asks.search(fold(prompt.question))]
+    earlier = spell_out(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:])
+    question = spell_out(prompt.search_text or prompt.question)
+    weights = dict.fromkeys(analyze(earlier), 1.0)
+    weights.update(dict.fromkeys(analyze(question), 2.0))
+    wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     best: tuple[float, int] = (0.0, 0)
     scored: list[list[tuple[float, int]]] = []
     for rank, passage in enumerate(prompt.passages):
