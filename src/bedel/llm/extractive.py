@@ -5,8 +5,12 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 """
 
 import re
+from collections.abc import Sequence
 
-from bedel.llm.ports import Prompt
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+
+from bedel.llm.ports import Passage, Prompt
 from bedel.terms import analyze, fold, spell_out, split_sentences
 from bedel.texts.catalog import Texts
 
@@ -20,8 +24,13 @@ _NUMBERED = re.compile(r"\s*\d+[.)]\s")
 _MONTHS = "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre"
 _DAYS = "lunes|martes|miercoles|jueves|viernes|sabado|domingo"
 # What kind of line answers a kind of question: "¿cuánto?" wants a figure, "¿cuándo?" a date...
+_MONEY = r"\$|\bmxn\b|\busd\b|\bpesos\b|\bdolares\b|\beuros?\b|\d[.,]\d{3}\b|\d[.,]\d{2}\b"
+_PRICE = re.compile(_MONEY + r"|%")
+# Words sharing this many first letters are forms of one word ("reinscribirse", "reinscripción").
+_SAME_PREFIX = 7
 _INTENTS = (
     (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), re.compile(r"\d")),
+    (re.compile(r"\bcost|\bcuesta|\bprecio|\bcobr|\bpag|\bcuota|\bcolegiatura|\bmensualidad"), re.compile(_MONEY)),
     (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}")),
     (re.compile(r"\bplazo|\btarda|\btiempo\b|\bdias\b"), re.compile(r"\d+\s*(dias|semanas|meses|horas)")),
     (re.compile(r"\bhora|\bhorario|\babre|\bcierra"), re.compile(r"\d{1,2}:\d{2}|\bhoras?\b")),
@@ -33,10 +42,28 @@ _INTENTS = (
     (re.compile(r"\bdonde\b|\bubica"), re.compile(r"\bedificio|\bplanta|\bpiso\b|\bav\.|\bcalle|\bplanta")),
 )
 _INTENT_BONUS = 1.5
+# "¿Cuánto cuesta X?" is answered by a line with an amount (or a percentage), or not at all.
+_ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
+# Words that say what is asked, not what about: the rest of the question is its topic.
+_ASKING = frozenset(
+    analyze("cuanto cuesta costo precio cobran pagar hora horario fecha cuando donde plazo tiempo requisitos piden")
+)
+# Lines that answer clearly less than the best one are left out: the fee beside the one asked for
+# in a table, or the other period's dates, must not read as the answer.
+KEEP_RATIO = 0.6
+LIST_ITEMS = 4
+# A line that goes on ("...por lo menos al\n80% de las clases") was wrapped, not ended.
+_ENDED = re.compile(r"[.:;!?…|]\s*$")
+_STARTS_ITEM = re.compile(r"\s*([-*+|#]|\d+[.)]\s)")
+_NUMBER_ONLY = re.compile(r"\d+[.)]")
 
 
-def passage_answer(prompt: Prompt, texts: Texts) -> str:
-    """Quote up to three lines of the passage that answers best, in their order, citing it."""
+def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
+    """Quote up to three lines of the passage that answers best, in their order, citing it.
+
+    None when no line answers: a price asked and no amount in the lines, or a topic the passages
+    do not share ("¿cuánto cuesta el estacionamiento?" against a table of fees).
+    A number next to the right one is not quoted: lines well below the best one are left out."""
     earlier = spell_out(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:])
     question = spell_out(prompt.search_text or prompt.question)
     weights = dict.fromkeys(analyze(earlier), 1.0)
@@ -45,7 +72,7 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str:
     best: tuple[float, int] = (0.0, 0)
     scored: list[list[tuple[float, int]]] = []
     for rank, passage in enumerate(prompt.passages):
-        lines = split_sentences(passage.text)
+        lines = _lines(passage.text)
         scores = [(_score(line, weights, wanted), index) for index, line in enumerate(lines)]
         scored.append(scores)
         top = max((score for score, _ in scores), default=0.0) * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank)
@@ -53,9 +80,10 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str:
             best = (top, rank)
     rank = best[1]
     passage = prompt.passages[rank]
-    lines = split_sentences(passage.text)
-    ranked = sorted((item for item in scored[rank] if item[0] > 0), key=lambda item: (-item[0], item[1]))
-    chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES]) or [0]
+    lines = _lines(passage.text)
+    top = max((score for score, _ in scored[rank]), default=0.0)
+    ranked = sorted((item for item in scored[rank] if item[0] >= top * KEEP_RATIO), key=lambda i: (-i[0], i[1]))
+    chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES] if top > 0) or [0]
     # A table row makes sense only with its header, a list item with the line that introduces it.
     first = chosen[0]
     if lines[first].lstrip().startswith("|"):
@@ -63,11 +91,59 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str:
         while header > 0 and lines[header - 1].lstrip().startswith("|"):
             header -= 1
         chosen = sorted({header, *chosen})
+    elif lines[chosen[-1]].rstrip().endswith(":"):
+        # "Para conservar la beca el alumno debe:" is answered by the items that follow it.
+        last = chosen[-1]
+        items = [i for i in range(last + 1, min(len(lines), last + 1 + LIST_ITEMS)) if _is_item(lines[i])]
+        chosen = sorted({*chosen, *items})
     elif _is_item(lines[first]):
         intro = next((i for i in range(first - 1, -1, -1) if lines[i].rstrip().endswith(":")), None)
         chosen = sorted({intro, *chosen}) if intro is not None else chosen
+    if not _answers(question, [lines[index] for index in chosen], prompt.passages):
+        return None
     text = "\n".join(line for line in (_plain(lines[index]) for index in chosen) if line)
     return f"{texts.passage_says.format(title=passage.title, number=rank + 1)}\n{text}"
+
+
+def _answers(question: str, quoted: list[str], passages: Sequence[Passage]) -> bool:
+    """Whether the quoted lines can answer: an amount when a price is asked, and a topic the passages
+    share beyond the asking words ("¿cuánto cuesta el estacionamiento?" against a table of fees)."""
+    if _ASKS_PRICE.search(question) and not any(_PRICE.search(fold(line)) for line in quoted):
+        return False
+    asked = set(analyze(question)) - _ASKING
+    if not asked:
+        return True
+    known = set(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in passages)))
+    return any(_knows(term, known) for term in asked)
+
+
+def _knows(term: str, known: set[str]) -> bool:
+    """The passages hold the term, another form of it ("reinscrib", "reinscripcion") or a slip of it."""
+    if term in known:
+        return True
+    if len(term) < _SAME_PREFIX:
+        return False
+    return any(other.startswith(term[:_SAME_PREFIX]) for other in known) or bool(
+        process.extractOne(term, known, scorer=DamerauLevenshtein.distance, score_cutoff=1)
+    )
+
+
+def _lines(text: str) -> list[str]:
+    """A passage's sentences, list items and table rows, with hard-wrapped lines joined back."""
+    joined: list[str] = []
+    for line in text.splitlines():
+        if joined and line.strip() and not _STARTS_ITEM.match(line) and not _ENDED.search(joined[-1]):
+            joined[-1] = f"{joined[-1].rstrip()} {line.strip()}"
+        else:
+            joined.append(line)
+    pieces: list[str] = []
+    for piece in split_sentences("\n".join(joined)):
+        # "1. Solicita tu ficha": the item's number is not a sentence of its own.
+        if pieces and _NUMBER_ONLY.fullmatch(pieces[-1]):
+            pieces[-1] = f"{pieces[-1]} {piece}"
+        else:
+            pieces.append(piece)
+    return pieces
 
 
 def _score(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -> float:

@@ -142,7 +142,7 @@ class OfflineModel:
         possessive = not _POSSESSIVES.isdisjoint(words)
         personal = bool(concepts) or possessive
         found, missing = self._record_answer(spelled, concepts, fields, texts, possessive=possessive)
-        document = passage_answer(prompt, texts) if prompt.passages else ""
+        document = (passage_answer(prompt, texts) or "") if prompt.passages else ""
         if document and (not personal or _RULES.find(words)):
             # A rule is the documents' to answer; the student's own value goes beside it when the record has it.
             parts += [found, document] if found else [document]
