@@ -44,7 +44,7 @@ _SMALL_TALK = frozenset(
         "ayudas", "necesito", "ocupo", "quiero", "tengo", "una", "un", "pregunta", "duda", "dudas", "me", "te",
         "puedes", "puede", "pueden", "podrias", "por", "favor", "informacion", "a", "y", "o",
         "hi", "hey", "hello", "good", "morning", "afternoon", "evening", "help", "need", "some", "please",
-        "can", "could", "you", "i", "me", "have", "question", "with", "want",
+        "can", "could", "you", "i", "have", "question", "with", "want",
     }
 )  # fmt: skip
 # "¿Quién es mi asesor?" asks the record; "quiero hablar con un asesor" asks for a person.

@@ -32,8 +32,8 @@ from bedel.config import Settings
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import Completion, Prompt, Toolbox, Turn, Usage
 from bedel.llm.tokens import estimate_tokens
-from bedel.terms import to_spanish
 from bedel.ops.metrics import LLMOutcome, count_llm_call, count_llm_tokens, record_breaker_state
+from bedel.terms import to_spanish
 from bedel.tls import tls_context
 
 MAX_TOOL_ROUNDS = 3
