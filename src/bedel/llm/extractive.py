@@ -50,7 +50,7 @@ _ASKING = frozenset(
 )
 # Lines that answer clearly less than the best one are left out: the fee beside the one asked for
 # in a table, or the other period's dates, must not read as the answer.
-KEEP_RATIO = 0.6
+KEEP_RATIO = 0.5
 LIST_ITEMS = 4
 # A line that goes on ("...por lo menos al\n80% de las clases") was wrapped, not ended.
 _ENDED = re.compile(r"[.:;!?…|]\s*$")
