@@ -29,7 +29,7 @@ FUSION_DEPTH = 50
 _EMBEDDINGS = "embeddings.npy"
 # A misspelt term ("inscripsion") is corrected to the index's nearest term only when it is long
 # enough that one or two slips cannot turn it into another word.
-_SPELLING = ((10, 2), (6, 1))  # (at least this long, at most this many edits)
+_SPELLING = ((12, 2), (8, 1))  # (at least this long, at most this many edits)
 
 
 @dataclass(frozen=True)
