@@ -5,12 +5,11 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 """
 
 import re
-from collections.abc import Sequence
 
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
-from bedel.llm.ports import Passage, Prompt
+from bedel.llm.ports import Prompt
 from bedel.terms import analyze, fold, spell_out, split_sentences
 from bedel.texts.catalog import Texts
 
@@ -66,8 +65,9 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     A number next to the right one is not quoted: lines well below the best one are left out."""
     earlier = spell_out(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:])
     question = spell_out(prompt.search_text or prompt.question)
-    weights = dict.fromkeys(analyze(earlier), 1.0)
-    weights.update(dict.fromkeys(analyze(question), 2.0))
+    known = set(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in prompt.passages)))
+    weights = dict.fromkeys((_spelt(term, known) for term in analyze(earlier)), 1.0)
+    weights.update(dict.fromkeys((_spelt(term, known) for term in analyze(question)), 2.0))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     best: tuple[float, int] = (0.0, 0)
     scored: list[list[tuple[float, int]]] = []
@@ -99,13 +99,13 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     elif _is_item(lines[first]):
         intro = next((i for i in range(first - 1, -1, -1) if lines[i].rstrip().endswith(":")), None)
         chosen = sorted({intro, *chosen}) if intro is not None else chosen
-    if not _answers(question, [lines[index] for index in chosen], prompt.passages):
+    if not _answers(question, [lines[index] for index in chosen], known):
         return None
     text = "\n".join(line for line in (_plain(lines[index]) for index in chosen) if line)
     return f"{texts.passage_says.format(title=passage.title, number=rank + 1)}\n{text}"
 
 
-def _answers(question: str, quoted: list[str], passages: Sequence[Passage]) -> bool:
+def _answers(question: str, quoted: list[str], known: set[str]) -> bool:
     """Whether the quoted lines can answer: an amount when a price is asked, and a topic the passages
     share beyond the asking words ("¿cuánto cuesta el estacionamiento?" against a table of fees)."""
     if _ASKS_PRICE.search(question) and not any(_PRICE.search(fold(line)) for line in quoted):
@@ -113,8 +113,15 @@ def _answers(question: str, quoted: list[str], passages: Sequence[Passage]) -> b
     asked = set(analyze(question)) - _ASKING
     if not asked:
         return True
-    known = set(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in passages)))
     return any(_knows(term, known) for term in asked)
+
+
+def _spelt(term: str, known: set[str]) -> str:
+    """The passages' spelling of a term misspelt by one slip ("inscripsion"), as the search corrected it."""
+    if term in known or len(term) < _SAME_PREFIX + 1:
+        return term
+    match = process.extractOne(term, known, scorer=DamerauLevenshtein.distance, score_cutoff=1)
+    return str(match[0]) if match else term
 
 
 def _knows(term: str, known: set[str]) -> bool:

@@ -63,7 +63,7 @@ _HANDOFF_PHRASES = (
 _RULE_PHRASES = (
     "pide", "piden", "pedir", "requisit", "necesit", "que pasa", "que me pasa", "pued", "se pued",
     "alcanz", "toca", "me dan", "por que", "conserv", "manten", "perder", "pierd", "minim", "maxim",
-    "permit", "como", "donde", "tengo que hacer", "hay que",
+    "permit", "como", "donde", "tengo que hacer", "hay que", "hasta cuando",
     "what happens", "can i", "do i need", "required", "requirement", "minimum", "maximum", "allowed",
     "why", "how do", "how can",
 )  # fmt: skip
@@ -72,6 +72,9 @@ _HANDOFF = PhraseMatcher((phrase, True) for phrase in _HANDOFF_PHRASES)
 _RULES = PhraseMatcher((phrase, True) for phrase in _RULE_PHRASES)
 _REPEATED_END = re.compile(r"(\w)\1+$")
 _POSSESSIVES = frozenset({"mi", "mis", "my"})
+# Verbs that ask about the one who writes ("¿cuánto debo?"), where a concept alone may be general
+# ("¿cuánto es la colegiatura?").
+_FIRST_PERSON = frozenset({"debo", "adeudo", "tengo", "llevo", "estoy", "owe"})
 _MONEY = re.compile(r"-?\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
 _PIECES = re.compile(r"\s*\S+\s*")
@@ -151,6 +154,9 @@ class OfflineModel:
         elif missing and possessive and student is not None:
             # "¿cuál es mi promedio?" asks the record, even when a document mentions averages.
             parts.append(missing)
+        elif student is None and concepts and (possessive or not _FIRST_PERSON.isdisjoint(words)):
+            # "¿cuánto debo de colegiatura?" from a number nobody knows: no passage stands in for the record.
+            parts.append(texts.no_record.format(contact=self._contact))
         elif document:
             parts.append(document)
         elif student is None:
