@@ -10,11 +10,14 @@ import hashlib
 import re
 import tomllib
 import unicodedata
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_SPANISH
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
 
 _WORD = re.compile(r"[a-z0-9]+")
 # Chat filler that says nothing about the topic ("hola, quiero saber...").
@@ -89,6 +92,31 @@ def to_spanish(text: str) -> str:
 
 # Each synonym's own stem and the group's: a misspelt synonym ("colegiatrua") is corrected to its group.
 SYNONYM_STEMS = {str(_stemmer.stemWord(word)): str(_stemmer.stemWord(group)) for word, group in _CANONICAL.items()}
+
+
+# A misspelt term ("inscripsion") is corrected only when it is long enough that one or two slips
+# cannot turn it into another word ("estadio" is not "estudio").
+_SPELLING = ((12, 2), (8, 1))  # (at least this long, at most this many edits)
+
+
+def spellings(terms: Iterable[str]) -> dict[str, str]:
+    """What a misspelt term may be corrected to: each of `terms`, and each synonym's own stem
+    standing for its group's term when that term is among them ("colegiatur" -> "mensual")."""
+    known = {term: term for term in terms if term.isalpha()}
+    return known | {plain: group for plain, group in SYNONYM_STEMS.items() if group in known}
+
+
+def nearest(term: str, candidates: dict[str, str], choices: Sequence[str]) -> list[str]:
+    """The terms `term` misspells: the candidates fewest edits away (a swap of two letters is one),
+    within what its length allows; none for a short or known term. `choices` is `list(candidates)`."""
+    edits = next((most for least, most in _SPELLING if len(term) >= least), 0)
+    if not edits or term in candidates or not term.isalpha():
+        return []
+    matches = process.extract(term, choices, scorer=DamerauLevenshtein.distance, score_cutoff=edits, limit=8)
+    if not matches:
+        return []
+    fewest = min(distance for _, distance, _ in matches)
+    return list(dict.fromkeys(candidates[found] for found, distance, _ in matches if distance == fewest))
 
 
 @lru_cache(maxsize=200_000)

@@ -15,11 +15,9 @@ from typing import Any
 
 import bm25s
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import DamerauLevenshtein
 
 from bedel.llm.ports import Passage
-from bedel.terms import SYNONYM_STEMS, SYNONYMS_DIGEST, analyze, spell_out
+from bedel.terms import SYNONYMS_DIGEST, analyze, nearest, spell_out, spellings
 
 # Bump when the analysis or the saved layout changes: indexes saved by older code are rebuilt.
 INDEX_FORMAT = 2
@@ -27,9 +25,6 @@ INDEX_FORMAT = 2
 RRF_K = 60
 FUSION_DEPTH = 50
 _EMBEDDINGS = "embeddings.npy"
-# A misspelt term ("inscripsion") is corrected to the index's nearest term only when it is long
-# enough that one or two slips cannot turn it into another word.
-_SPELLING = ((12, 2), (8, 1))  # (at least this long, at most this many edits)
 
 
 @dataclass(frozen=True)
@@ -171,32 +166,20 @@ class SearchIndex:
         return passages
 
     def spelling(self, term: str) -> str:
-        """`term`, or the index's term it misspells: the closest by edits (a swap of two letters is
-        one), among the index's terms and the synonyms' own spellings; the more frequent on a tie."""
+        """`term`, or the index's term it misspells (the more frequent one on a tie)."""
         assert self._retriever is not None
-        vocabulary = self._retriever.vocab_dict
-        if term in vocabulary or not term.isalpha():
+        if term in self._retriever.vocab_dict:
             return term
-        if term in self._corrections:
-            return self._corrections[term]
-        edits = next((most for least, most in _SPELLING if len(term) >= least), 0)
-        found = term
-        if edits:
+        if term not in self._corrections:
             if self._known is None:
-                self._known = {t: t for t in vocabulary if t.isalpha()}
-                self._known |= {s: c for s, c in SYNONYM_STEMS.items() if c in vocabulary}
+                self._known = spellings(self._retriever.vocab_dict)
                 self._spellings = list(self._known)
-            matches = process.extract(
-                term, self._spellings, scorer=DamerauLevenshtein.distance, score_cutoff=edits, limit=8
-            )
-            if matches:
-                nearest = min(distance for _, distance, _ in matches)
-                tied = [self._known[t] for t, distance, _ in matches if distance == nearest]
-                found = max(tied, key=lambda t: (self._frequency(t), t))
-        # Bounded: a stream of odd words must not grow the process.
-        if len(self._corrections) < 10_000:
-            self._corrections[term] = found
-        return found
+            found = nearest(term, self._known, self._spellings)
+            # Bounded: a stream of odd words must not grow the process.
+            if len(self._corrections) >= 10_000:
+                return max(found, key=lambda t: (self._frequency(t), t)) if found else term
+            self._corrections[term] = max(found, key=lambda t: (self._frequency(t), t)) if found else term
+        return self._corrections[term]
 
     def _frequency(self, term: str) -> int:
         assert self._retriever is not None

@@ -6,11 +6,8 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 
 import re
 
-from rapidfuzz import process
-from rapidfuzz.distance import DamerauLevenshtein
-
 from bedel.llm.ports import Prompt
-from bedel.terms import analyze, fold, spell_out, split_sentences
+from bedel.terms import analyze, fold, nearest, spell_out, spellings, split_sentences
 from bedel.texts.catalog import Texts
 
 ANSWER_SENTENCES = 3
@@ -65,9 +62,11 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     A number next to the right one is not quoted: lines well below the best one are left out."""
     earlier = spell_out(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:])
     question = spell_out(prompt.search_text or prompt.question)
-    known = set(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in prompt.passages)))
-    weights = dict.fromkeys((_spelt(term, known) for term in analyze(earlier)), 1.0)
-    weights.update(dict.fromkeys((_spelt(term, known) for term in analyze(question)), 2.0))
+    known = spellings(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in prompt.passages)))
+    choices = list(known)
+    weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), 1.0)
+    asked = [_spelt(term, known, choices) for term in analyze(question)]
+    weights.update(dict.fromkeys(asked, 2.0))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     best: tuple[float, int] = (0.0, 0)
     scored: list[list[tuple[float, int]]] = []
@@ -99,40 +98,34 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     elif _is_item(lines[first]):
         intro = next((i for i in range(first - 1, -1, -1) if lines[i].rstrip().endswith(":")), None)
         chosen = sorted({intro, *chosen}) if intro is not None else chosen
-    if not _answers(question, [lines[index] for index in chosen], known):
+    if not _answers(question, asked, [lines[index] for index in chosen], set(known.values())):
         return None
     text = "\n".join(line for line in (_plain(lines[index]) for index in chosen) if line)
     return f"{texts.passage_says.format(title=passage.title, number=rank + 1)}\n{text}"
 
 
-def _answers(question: str, quoted: list[str], known: set[str]) -> bool:
+def _answers(question: str, terms: list[str], quoted: list[str], known: set[str]) -> bool:
     """Whether the quoted lines can answer: an amount when a price is asked, and a topic the passages
     share beyond the asking words ("¿cuánto cuesta el estacionamiento?" against a table of fees)."""
     if _ASKS_PRICE.search(question) and not any(_PRICE.search(fold(line)) for line in quoted):
-        return False
-    asked = set(analyze(question)) - _ASKING
+        return False  # no line with an amount matched the question
+    asked = set(terms) - _ASKING
     if not asked:
         return True
     return any(_knows(term, known) for term in asked)
 
 
-def _spelt(term: str, known: set[str]) -> str:
-    """The passages' spelling of a term misspelt by one slip ("inscripsion"), as the search corrected it."""
-    if term in known or len(term) < _SAME_PREFIX + 1:
-        return term
-    match = process.extractOne(term, known, scorer=DamerauLevenshtein.distance, score_cutoff=1)
-    return str(match[0]) if match else term
+def _spelt(term: str, known: dict[str, str], choices: list[str]) -> str:
+    """The passages' spelling of a misspelt term ("inscripsion"), as the search corrected it."""
+    found = nearest(term, known, choices)
+    return found[0] if found else term
 
 
 def _knows(term: str, known: set[str]) -> bool:
     """The passages hold the term, another form of it ("reinscrib", "reinscripcion") or a slip of it."""
     if term in known:
         return True
-    if len(term) < _SAME_PREFIX:
-        return False
-    return any(other.startswith(term[:_SAME_PREFIX]) for other in known) or bool(
-        process.extractOne(term, known, scorer=DamerauLevenshtein.distance, score_cutoff=1)
-    )
+    return len(term) >= _SAME_PREFIX and any(other.startswith(term[:_SAME_PREFIX]) for other in known)
 
 
 def _lines(text: str) -> list[str]:
