@@ -47,6 +47,7 @@ _ASKING = frozenset(
 # Lines that answer clearly less than the best one are left out: the fee beside the one asked for
 # in a table, or the other period's dates, must not read as the answer.
 KEEP_RATIO = 0.5
+ROW_RATIO = 0.9
 LIST_ITEMS = 4
 # A line that goes on ("...por lo menos al\n80% de las clases") was wrapped, not ended.
 _ENDED = re.compile(r"[.:;!?…|]\s*$")
@@ -81,7 +82,11 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     passage = prompt.passages[rank]
     lines = _lines(passage.text)
     top = max((score for score, _ in scored[rank]), default=0.0)
-    ranked = sorted((item for item in scored[rank] if item[0] >= top * KEEP_RATIO), key=lambda i: (-i[0], i[1]))
+    # A table row stands alone: the rows beside the best one are other fees, other dates.
+    keep = (
+        ROW_RATIO if any(lines[i].lstrip().startswith("|") for score, i in scored[rank] if score == top) else KEEP_RATIO
+    )
+    ranked = sorted((item for item in scored[rank] if item[0] >= top * keep), key=lambda i: (-i[0], i[1]))
     chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES] if top > 0) or [0]
     # A table row makes sense only with its header, a list item with the line that introduces it.
     first = chosen[0]
