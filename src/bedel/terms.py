@@ -119,6 +119,12 @@ def nearest(term: str, candidates: dict[str, str], choices: Sequence[str]) -> li
     return list(dict.fromkeys(candidates[found] for found, distance, _ in matches if distance == fewest))
 
 
+def english_words(text: str) -> str:
+    """An English question's own words less its function words: "health insurance" as written,
+    for the English documents a school may have."""
+    return " ".join(word for word in _WORD.findall(fold(text.replace("'", ""))) if word not in _ENGLISH_CUES)
+
+
 @lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
     return str(_stemmer.stemWord(_CANONICAL.get(word, word)))

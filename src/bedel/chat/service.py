@@ -31,7 +31,7 @@ from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
 from bedel.students.schemas import StudentRecord
-from bedel.terms import is_english, to_spanish
+from bedel.terms import english_words, is_english, to_spanish
 from bedel.texts.catalog import texts_for
 
 log = structlog.get_logger()
@@ -182,7 +182,7 @@ class ChatService:
                 tools = CallerTools(turn.student)
                 retrieving = time.perf_counter()
                 search_text, search_usage = await self._search_text(question)
-                passages = await self._passages(turn, search_text, options)
+                passages = await self._passages(turn, question, search_text, options)
                 asked = time.perf_counter()
                 chat_stage(ChatStage.retrieval).observe(asked - retrieving)
                 window, folded = await self._memory(turn, options)
@@ -280,14 +280,23 @@ class ChatService:
             return question, Usage(0, 0)
         return await self._model.search_terms(question)
 
-    async def _passages(self, turn: Turnaround, search_text: str, options: AssistantOptions) -> list[Passage]:
+    async def _passages(
+        self, turn: Turnaround, question: str, search_text: str, options: AssistantOptions
+    ) -> list[Passage]:
         """Passages relevant enough to answer from, found with the question and the student's previous ones.
 
         Every turn searches, whatever the record holds: a rule that names a record field is the
-        documents' to answer, and with a model the passages always reach the prompt."""
+        documents' to answer, and with a model the passages always reach the prompt. A question in
+        English is searched in Spanish words and as written (a school may have English documents too)."""
         earlier = [message.content for message in turn.history if message.role == Role.user][-CONTEXT_QUESTIONS:]
-        earlier = [to_spanish(text) if is_english(text) else text for text in earlier]
-        found = await self._knowledge.retrieve(search_text, earlier, options.passages_limit)
+        limit = options.passages_limit
+        found = await self._knowledge.retrieve(
+            search_text, [to_spanish(text) if is_english(text) else text for text in earlier], limit
+        )
+        if search_text != question:
+            as_written = await self._knowledge.retrieve(english_words(question), earlier, limit)
+            merged = {passage.chunk_id: passage for passage in [*as_written, *found]}
+            found = sorted(merged.values(), key=lambda passage: -passage.relevance)[:limit]
         return [passage for passage in found if passage.relevance >= options.min_relevance]
 
     async def _keep_lease(self, turn: Turnaround) -> None:

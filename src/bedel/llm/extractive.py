@@ -7,7 +7,7 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 import re
 
 from bedel.llm.ports import Prompt
-from bedel.terms import analyze, fold, nearest, spell_out, spellings, split_sentences
+from bedel.terms import analyze, english_words, fold, nearest, spell_out, spellings, split_sentences
 from bedel.texts.catalog import Texts
 
 ANSWER_SENTENCES = 3
@@ -62,7 +62,10 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     do not share ("¿cuánto cuesta el estacionamiento?" against a table of fees).
     A number next to the right one is not quoted: lines well below the best one are left out."""
     earlier = spell_out(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:])
-    question = spell_out(prompt.search_text or prompt.question)
+    question = spell_out(prompt.question)
+    if prompt.search_text and prompt.search_text != prompt.question:
+        # Asked in English: the Spanish search words, and the English ones for English documents.
+        question = f"{spell_out(prompt.search_text)} {english_words(prompt.question)}"
     known = spellings(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in prompt.passages)))
     choices = list(known)
     weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), 1.0)
