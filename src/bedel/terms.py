@@ -25,7 +25,8 @@ _CHAT_WORDS = (
     "hola", "buenas", "buenos", "dias", "tardes", "noches", "gracias", "favor", "porfa", "oye",
     "quiero", "quisiera", "saber", "necesito", "puedo", "puede", "pueden", "podria", "hay", "tengo",
     "tienen", "dime", "decir", "informacion", "info", "pregunta", "duda", "cual", "cuales", "cuando",
-    "cuanto", "cuanta", "cuantos", "cuantas", "donde", "como", "que", "quien", "y", "o",
+    "cuanto", "cuanta", "cuantos", "cuantas", "donde", "como", "que", "quien", "y", "o", "dan", "dar", "den",
+    "llama", "llaman", "oigan", "onda",
 )  # fmt: skip
 
 

@@ -22,11 +22,12 @@ _DAYS = "lunes|martes|miercoles|jueves|viernes|sabado|domingo"
 # What kind of line answers a kind of question: "¿cuánto?" wants a figure, "¿cuándo?" a date...
 _MONEY = r"\$|\bmxn\b|\busd\b|\bpesos\b|\bdolares\b|\beuros?\b|\d[.,]\d{3}\b|\d[.,]\d{2}\b"
 _PRICE = re.compile(_MONEY + r"|%")
+_PRICE_SHAPE = re.compile(_MONEY)
 # Words sharing this many first letters are forms of one word ("reinscribirse", "reinscripción").
 _SAME_PREFIX = 7
 _INTENTS = (
     (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), re.compile(r"\d")),
-    (re.compile(r"\bcost|\bcuesta|\bprecio|\bcobr|\bpag|\bcuota|\bcolegiatura|\bmensualidad"), re.compile(_MONEY)),
+    (re.compile(r"\bcost|\bcuesta|\bprecio|\bcobr|\bpag|\bcuota|\bcolegiatura|\bmensualidad"), _PRICE_SHAPE),
     (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}")),
     (re.compile(r"\bplazo|\btarda|\btiempo\b|\bdias\b"), re.compile(r"\d+\s*(dias|semanas|meses|horas)")),
     (re.compile(r"\bhora|\bhorario|\babre|\bcierra"), re.compile(r"\d{1,2}:\d{2}|\bhoras?\b")),
@@ -38,6 +39,7 @@ _INTENTS = (
     (re.compile(r"\bdonde\b|\bubica"), re.compile(r"\bedificio|\bplanta|\bpiso\b|\bav\.|\bcalle|\bplanta")),
 )
 _INTENT_BONUS = 1.5
+_MONEY_TERMS = frozenset(analyze("costo cuota colegiatura arancel"))
 # "¿Cuánto cuesta X?" is answered by a line with an amount (or a percentage), or not at all.
 _ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
 # Words that say what is asked, not what about: the rest of the question is its topic.
@@ -72,6 +74,8 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     asked = [_spelt(term, known, choices) for term in analyze(question)]
     weights.update(dict.fromkeys(asked, 2.0))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
+    if _MONEY_TERMS & set(asked) and _PRICE_SHAPE not in wanted:
+        wanted.append(_PRICE_SHAPE)  # "cuanto es la colegiatrua": a fee, though misspelt
     best: tuple[float, int] = (0.0, 0)
     scored: list[list[tuple[float, int]]] = []
     for rank, passage in enumerate(prompt.passages):
