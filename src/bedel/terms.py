@@ -88,7 +88,7 @@ def to_spanish(text: str) -> str:
     """An English question in the Spanish words a school's documents use, by the school vocabulary;
     English stop words go, words it does not know (names, "wifi", "visa") stay."""
     words = _replace(text, _ENGLISH).split()
-    return " ".join(word for word in words if word not in _ENGLISH_CUES)
+    return " ".join(word for word in words if word not in _ENGLISH_CUES and word != "a")
 
 
 # Each synonym's own stem and the group's: a misspelt synonym ("colegiatrua") is corrected to its group.
@@ -123,7 +123,8 @@ def nearest(term: str, candidates: dict[str, str], choices: Sequence[str]) -> li
 def english_words(text: str) -> str:
     """An English question's own words less its function words: "health insurance" as written,
     for the English documents a school may have."""
-    return " ".join(word for word in _WORD.findall(fold(text.replace("'", ""))) if word not in _ENGLISH_CUES)
+    words = _WORD.findall(fold(text.replace("'", "")))
+    return " ".join(word for word in words if word not in _ENGLISH_CUES and word != "a")
 
 
 @lru_cache(maxsize=200_000)
