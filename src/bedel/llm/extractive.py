@@ -5,6 +5,7 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 """
 
 import re
+from functools import lru_cache
 
 from bedel.llm.ports import Prompt
 from bedel.terms import analyze, english_words, fold, nearest, spell_out, spellings, split_sentences
@@ -68,7 +69,11 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     if prompt.search_text and prompt.search_text != prompt.question:
         # Asked in English: the Spanish search words, and the English ones for English documents.
         question = f"{spell_out(prompt.search_text)} {english_words(prompt.question)}"
-    known = spellings(analyze(" ".join(f"{p.title} {p.heading} {p.text}" for p in prompt.passages)))
+    analysed = [_analysed(passage.text) for passage in prompt.passages]
+    known = spellings(
+        set().union(*(terms for lines in analysed for _, terms, _ in lines))
+        | set(analyze(" ".join(f"{p.title} {p.heading}" for p in prompt.passages)))
+    )
     choices = list(known)
     weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), 1.0)
     asked = [_spelt(term, known, choices) for term in analyze(question)]
@@ -78,16 +83,17 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         wanted.append(_PRICE_SHAPE)  # "cuanto es la colegiatrua": a fee, though misspelt
     best: tuple[float, int] = (0.0, 0)
     scored: list[list[tuple[float, int]]] = []
-    for rank, passage in enumerate(prompt.passages):
-        lines = _lines(passage.text)
-        scores = [(_score(line, weights, wanted), index) for index, line in enumerate(lines)]
+    for rank, lines_of_passage in enumerate(analysed):
+        scores = [
+            (_score(terms, folded, weights, wanted), index) for index, (_, terms, folded) in enumerate(lines_of_passage)
+        ]
         scored.append(scores)
         top = max((score for score, _ in scores), default=0.0) * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank)
         if top > best[0]:
             best = (top, rank)
     rank = best[1]
     passage = prompt.passages[rank]
-    lines = _lines(passage.text)
+    lines = [line for line, _, _ in analysed[rank]]
     top = max((score for score, _ in scored[rank]), default=0.0)
     # A table row stands alone: the rows beside the best one are other fees, other dates.
     keep = (
@@ -158,11 +164,16 @@ def _lines(text: str) -> list[str]:
     return pieces
 
 
-def _score(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -> float:
-    matched = sum(weights.get(term, 0.0) for term in set(analyze(line)))
+@lru_cache(maxsize=4096)
+def _analysed(text: str) -> tuple[tuple[str, frozenset[str], str], ...]:
+    """A passage's lines with their terms and folded text: the same passages answer many questions."""
+    return tuple((line, frozenset(analyze(line)), fold(line)) for line in _lines(text))
+
+
+def _score(terms: frozenset[str], folded: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -> float:
+    matched = sum(weights.get(term, 0.0) for term in terms)
     if not matched:
         return 0.0
-    folded = fold(line)
     return matched + sum(_INTENT_BONUS for shape in wanted if shape.search(folded))
 
 
