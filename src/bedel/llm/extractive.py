@@ -13,7 +13,7 @@ from bedel.texts.catalog import Texts
 
 ANSWER_SENTENCES = 3
 # A later passage must match clearly better to be preferred over an earlier one.
-RANK_PENALTY = 0.3
+RANK_PENALTY = 0.2
 MIN_RANK_FACTOR = 0.1
 # A "[2]" footnote in a quoted line must not read as a citation of passage 2.
 _BRACKETED_NUMBER = re.compile(r"\[(\d[\d,\s]*)\]")
