@@ -24,12 +24,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
+
+from overhead_servers import Fleet, free_port, uvicorn_cmd  # noqa: E402
 
 from bedel import migrate  # noqa: E402
 from bedel.app import create_app  # noqa: E402
 from bedel.config import Settings  # noqa: E402
-from bench.overhead_servers import Fleet, free_port, uvicorn_cmd  # noqa: E402
 
 SCHOOL = ROOT / "bench" / "eval" / "institutions" / "pacifico"
 
