@@ -51,6 +51,8 @@ _ASKING = frozenset(
 # in a table, or the other period's dates, must not read as the answer.
 KEEP_RATIO = 0.5
 ROW_RATIO = 0.9
+# Words of the earlier questions help find the topic, the question's own decide the line.
+EARLIER_WEIGHT = 0.5
 LIST_ITEMS = 4
 # A line that goes on ("...por lo menos al\n80% de las clases") was wrapped, not ended.
 _ENDED = re.compile(r"[.:;!?…|]\s*$")
@@ -75,10 +77,13 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         | set(analyze(" ".join(f"{p.title} {p.heading}" for p in prompt.passages)))
     )
     choices = list(known)
-    weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), 1.0)
+    weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), EARLIER_WEIGHT)
     asked = [_spelt(term, known, choices) for term in analyze(question)]
     weights.update(dict.fromkeys(asked, 2.0))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
+    if not wanted and (previous := [t.content for t in prompt.history if t.role == "user"][-1:]):
+        # "¿y recursar?" after "¿cuánto cuesta el extraordinario?" still asks how much.
+        wanted = [shape for asks, shape in _INTENTS if asks.search(spell_out(previous[0]))]
     if _MONEY_TERMS & set(asked) and _PRICE_SHAPE not in wanted:
         wanted.append(_PRICE_SHAPE)  # "cuanto es la colegiatrua": a fee, though misspelt
     best: tuple[float, int] = (0.0, 0)
