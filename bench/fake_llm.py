@@ -39,7 +39,9 @@ async def chat_completions(request: Request) -> JSONResponse:
         await asyncio.sleep(_delay_s[0])
     _served["completions"] += 1
     prompt_tokens = sum(_tokens(str(message.get("content") or "")) for message in payload.get("messages", []))
-    completion_tokens = _tokens(ANSWER)
+    # A real server stops at max_tokens (the search-words call asks for a few).
+    answer = ANSWER[: payload["max_tokens"] * 4] if payload.get("max_tokens") else ANSWER
+    completion_tokens = _tokens(answer)
     return JSONResponse(
         {
             "id": f"chatcmpl-bench{next(_ids)}",
@@ -49,7 +51,7 @@ async def chat_completions(request: Request) -> JSONResponse:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": ANSWER, "refusal": None},
+                    "message": {"role": "assistant", "content": answer, "refusal": None},
                     "logprobs": None,
                     "finish_reason": "stop",
                 }

@@ -1,6 +1,16 @@
 """Spanish analysis: what a student writes and what a document says meet on the same terms."""
 
-from bedel.terms import analyze, fold, split_sentences
+from bedel.terms import (
+    analyze,
+    english_words,
+    fold,
+    is_english,
+    nearest,
+    spell_out,
+    spellings,
+    split_sentences,
+    to_spanish,
+)
 
 
 class TestFolding:
@@ -49,3 +59,50 @@ class TestSentences:
             "- Tarjeta",
             "| A | B |",
         ]
+
+
+class TestShortcuts:
+    def test_whatsapp_shortcuts_are_spelt_out(self) -> None:
+        assert spell_out("q onda, cuanto sale la inscripcion x fa") == "que onda cuanto cuesta la inscripcion por favor"
+
+    def test_a_shortcut_inside_a_word_is_left_alone(self) -> None:
+        assert spell_out("Edificio D, xochimilco") == "edificio de xochimilco"
+        assert spell_out("quinta") == "quinta"
+
+    def test_documents_keep_their_letters(self) -> None:
+        assert analyze("Edificio D") == ["edifici", "d"]
+
+
+class TestEnglish:
+    def test_english_questions_are_told_from_spanish_ones(self) -> None:
+        assert is_english("How much is the enrollment fee?")
+        assert is_english("Hi!")
+        assert not is_english("Hola, necesito ayuda.")
+        assert not is_english("cuanto es la colegiatrua x mes??")
+        assert not is_english("ok")
+
+    def test_school_words_are_carried_into_spanish(self) -> None:
+        assert to_spanish("How much is the enrollment fee?") == "cuanto cuota inscripcion"
+        assert to_spanish("When is spring break?") == "cuando vacaciones primavera semana santa"
+
+    def test_words_the_vocabulary_lacks_stay_as_written(self) -> None:
+        assert to_spanish("Do I need a student visa?") == "alumno visa"
+        assert english_words("Do I need a student visa?") == "student visa"
+
+
+class TestSpelling:
+    def test_a_long_misspelt_term_finds_the_nearest_known_one(self) -> None:
+        known = spellings(analyze("inscripción reinscripción constancia"))
+        [inscription] = analyze("inscripción")
+
+        assert nearest(analyze("inscripsion")[0], known, list(known)) == [inscription]
+
+    def test_a_misspelt_synonym_finds_its_group(self) -> None:
+        known = spellings(analyze("mensualidad"))
+
+        assert nearest(analyze("colegiatrua")[0], known, list(known)) == analyze("mensualidad")
+
+    def test_short_terms_are_never_corrected(self) -> None:
+        known = spellings(analyze("estudio"))
+
+        assert nearest(analyze("estadio")[0], known, list(known)) == []

@@ -97,6 +97,24 @@ class TestRelevance:
         assert {p.relevance for p in found} == {0.0}
 
 
+class TestSpelling:
+    @pytest.mark.parametrize(
+        ("question", "document"),
+        [("costancia de estudios", CERTIFICATES), ("colegiatrua", FEES)],
+    )
+    def test_a_misspelt_word_finds_its_passage(self, index: SearchIndex, question: str, document: uuid.UUID) -> None:
+        found = index.search(Query.from_text(question), limit=1)
+
+        assert [p.document_id for p in found] == [str(document)]
+        assert found[0].relevance == 1.0
+
+    def test_whatsapp_shortcuts_are_spelt_out_before_the_search(self, index: SearchIndex) -> None:
+        found = index.search(Query.from_text("q recargo hay x pagar tarde"), limit=1)
+
+        assert [p.document_id for p in found] == [str(FEES)]
+        assert found[0].relevance == 1.0
+
+
 class TestPersistence:
     def test_save_then_load_gives_the_same_results(self, index: SearchIndex, tmp_path: Path) -> None:
         index.save(tmp_path)

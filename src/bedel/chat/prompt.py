@@ -102,6 +102,7 @@ def build_prompt(
     history: list[Turn],
     question: str,
     passages: list[Passage],
+    search_text: str | None = None,
 ) -> Prompt:
     try:
         instructions = template.render(
@@ -131,6 +132,7 @@ def build_prompt(
         temperature=options.temperature,
         max_output_tokens=options.max_output_tokens,
         language=options.language,
+        search_text=search_text,
     )
 
 

@@ -31,6 +31,7 @@ from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
 from bedel.students.schemas import StudentRecord
+from bedel.terms import english_words, is_english, to_spanish
 from bedel.texts.catalog import texts_for
 
 log = structlog.get_logger()
@@ -184,8 +185,11 @@ class ChatService:
         confirm_handoff: bool = False,
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
-        options = options or self.options
         question = "\n".join(q.text for q in questions)
+        if options is None and is_english(question):
+            # The student's language wins over the configured one: an exchange student gets English.
+            options = replace(self.options, language="en")
+        options = options or self.options
         async with self._locks.hold(phone):
             begun = time.perf_counter()
             turn = await self._begin(phone, questions)
@@ -197,7 +201,8 @@ class ChatService:
             try:
                 tools = CallerTools(turn.student)
                 retrieving = time.perf_counter()
-                passages = await self._passages(turn, question, options)
+                search_text, search_usage = await self._search_text(question)
+                passages = await self._passages(turn, question, search_text, options)
                 asked = time.perf_counter()
                 chat_stage(ChatStage.retrieval).observe(asked - retrieving)
                 window, folded = await self._memory(turn, options)
@@ -210,6 +215,7 @@ class ChatService:
                     history=window,
                     question=question,
                     passages=passages,
+                    search_text=search_text,
                 )
                 if streaming:
                     completion = None
@@ -224,6 +230,8 @@ class ChatService:
                     assert completion is not None
                 else:
                     completion = await self._model.complete(prompt, tools)
+                if search_usage.total_tokens:
+                    completion = replace(completion, usage=_sum(completion.usage, search_usage))
                 chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = round((time.perf_counter() - started) * 1000)
                 finishing = time.perf_counter()
@@ -286,10 +294,29 @@ class ChatService:
                 raise Conflict("an earlier question from this phone is still being answered; ask again", retry_after=5)
             await asyncio.sleep(LEASE_POLL_S)
 
-    async def _passages(self, turn: Turnaround, question: str, options: AssistantOptions) -> list[Passage]:
-        """Passages relevant enough to answer from, found with the question and the student's previous ones."""
+    async def _search_text(self, question: str) -> tuple[str, Usage]:
+        """What to search the Spanish documents with: the question, or its Spanish words when written in English."""
+        if not is_english(question):
+            return question, Usage(0, 0)
+        return await self._model.search_terms(question)
+
+    async def _passages(
+        self, turn: Turnaround, question: str, search_text: str, options: AssistantOptions
+    ) -> list[Passage]:
+        """Passages relevant enough to answer from, found with the question and the student's previous ones.
+
+        Every turn searches, whatever the record holds: a rule that names a record field is the
+        documents' to answer, and with a model the passages always reach the prompt. A question in
+        English is searched in Spanish words and as written (a school may have English documents too)."""
         earlier = [message.content for message in turn.history if message.role == Role.user][-CONTEXT_QUESTIONS:]
-        found = await self._knowledge.retrieve(question, earlier, options.passages_limit)
+        limit = options.passages_limit
+        found = await self._knowledge.retrieve(
+            search_text, [to_spanish(text) if is_english(text) else text for text in earlier], limit
+        )
+        if search_text != question:
+            as_written = await self._knowledge.retrieve(english_words(question), earlier, limit)
+            merged = {passage.chunk_id: passage for passage in [*as_written, *found]}
+            found = sorted(merged.values(), key=lambda passage: -passage.relevance)[:limit]
         return [passage for passage in found if passage.relevance >= options.min_relevance]
 
     async def _keep_lease(self, turn: Turnaround) -> None:
@@ -426,7 +453,8 @@ class ChatService:
         model, but writing nothing: no thread, message, lease, summary or turn metric. The
         conversation's stored turns are read as a turn reads them."""
         started = time.perf_counter()
-        options = self.options
+        # As a turn does: the student's language wins over the configured one.
+        options = replace(self.options, language="en") if is_english(question) else self.options
         async with self._sessionmaker() as session:
             threads = ThreadRepository.from_session(session)
             found = await threads.find_many(phone=phone, status=None, limit=1, offset=0)
@@ -447,7 +475,8 @@ class ChatService:
             handed_off=thread is not None and thread.status == ThreadStatus.handoff,
         )
         tools = CallerTools(student)
-        passages = await self._passages(turn, question, options)
+        search_text, search_usage = await self._search_text(question)
+        passages = await self._passages(turn, question, search_text, options)
         window, folded = await self._memory(turn, options)
         prompt = build_prompt(
             template=self._template,
@@ -458,8 +487,11 @@ class ChatService:
             history=window,
             question=question,
             passages=passages,
+            search_text=search_text,
         )
         completion = await self._model.complete(prompt, tools)
+        if search_usage.total_tokens:
+            completion = replace(completion, usage=_sum(completion.usage, search_usage))
         text, sources = cited_sources(completion.text, passages)
         return Preview(
             answer=text,
@@ -474,3 +506,8 @@ class ChatService:
             model=completion.model,
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
+
+
+def _sum(first: Usage, second: Usage) -> Usage:
+    total_in, total_out = first.input_tokens + second.input_tokens, first.output_tokens + second.output_tokens
+    return Usage(total_in, total_out, estimated=first.estimated or second.estimated)

@@ -8,7 +8,7 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import bm25s
 import numpy as np
 
 from bedel.llm.ports import Passage
-from bedel.terms import SYNONYMS_DIGEST, analyze
+from bedel.terms import SYNONYMS_DIGEST, analyze, nearest, spell_out, spellings
 
 # Bump when the analysis or the saved layout changes: indexes saved by older code are rebuilt.
 INDEX_FORMAT = 2
@@ -37,7 +37,11 @@ class Query:
 
     @classmethod
     def from_text(cls, question: str, context: Sequence[str] = (), vector: list[float] | None = None) -> "Query":
-        return cls(analyze(question), analyze(" ".join(context)), vector)
+        """The terms of what students write: chat shortcuts spelt out first ("q", "x", "pa")."""
+        return cls(analyze(spell_out(question)), analyze(spell_out(" ".join(context))), vector)
+
+    def corrected(self, spelling: Callable[[str], str]) -> "Query":
+        return Query([spelling(t) for t in self.question], [spelling(t) for t in self.context], self.vector)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -65,6 +69,10 @@ class SearchIndex:
         self._retriever = retriever
         self._corpus = corpus
         self._vectors = vectors
+        # Spellings a misspelt term may be corrected to, and the index term each stands for; made at first need.
+        self._known: dict[str, str] | None = None
+        self._spellings: list[str] = []
+        self._corrections: dict[str, str] = {}
 
     @property
     def size(self) -> int:
@@ -128,6 +136,7 @@ class SearchIndex:
     def search(self, query: Query, limit: int) -> list[Passage]:
         if self._retriever is None:
             return []
+        query = query.corrected(self.spelling)
         weights = query.weights
         term_ids = [
             term_id
@@ -156,6 +165,28 @@ class SearchIndex:
             )
         return passages
 
+    def spelling(self, term: str) -> str:
+        """`term`, or the index's term it misspells (the more frequent one on a tie)."""
+        assert self._retriever is not None
+        if term in self._retriever.vocab_dict:
+            return term
+        if term not in self._corrections:
+            if self._known is None:
+                self._known = spellings(self._retriever.vocab_dict)
+                self._spellings = list(self._known)
+            found = nearest(term, self._known, self._spellings)
+            # Bounded: a stream of odd words must not grow the process.
+            if len(self._corrections) >= 10_000:
+                return max(found, key=lambda t: (self._frequency(t), t)) if found else term
+            self._corrections[term] = max(found, key=lambda t: (self._frequency(t), t)) if found else term
+        return self._corrections[term]
+
+    def _frequency(self, term: str) -> int:
+        assert self._retriever is not None
+        term_id = self._retriever.vocab_dict.get(term)
+        indptr = self._retriever.scores["indptr"]
+        return 0 if term_id is None else int(indptr[term_id + 1] - indptr[term_id])
+
     def _relevance(self, weights: dict[str, float], terms: set[str]) -> float:
         """The IDF-weighted share of the query's terms that the passage holds."""
         total = found = 0.0
@@ -169,9 +200,7 @@ class SearchIndex:
     def _idf(self, term: str) -> float:
         assert self._retriever is not None
         documents = self.size
-        term_id = self._retriever.vocab_dict.get(term)
-        indptr = self._retriever.scores["indptr"]
-        frequency = 0 if term_id is None else int(indptr[term_id + 1] - indptr[term_id])
+        frequency = self._frequency(term)
         return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
 
     def _dense_scores(self, vector: list[float] | None) -> np.ndarray | None:

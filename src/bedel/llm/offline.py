@@ -22,10 +22,10 @@ from bedel.students.fields import (
     FieldKind,
     IdentityRole,
     PhraseMatcher,
-    fold_words,
     humanize_column,
 )
 from bedel.students.schemas import StudentRecord
+from bedel.terms import spell_out, to_spanish
 from bedel.texts.catalog import Texts, texts_for
 
 SUMMARY_MAX_CHARS = 1500
@@ -33,20 +33,48 @@ _QUESTION_MAX_CHARS = 200
 _WORDS_PER_DELTA = 4
 
 _GREETING_PHRASES = (
-    "hola", "buen dia", "buenos dias", "buenas", "saludos", "que tal", "hey", "hi", "hello",
-    "ayud", "necesito informacion",
+    "hola", "holi", "buen dia", "buenos dias", "buenas", "saludos", "que tal", "hey", "hi", "hello",
+    "good morning", "good afternoon", "good evening", "ayud", "help", "necesito informacion",
+)  # fmt: skip
+# Words that, on their own, only greet or ask for help in general: "Hola, necesito ayuda." says no topic.
+_SMALL_TALK = frozenset(
+    {
+        "hola", "holi", "holis", "buen", "buena", "buenas", "bueno", "buenos", "dia", "dias", "tarde", "tardes",
+        "noche", "noches", "saludos", "que", "tal", "oye", "oigan", "ayuda", "ayudar", "ayudame", "ayudarme",
+        "ayudas", "necesito", "ocupo", "quiero", "tengo", "una", "un", "pregunta", "duda", "dudas", "me", "te",
+        "puedes", "puede", "pueden", "podrias", "por", "favor", "informacion", "a", "y", "o",
+        "hi", "hey", "hello", "good", "morning", "afternoon", "evening", "help", "need", "some", "please",
+        "can", "could", "you", "i", "have", "question", "with", "want",
+    }
 )  # fmt: skip
 # "¿Quién es mi asesor?" asks the record; "quiero hablar con un asesor" asks for a person.
 _HANDOFF_PHRASES = (
     "habl con", "platic con", "comunic con", "comuniq con", "contact con", "pasame con",
-    "pasen con", "una persona", "alguna persona", "persona real", "un human", "una human",
+    "pasen con", "una persona", "alguna persona", "persona real", "un human", "una human", "con human",
     "ser human", "agente", "operador", "pued llam", "llamen", "llamame", "marquen", "marcame",
-    # What the English texts tell a student to write ("I want to talk to a person").
-    "talk to", "speak to", "a person",
+    "me atiend", "atiend alguien", "atiendam", "me marqu", "marqu alguien", "quiero un asesor",
+    "quiero asesor", "asesor human", "con alguien",
+    # English: what the English texts tell a student to write ("I want to talk to a person") and the like.
+    "talk to", "talk with", "speak to", "speak with", "a person", "real person", "a human", "connect me",
+    "representative",
+)  # fmt: skip
+# A rule, requirement, consequence or procedure: the documents answer it even when it names a record
+# field ("¿qué promedio piden para titularse?", "si me paso de la fecha de pago, ¿qué pasa?").
+_RULE_PHRASES = (
+    "pide", "piden", "pedir", "requisit", "necesit", "que pasa", "que me pasa", "pued", "se pued",
+    "alcanz", "toca", "me dan", "por que", "conserv", "manten", "perder", "pierd", "minim", "maxim",
+    "permit", "como", "donde", "tengo que hacer", "hay que", "hasta cuando",
+    "what happens", "can i", "do i need", "required", "requirement", "minimum", "maximum", "allowed",
+    "why", "how do", "how can",
 )  # fmt: skip
 _GREETINGS = PhraseMatcher((phrase, True) for phrase in _GREETING_PHRASES)
 _HANDOFF = PhraseMatcher((phrase, True) for phrase in _HANDOFF_PHRASES)
-_POSSESSIVES = frozenset({"mi", "mis"})
+_RULES = PhraseMatcher((phrase, True) for phrase in _RULE_PHRASES)
+_REPEATED_END = re.compile(r"(\w)\1+$")
+_POSSESSIVES = frozenset({"mi", "mis", "my"})
+# Verbs that ask about the one who writes ("¿cuánto debo?"), where a concept alone may be general
+# ("¿cuánto es la colegiatura?").
+_FIRST_PERSON = frozenset({"debo", "adeudo", "tengo", "llevo", "estoy", "owe"})
 _MONEY = re.compile(r"-?\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
 _PIECES = re.compile(r"\s*\S+\s*")
@@ -90,11 +118,17 @@ class OfflineModel:
         ]
         return _keep_tail("\n".join(lines), SUMMARY_MAX_CHARS)
 
+    async def search_terms(self, question: str) -> tuple[str, Usage]:
+        """The school vocabulary's Spanish words for an English question."""
+        return to_spanish(question), Usage(0, 0)
+
     async def aclose(self) -> None:
         return None
 
     async def _answer(self, prompt: Prompt, tools: Toolbox) -> str:
-        words = fold_words(prompt.question)
+        # "q", "x", "pa": what students write on WhatsApp, spelt out before anything is matched.
+        spelled = spell_out(prompt.question)
+        words = spelled.split()
         student = prompt.student
         texts = texts_for(prompt.language)
         parts = [self._hello(student, texts)] if _GREETINGS.find(words) else []
@@ -103,18 +137,28 @@ class OfflineModel:
             # The chat service tells the student that a person takes over.
             await tools.call("request_human", json.dumps({"reason": reason}, ensure_ascii=False))
             return " ".join(parts)
-        concepts = self._catalog.concepts_in_question(prompt.question)
+        fields = _record_fields(self._catalog, student) if student is not None else []
+        if all(_REPEATED_END.sub(r"\1", word) in _SMALL_TALK for word in words):
+            # "Hola, necesito ayuda.": a greeting by name and what Bedel can do, not a passage about help desks.
+            return f"{self._hello(student, texts)} {self._offer(fields if student else None, texts)}"
+        concepts = self._catalog.concepts_in_question(spelled)
         possessive = not _POSSESSIVES.isdisjoint(words)
         personal = bool(concepts) or possessive
-        fields = _record_fields(self._catalog, student) if student is not None else []
-        found, missing = self._record_answer(prompt.question, concepts, fields, texts, possessive=possessive)
-        if found:
+        found, missing = self._record_answer(spelled, concepts, fields, texts, possessive=possessive)
+        document = (passage_answer(prompt, texts) or "") if prompt.passages else ""
+        if document and (not personal or _RULES.find(words)):
+            # A rule is the documents' to answer; the student's own value goes beside it when the record has it.
+            parts += [found, document] if found else [document]
+        elif found:
             parts += [found, missing] if missing else [found]
         elif missing and possessive and student is not None:
             # "¿cuál es mi promedio?" asks the record, even when a document mentions averages.
             parts.append(missing)
-        elif prompt.passages:
-            parts.append(passage_answer(prompt, texts))
+        elif student is None and concepts and (possessive or not _FIRST_PERSON.isdisjoint(words)):
+            # "¿cuánto debo de colegiatura?" from a number nobody knows: no passage stands in for the record.
+            parts.append(texts.no_record.format(contact=self._contact))
+        elif document:
+            parts.append(document)
         elif student is None:
             if personal:
                 parts.append(texts.no_record.format(contact=self._contact))

@@ -33,6 +33,7 @@ from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import Completion, Prompt, Toolbox, Turn, Usage
 from bedel.llm.tokens import estimate_tokens
 from bedel.ops.metrics import LLMOutcome, count_llm_call, count_llm_tokens, record_breaker_state
+from bedel.terms import to_spanish
 from bedel.tls import tls_context
 
 MAX_TOOL_ROUNDS = 3
@@ -46,6 +47,13 @@ _SUMMARY_INSTRUCTIONS = (
     "assistant. Fold the previous summary and the new turns into one short updated summary "
     "(at most 120 words) written in this language: {language}. Keep the facts the student "
     "gave, what was asked and answered, and any open issue. Reply with the summary only."
+)
+_SEARCH_MAX_TOKENS = 40
+_SEARCH_INSTRUCTIONS = (
+    "A student of a Spanish-speaking school asked the question below in another language. "
+    "Write the Spanish words to search the school's documents with: the topic and what is asked "
+    "(for example «costo cuota inscripción» or «fecha inicio de clases agosto»), at most 12 words, "
+    "on one line. Reply with the words only."
 )
 
 _Message = dict[str, Any]
@@ -206,6 +214,24 @@ class OpenAICompatibleModel:
             count_llm_tokens(self._model, response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
         text = response.choices[0].message.content if response.choices else None
         return text.strip() if text else summary  # an empty answer keeps the old summary
+
+    async def search_terms(self, question: str) -> tuple[str, Usage]:
+        """One small call; if it fails, the school vocabulary's words, so the question is still answered."""
+        messages: list[_Message] = [
+            {"role": "system", "content": _SEARCH_INSTRUCTIONS},
+            {"role": "user", "content": question},
+        ]
+        body = {"model": self._model, "messages": messages, "temperature": 0, "max_tokens": _SEARCH_MAX_TOKENS}
+        try:
+            async with self._guard(self._model):
+                response = await self._post(body)
+        except UpstreamUnavailable:
+            return to_spanish(question), Usage(0, 0)
+        tally = _Tally()
+        text = (response.choices[0].message.content or "").strip() if response.choices else ""
+        tally.add(response.usage, messages, text)
+        count_llm_tokens(self._model, tally.input_tokens, tally.output_tokens)
+        return " ".join(text.split()) or to_spanish(question), tally.usage()
 
     async def _post(self, body: dict[str, Any]) -> ChatCompletion:
         """POST a Chat Completions body through the SDK's own request path.

@@ -45,6 +45,9 @@ class Prompt:
     temperature: float
     max_output_tokens: int
     language: str
+    # What the documents were searched with: the question, or its Spanish search words when the
+    # student wrote in another language.
+    search_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class ChatModel(Protocol):
 
     async def summarize(self, summary: str, turns: list[Turn], language: str) -> str:
         """Fold `turns` into the running `summary` of a conversation."""
+        ...
+
+    async def search_terms(self, question: str) -> tuple[str, Usage]:
+        """Spanish words to search the documents with, for a question written in English, and what they cost."""
         ...
 
     async def aclose(self) -> None: ...
