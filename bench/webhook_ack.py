@@ -4,7 +4,8 @@ Run: `.venv/bin/python bench/webhook_ack.py [--requests N] [--concurrency C] [--
 (writes bench/WEBHOOK_RESULTS.md; needs Redis on 127.0.0.1:6379 for more than one worker).
 
 `bedel serve --workers W` runs as its own process(es) (offline engine; jobs in process, or beside
-one `bedel worker`; with W > 1 the rate limits are shared through Redis db 14) with the WhatsApp channel pointed at bench/fake_graph.py. The load generator
+one `bedel worker`; with W > 1 the rate limits are shared through Redis db 14) with the WhatsApp
+channel pointed at bench/fake_graph.py. The load generator
 posts signed Cloud API text-message notifications, each with a new wamid from one of 200
 phones: first sustained (C clients, each posting again as soon as it is acknowledged), then
 20 bursts of C simultaneous deliveries 200 ms apart; it records each acknowledgement's
