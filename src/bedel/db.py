@@ -131,6 +131,18 @@ class _PrefetchingCursor(aiosqlite.Cursor):
         rows, self._rows = self._rows, None
         return rows if rows is not None else await super().fetchall()
 
+    async def fetchone(self) -> Any:
+        if self._rows is None:
+            return await super().fetchone()
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> Iterable[Any]:
+        if self._rows is None:
+            return await super().fetchmany(size)
+        count = size or self.arraysize
+        rows, self._rows = self._rows[:count], self._rows[count:]
+        return rows
+
     async def close(self) -> None:
         self._cursor.close()
 
