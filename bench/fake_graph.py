@@ -1,8 +1,9 @@
 """A fake Graph API for the webhook benchmark: answers the send-message call at once, as Meta documents it.
 
-Run: `uvicorn fake_graph:app --app-dir bench`. `GET /stats` counts the messages sent.
+Run: `uvicorn fake_graph:app --app-dir bench`. `GET /stats` counts the messages sent, in all and per recipient.
 """
 
+import collections
 import itertools
 
 from starlette.applications import Starlette
@@ -12,11 +13,13 @@ from starlette.routing import Route
 
 _ids = itertools.count(1)
 _sent = {"messages": 0}
+_to: collections.Counter[str] = collections.Counter()
 
 
 async def send_message(request: Request) -> JSONResponse:
     payload = await request.json()
     _sent["messages"] += 1
+    _to[payload["to"]] += 1
     return JSONResponse(
         {
             "messaging_product": "whatsapp",
@@ -27,7 +30,7 @@ async def send_message(request: Request) -> JSONResponse:
 
 
 async def stats(_: Request) -> JSONResponse:
-    return JSONResponse(_sent)
+    return JSONResponse({**_sent, "to": _to})
 
 
 app = Starlette(

@@ -28,7 +28,8 @@ BIN_DIR = Path(sys.executable).parent
 GENEROUS_LIMIT = "1000000/minute"
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_DATABASE = "bedel_bench"
+# Another database name (BEDEL_BENCH_DATABASE) lets two runs share one PostgreSQL server.
+PG_DATABASE = os.environ.get("BEDEL_BENCH_DATABASE", "bedel_bench")
 STUDENT_COLUMNS = ["matricula", "nombre", "telefono", "correo", "carrera", "semestre", "promedio", "adeudo"]
 STUDENT_COLUMNS += ["meses_vencidos", "tutor", "beca", "fecha_limite_pago", "estatus"]
 

@@ -1,14 +1,16 @@
 """How fast `POST /webhooks/whatsapp` acknowledges Meta under load, and how soon the replies follow.
 
-Run: `.venv/bin/python bench/webhook_ack.py [--requests N] [--concurrency C] [--no-postgres]`
-(writes bench/WEBHOOK_RESULTS.md).
+Run: `.venv/bin/python bench/webhook_ack.py [--requests N] [--concurrency C] [--workers 1 2] [--no-postgres]`
+(writes bench/WEBHOOK_RESULTS.md; needs Redis on 127.0.0.1:6379 for more than one worker).
 
-`bedel serve` runs as its own uvicorn process (offline engine; jobs in process, or beside one
-`bedel worker`) with the WhatsApp channel pointed at bench/fake_graph.py. The load generator
+`bedel serve --workers W` runs as its own process(es) (offline engine; jobs in process, or beside
+one `bedel worker`; with W > 1 the rate limits are shared through Redis db 14) with the WhatsApp
+channel pointed at bench/fake_graph.py. The load generator
 posts signed Cloud API text-message notifications, each with a new wamid from one of 200
 phones: first sustained (C clients, each posting again as soon as it is acknowledged), then
 20 bursts of C simultaneous deliveries 200 ms apart; it records each acknowledgement's
-latency, then waits until the fake Graph API has received every reply.
+latency, then waits until the fake Graph API has received every reply, and checks that each
+phone received exactly as many replies as it sent messages (exactly once, nothing lost).
 The goal (issue 4): p99 under 50 ms at 50 concurrent deliveries.
 """
 
@@ -38,6 +40,7 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 SECRET = "bench-app-secret"
 PHONE_NUMBER_ID = "106540352242922"
+REDIS_URL = "redis://127.0.0.1:6379/14"
 POSTGRES_URL = os.environ.get("BEDEL_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bedel_wa")
 
 
@@ -52,8 +55,17 @@ def wait_http(url: str, timeout_s: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+WARM_UP = 50
+WARM_UP_FIRST = 1_000_000
+
+
+def phone(n: int) -> str:
+    """200 phones for the measured deliveries, others for the warm-up."""
+    return f"52155{n % 200:08d}" if n < WARM_UP_FIRST else f"52166{n % 200:08d}"
+
+
 def notification(n: int) -> bytes:
-    wa_id = f"52155{n % 200:08d}"
+    wa_id = phone(n)
     payload = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -84,8 +96,8 @@ def notification(n: int) -> bytes:
     return json.dumps(payload).encode()
 
 
-async def load(base: str, requests: int, concurrency: int) -> tuple[list[float], int]:
-    bodies = [notification(n) for n in range(requests)]
+async def load(base: str, requests: int, concurrency: int, first: int = 0) -> tuple[list[float], int]:
+    bodies = [notification(first + n) for n in range(requests)]
     latencies: list[float] = []
     errors = 0
     queue = iter(bodies)
@@ -131,12 +143,28 @@ async def bursts(base: str, count: int, size: int, first: int) -> list[float]:
     return latencies
 
 
+def log_events(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in the log; several processes writing to one file may run two lines together."""
+    decoder = json.JSONDecoder()
+    events = []
+    position = text.find("{")
+    while position != -1:
+        try:
+            event, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            end = position + 1
+        else:
+            events.append(event)
+        position = text.find("{", end)
+    return events
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(database: str, requests: int, concurrency: int, *, separate_worker: bool) -> dict[str, object]:
+def run(database: str, requests: int, concurrency: int, *, separate_worker: bool, workers: int) -> dict[str, object]:
     graph_port, bedel_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEDEL_", "OPENAI_"))}
     env |= {
@@ -150,7 +178,10 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
         "BEDEL_JOBS_IN_PROCESS": "false" if separate_worker else "true",
         # One reply per message, as the run counts them, not one per burst of a phone.
         "BEDEL_WHATSAPP_BURST_WINDOW_S": "0",
+        "BEDEL_WORKERS": str(workers),
     }
+    if workers > 1:
+        env["BEDEL_RATE_LIMIT_STORAGE_URL"] = REDIS_URL
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     graph = subprocess.Popen(
         [
@@ -174,12 +205,18 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
     if separate_worker:
         # A worker listens like `bedel serve` (/healthz, /metrics): it needs ports of its own.
         ports = {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())}
-        processes.append(subprocess.Popen([str(BIN / "bedel"), "worker"], env=env | ports, **quiet))
+        worker_env = env | ports | {"BEDEL_WORKERS": "1"}
+        processes.append(subprocess.Popen([str(BIN / "bedel"), "worker"], env=worker_env, **quiet))
     try:
         wait_http(f"http://{HOST}:{graph_port}/stats")
         wait_http(f"http://{HOST}:{bedel_port}/readyz")
-        asyncio.run(load(f"http://{HOST}:{bedel_port}", 50, 10))  # warm-up
-        sent_before = json.load(urllib.request.urlopen(f"http://{HOST}:{graph_port}/stats"))["messages"]
+        # Warm-up, on phones of its own so the exact count below holds.
+        asyncio.run(load(f"http://{HOST}:{bedel_port}", WARM_UP, 10, first=WARM_UP_FIRST))
+        sent_before = 0
+        while sent_before < WARM_UP:  # its replies counted before the measured ones start
+            time.sleep(0.2)
+            sent_before = json.load(urllib.request.urlopen(f"http://{HOST}:{graph_port}/stats"))["messages"]
+        loadavg = Path("/proc/loadavg").read_text().split()[:3]
         started = time.perf_counter()
         latencies, errors = asyncio.run(load(f"http://{HOST}:{bedel_port}", requests, concurrency))
         acked_s = time.perf_counter() - started
@@ -193,6 +230,15 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
                 break
             time.sleep(0.2)
         replied_s = time.perf_counter() - started
+        # A reply sent twice would arrive after the count was reached: give it the time to.
+        time.sleep(3)
+        stats = json.load(urllib.request.urlopen(f"http://{HOST}:{graph_port}/stats"))
+        # Replies go to the canonical number: a Mexican mobile without WhatsApp's "1" after 52.
+        expected = {"52" + phone(n)[3:]: 0 for n in range(200)}
+        for n in range(requests):
+            expected["52" + phone(n)[3:]] += 1
+        per_phone = {to: count for to, count in stats["to"].items() if to in expected}
+        exactly_once = per_phone == expected and stats["messages"] - sent_before == requests
     finally:
         for process in processes:
             process.terminate()
@@ -200,10 +246,8 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
     # The server's own view: the access log's duration of each webhook, without the client's share.
     served = [
         event["duration_ms"]
-        for line in Path(log_file.name).read_text(encoding="utf-8").splitlines()
-        if line.startswith("{")
-        and (event := json.loads(line)).get("event") == "request"
-        and event.get("path") == "/webhooks/whatsapp"
+        for event in log_events(Path(log_file.name).read_text(encoding="utf-8"))
+        if event.get("event") == "request" and event.get("path") == "/webhooks/whatsapp"
     ]
     Path(log_file.name).unlink()
     return {
@@ -215,6 +259,8 @@ def run(database: str, requests: int, concurrency: int, *, separate_worker: bool
         "p99": percentile(latencies, 0.99),
         "max": max(latencies),
         "errors": errors,
+        "exactly_once": exactly_once,
+        "loadavg": " ".join(loadavg),
         "acked_per_s": requests / acked_s,
         "replies": sent,
         "all_replied_s": replied_s,
@@ -225,6 +271,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2], help="server processes to run, in turn")
+    parser.add_argument("--in-process-only", action="store_true", help="skip the set-up beside a `bedel worker`")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     rows = []
@@ -232,31 +280,36 @@ def main() -> None:
         databases = [("SQLite", f"sqlite+aiosqlite:///{folder}/bench.db")]
         if not args.no_postgres:
             databases.append(("PostgreSQL", POSTGRES_URL))
+        set_ups = [False] if args.in_process_only else [False, True]
         for name, url in databases:
-            for separate_worker in (False, True):
-                result = run(url, args.requests, args.concurrency, separate_worker=separate_worker)
-                label = f"{name}, {'`bedel worker` process' if separate_worker else 'jobs in process'}"
-                print(label, result, flush=True)
-                rows.append((label, result))
+            for workers in args.workers:
+                for separate_worker in set_ups:
+                    result = run(url, args.requests, args.concurrency, separate_worker=separate_worker, workers=workers)
+                    where = "`bedel worker` process" if separate_worker else "jobs in process"
+                    label = f"{name}, {workers} server process{'es' if workers > 1 else ''}, {where}"
+                    print(label, result, flush=True)
+                    rows.append((label, result))
     lines = [
         "# Webhook acknowledgement under load",
         "",
         f"`bench/webhook_ack.py`: {args.requests} signed WhatsApp text notifications (200 phones), "
         f"{args.concurrency} concurrent deliveries (each client posts its next one as soon as the last is "
-        "acknowledged), against `bedel serve` (offline engine, one uvicorn worker) answering in process or "
-        "beside one `bedel worker`, and bench/fake_graph.py; run on "
+        "acknowledged), then 20 bursts of as many at once, against `bedel serve --workers W` (offline engine) "
+        "answering in process or beside one `bedel worker`, and bench/fake_graph.py; run on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs. Goal: p99 under 50 ms.",
         "",
         "| set-up | bursts: ack p50 ms | bursts: ack p99 ms | sustained: ack p50 ms | sustained: ack p99 ms "
-        "| sustained: max ms | server-side p50 / p99 ms | errors | acks/s | replies sent | all replied after s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| sustained: max ms | server-side p50 / p99 ms | errors | acks/s | replies sent | each reply once "
+        "| all replied after s | load average at start |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
         lines.append(
             f"| {name} | {r['burst_p50']:.1f} | {r['burst_p99']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['max']:.1f} | {r['server_p50']:.1f} / {r['server_p99']:.1f} | {r['errors']} "
             f"| {r['acked_per_s']:.0f} "
-            f"| {r['replies']} | {r['all_replied_s']:.1f} |"
+            f"| {r['replies']} | {'yes' if r['exactly_once'] else '**no**'} | {r['all_replied_s']:.1f} "
+            f"| {r['loadavg']} |"
         )
     lines += [
         "",

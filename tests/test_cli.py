@@ -74,6 +74,8 @@ class TestStartupErrors:
             ({"BEDEL_METRICS_PORT": "0"}, "BEDEL_METRICS_PORT", 2),
             ({"BEDEL_RATE_LIMIT_STORAGE_URL": "memcache://cache"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 2),
             ({"BEDEL_RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:1"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 6),
+            ({"BEDEL_WORKERS": "2"}, "BEDEL_RATE_LIMIT_STORAGE_URL", 2),
+            ({"BEDEL_WORKERS": "0"}, "BEDEL_WORKERS", 2),
             pytest.param(
                 {"BEDEL_DATABASE_URL": make_url(POSTGRES_URL).set(database="bedel_no_such_db").render_as_string(False)},
                 "BEDEL_DATABASE_URL",
@@ -100,6 +102,13 @@ class TestStartupErrors:
         assert setting in line["message"]
         assert "Traceback" not in result.stderr
         assert "s3cret" not in result.stderr
+
+    def test_serve_with_workers_refuses_limits_counted_in_memory(self, tmp_path: Path, migrated_sqlite: str) -> None:
+        result = run_bedel("serve", "--workers", "2", env={"BEDEL_DATABASE_URL": migrated_sqlite}, cwd=tmp_path)
+
+        assert result.returncode == 2
+        [line] = result.stderr.strip().splitlines()
+        assert json.loads(line)["message"].startswith("BEDEL_RATE_LIMIT_STORAGE_URL: memory:// ")
 
     def test_worker_checks_settings_like_serve(self, tmp_path: Path, migrated_sqlite: str) -> None:
         result = run_bedel("worker", env={"BEDEL_DATABASE_URL": migrated_sqlite, "BEDEL_PORT": "http"}, cwd=tmp_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bedel.config import ConfigError, load_settings
+from bedel.config import ConfigError, check_server_processes, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +52,34 @@ class TestIdentityVerificationByEmailCode:
         monkeypatch.setenv("BEDEL_SMTP_FROM", "avisos@example.edu")
 
         assert load_settings().identity_verification_field == "email_code"
+
+
+class TestServerProcesses:
+    def test_development_serves_with_one_process(self) -> None:
+        assert load_settings().server_processes == 1
+
+    def test_production_serves_with_every_cpu_the_process_may_use(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_ENV", "production")
+        monkeypatch.setenv("BEDEL_API_KEYS", "k1")
+
+        assert load_settings().server_processes == len(os.sched_getaffinity(0))
+
+    def test_the_setting_overrides_the_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_WORKERS", "3")
+
+        assert load_settings().server_processes == 3
+
+    def test_several_processes_refuse_limits_counted_in_memory(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_WORKERS", "2")
+
+        with pytest.raises(ConfigError, match=r"^BEDEL_RATE_LIMIT_STORAGE_URL: memory:// .* 2 worker processes"):
+            check_server_processes(load_settings())
+
+    def test_several_processes_share_limits_in_redis(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_WORKERS", "2")
+        monkeypatch.setenv("BEDEL_RATE_LIMIT_STORAGE_URL", "redis://127.0.0.1:6379")
+
+        check_server_processes(load_settings())
+
+    def test_one_process_keeps_limits_in_memory(self) -> None:
+        check_server_processes(load_settings())

@@ -4,8 +4,12 @@ Start-up errors print one line and exit with a distinct code.
 """
 
 import asyncio
+import contextlib
+import os
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,14 +22,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from bedel import migrate
 from bedel.app import build_state, create_app, create_worker_app, mark_stopping
 from bedel.campaigns.cli import app as campaigns_app
-from bedel.config import ConfigError, Settings, load_settings
+from bedel.config import ConfigError, Settings, check_server_processes, load_settings
 from bedel.db import create_engine
 from bedel.errors import BedelError
 from bedel.knowledge.cli import app as knowledge_app
 from bedel.knowledge.evaluation import EvalCase, EvalReport, format_report, load_cases, run_eval
 from bedel.ops.lifecycle import GRACE_S, DrainingServer
 from bedel.ops.logging import configure_logging
-from bedel.ops.metrics import start_metrics_server
+from bedel.ops.metrics import MULTIPROCESS_DIR, start_metrics_server
+from bedel.ops.workers import run_workers, stop_with_parent
 from bedel.phones import InvalidPhone, normalize_phone
 from bedel.students.cli import app as students_app
 from bedel.users.cli import app as users_app
@@ -124,15 +129,60 @@ def serve(
         typer.Option(help="Interface to bind (default: 0.0.0.0 with keys, else 127.0.0.1)"),
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default BEDEL_PORT, 3000)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes on the port (default BEDEL_WORKERS: CPUs in production)"),
+    ] = None,
 ) -> None:
     """Run the HTTP API."""
     settings = settings_or_exit()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
+    try:
+        check_server_processes(settings)
+    except ConfigError as exc:
+        fail(EXIT_CONFIG, "config_error", str(exc))
     asyncio.run(_check_startup(settings))
-    api_socket = _listen_with_metrics(settings, host, port)
+    processes = settings.server_processes
+    if processes == 1:
+        api_socket = _listen_with_metrics(settings, host, port)
+        _serve_process(api_socket, settings)
+        return
+    # The workers read their settings as this process did, so they learn the count the same way.
+    os.environ["BEDEL_WORKERS"] = str(processes)
+    with _shared_metrics_folder():
+        api_socket = _listen_with_metrics(settings, host, port)
+        code = run_workers(processes, _serve_process, api_socket)
+    raise typer.Exit(code)
+
+
+def _serve_process(api_socket: socket.socket, settings: Settings | None = None) -> None:
+    """One server process on `api_socket`: the whole of `bedel serve`, or one of its workers."""
+    if settings is None:  # a worker process, started afresh
+        stop_with_parent()
+        settings = settings_or_exit()
     bedel = create_app(settings)
     config = uvicorn.Config(bedel, log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S)
     server = DrainingServer(config, drain_s=settings.shutdown_drain_s, on_stop=lambda: mark_stopping(bedel))
     server.run(sockets=[api_socket])
+
+
+@contextlib.contextmanager
+def _shared_metrics_folder() -> Iterator[None]:
+    """Workers keep their metrics in files the metrics port sums (PROMETHEUS_MULTIPROC_DIR).
+
+    An operator's folder is used as given (empty it between runs); otherwise a fresh one
+    lives as long as this process.
+    """
+    if MULTIPROCESS_DIR in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="bedel-metrics-") as folder:
+        os.environ[MULTIPROCESS_DIR] = folder
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
 
 
 def _listen_with_metrics(settings: Settings, host: str | None = None, port: int | None = None) -> socket.socket:

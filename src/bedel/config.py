@@ -1,5 +1,6 @@
 """Settings: one `Settings` object built from BEDEL_* environment variables and `.env`."""
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=1, le=65535)
     shutdown_drain_s: float = Field(default=0.0, ge=0)
+    # Server processes sharing the port (`bedel serve`); unset: every CPU this process may use in
+    # production, one in development (reloads and debuggers want one).
+    workers: int | None = Field(default=None, ge=1, le=64)
     api_keys: KeyList = []
     staff_api_keys: KeyList = []
 
@@ -195,6 +199,14 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def server_processes(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        if self.env is Environment.production:
+            return len(os.sched_getaffinity(0))
+        return 1
+
+    @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys or self.staff_api_keys)
 
@@ -261,6 +273,16 @@ def load_settings() -> Settings:
             "set BEDEL_SMTP_HOST and BEDEL_SMTP_FROM"
         )
     return settings
+
+
+def check_server_processes(settings: Settings) -> None:
+    """Limits counted in memory are each process's own: N workers would let N times the limit through."""
+    processes = settings.server_processes
+    if processes > 1 and settings.rate_limit_storage_url.startswith("memory://"):
+        raise ConfigError(
+            f"BEDEL_RATE_LIMIT_STORAGE_URL: memory:// counts rate limits in each process and {processes} "
+            "worker processes would serve; set redis://host:6379 so they share the counts, or BEDEL_WORKERS=1"
+        )
 
 
 def _check_reengagement(settings: Settings) -> None:

@@ -1,15 +1,20 @@
 """Database engine, sessions and the declarative base shared by every domain."""
 
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+import aiosqlite
+from aiosqlite.context import contextmanager as aiosqlite_context
 from pydantic import AfterValidator
-from sqlalchemy import JSON, DateTime, MetaData, event, make_url
+from sqlalchemy import JSON, URL, DateTime, MetaData, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -78,9 +83,74 @@ def create_engine(url: str) -> AsyncEngine:
     # One connection per process: SQLite serialises writers anyway, and a single
     # connection cannot hit "database is locked" against itself.
     # Every session ends in commit or rollback, so the pool's reset-on-return rollback is a wasted hop.
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None)
+    engine = create_async_engine(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        pool_reset_on_return=None,
+        async_creator=partial(_one_hop_connection, make_url(url)),
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _one_hop_connection(url: URL) -> aiosqlite.Connection:
+    args, options = aiosqlite_dialect().create_connect_args(url)
+    # The cursor is created on the event loop's thread (below); its statements still run on aiosqlite's.
+    options["check_same_thread"] = False
+    connection = _OneHopConnection(partial(sqlite3.connect, *args, **options), iter_chunk_size=64)
+    connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
+    return connection
+
+
+class _OneHopConnection(aiosqlite.Connection):
+    """aiosqlite, with one trip to its thread per statement instead of four.
+
+    Each trip to aiosqlite's thread and back wakes the event loop through its self-pipe and
+    hands the GIL over twice; SQLAlchemy's adapter makes four per statement (create the cursor,
+    execute, fetch, close): a quarter of a /chat turn's CPU on SQLite (bench/PROFILE.md). Here
+    the cursor is made and closed in place and the rows come back with the execute. SQLAlchemy
+    runs one statement at a time on a connection, so nothing else uses it meanwhile.
+    """
+
+    @aiosqlite_context  # awaitable and an async context manager, as SQLAlchemy uses aiosqlite's
+    async def cursor(self) -> aiosqlite.Cursor:
+        assert self._connection is not None
+        return _PrefetchingCursor(self, self._connection.cursor())
+
+
+class _PrefetchingCursor(aiosqlite.Cursor):
+    _rows: list[Any] | None = None
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> aiosqlite.Cursor:
+        self._rows = await self._execute(_execute_and_fetch, self._cursor, sql, parameters or ())  # type: ignore[no-untyped-call]
+        return self
+
+    async def fetchall(self) -> Iterable[Any]:
+        rows, self._rows = self._rows, None
+        return rows if rows is not None else await super().fetchall()
+
+    async def fetchone(self) -> Any:
+        if self._rows is None:
+            return await super().fetchone()
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> Iterable[Any]:
+        if self._rows is None:
+            return await super().fetchmany(size)
+        count = size or self.arraysize
+        rows, self._rows = self._rows[:count], self._rows[count:]
+        return rows
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+def _execute_and_fetch(cursor: sqlite3.Cursor, sql: str, parameters: Iterable[Any]) -> list[Any] | None:
+    """On aiosqlite's thread: the statement and, when it returns rows, all of them."""
+    cursor.execute(sql, parameters)  # type: ignore[arg-type]
+    return cursor.fetchall() if cursor.description else None
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:

@@ -64,20 +64,20 @@ def serve_env(database_url: str, llm_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-async def start_serve(env: dict[str, str], cwd: Path) -> Served:
-    """Start `bedel serve` and wait until /readyz answers 200."""
-    return await _start("serve", "/readyz", env, cwd)
+async def start_serve(env: dict[str, str], cwd: Path, *options: str) -> Served:
+    """Start `bedel serve [options]` and wait until /readyz answers 200."""
+    return await _start(["serve", *options], "/readyz", env, cwd)
 
 
 async def start_worker(env: dict[str, str], cwd: Path) -> Served:
     """Start `bedel worker` and wait until /healthz answers 200 (its jobs have started by then)."""
-    return await _start("worker", "/healthz", env, cwd)
+    return await _start(["worker"], "/healthz", env, cwd)
 
 
-async def _start(command: str, ready_path: str, env: dict[str, str], cwd: Path) -> Served:
+async def _start(command: list[str], ready_path: str, env: dict[str, str], cwd: Path) -> Served:
     served = Served(
         subprocess.Popen(
-            [sys.executable, "-m", "bedel.cli", command],
+            [sys.executable, "-m", "bedel.cli", *command],
             env=env | {"BEDEL_PORT": str(port := free_port()), "BEDEL_METRICS_PORT": str(metrics := free_port())},
             cwd=cwd,
             stdout=subprocess.DEVNULL,
@@ -95,7 +95,7 @@ async def _start(command: str, ready_path: str, env: dict[str, str], cwd: Path) 
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise AssertionError(f"bedel {command} did not become ready: {served.stop().decode()}")
+    raise AssertionError(f"bedel {' '.join(command)} did not become ready: {served.stop().decode()}")
 
 
 def samples(scrape: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:

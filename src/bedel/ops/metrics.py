@@ -17,7 +17,8 @@ from purgatory.domain.messages.base import Event
 from purgatory.domain.messages.events import ContextChanged
 
 # prometheus-client itself reads this variable when it is imported, so Bedel reads the same one.
-MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS = MULTIPROCESS_DIR in os.environ
 # Requests answered before routing (unknown paths, an oversized body) share one label.
 UNROUTED = "unrouted"
 # An LLM answer can take the whole timeout; the upper buckets keep those apart.
@@ -134,9 +135,12 @@ def record_breaker_state(
 
 
 def start_metrics_server(host: str, port: int) -> None:
-    """Serve /metrics on `host:port` from a thread of this process; OSError if the port is taken."""
+    """Serve /metrics on `host:port` from a thread of this process; OSError if the port is taken.
+
+    Read at the call: `bedel serve --workers N` sets the folder after this module was imported.
+    """
     registry = REGISTRY
-    if MULTIPROCESS:
+    if MULTIPROCESS_DIR in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     start_http_server(port, addr=host, registry=registry)
