@@ -70,6 +70,9 @@ class TestRecordAndDocuments:
 
         assert "8.7" in body["answer"] and "9.0" in body["answer"]
         assert cited(body) == ["Reglamento de titulación"]
+        # The student's value and the rule read as two paragraphs, not one run-on line.
+        record, rule = body["answer"].split("\n\n")
+        assert "8.7" in record and "9.0" in rule
 
     async def test_a_question_about_the_record_alone_is_answered_from_the_record(
         self, school: httpx.AsyncClient

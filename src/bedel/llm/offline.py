@@ -136,7 +136,7 @@ class OfflineModel:
             reason = f"Pidió hablar con una persona: {_shorten(prompt.question, 200)}"
             # The chat service tells the student that a person takes over.
             await tools.call("request_human", json.dumps({"reason": reason}, ensure_ascii=False))
-            return " ".join(parts)
+            return _joined(parts)
         fields = _record_fields(self._catalog, student) if student is not None else []
         if all(_REPEATED_END.sub(r"\1", word) in _SMALL_TALK for word in words):
             # "Hola, necesito ayuda.": a greeting by name and what Bedel can do, not a passage about help desks.
@@ -170,7 +170,7 @@ class OfflineModel:
             parts.append(texts.missing_field.format(contact=self._contact))
         else:
             parts.append(self._offer(fields, texts) if parts else texts.unknown_answer.format(contact=self._contact))
-        return " ".join(parts)
+        return _joined(parts)
 
     def _record_answer(
         self,
@@ -298,3 +298,11 @@ def _keep_tail(text: str, limit: int) -> str:
     tail = text[-(limit - 1) :]
     newline = tail.find("\n")
     return "…" + (tail[newline + 1 :] if newline != -1 else tail)
+
+
+def _joined(parts: list[str]) -> str:
+    """Sentences run on; after a list (the record's fields, a quoted passage) the next part starts a paragraph."""
+    text = ""
+    for part in filter(None, parts):
+        text += ("\n\n" if "\n" in text else " ") + part if text else part
+    return text
