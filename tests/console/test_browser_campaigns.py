@@ -155,3 +155,7 @@ class TestCampaignAndDashboard:
         await page.locator("#title-per-day ~ details summary").click()
         await expect(page.locator("#title-per-day ~ details table")).to_contain_text("WhatsApp")
         await capture(page, "dashboard")
+        # Another period through htmx: the new canvases have the old ones' ids, and what Chart.js
+        # set on the old ones must not be copied over as an inline style (the CSP would refuse it).
+        await page.get_by_role("link", name="Últimos 30 días").click()
+        await expect(page.locator("#summary-per-day")).to_contain_text("3 preguntas en 30 días")
