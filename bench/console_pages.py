@@ -4,14 +4,19 @@ Run: `.venv/bin/python bench/console_pages.py [--repeat 30] [--no-seed]` with Po
 BEDEL_BENCH_CONSOLE_URL (default database `test_outreach`, which it empties and fills). Writes
 bench/CONSOLE_RESULTS.md.
 
-- Seed (COPY through asyncpg): 100,000 students, 100,000 threads with 1,000,000 messages spread over
-  the last 90 days (more on weekdays and in office hours; questions from WhatsApp, Twilio and the API;
-  answers citing documents, saying "no tengo esa información" or handing over; two models), 1% of the
-  conversations waiting for a person, 30,000 ratings, and 5 campaigns of 20,000 recipients each.
+- Seed (COPY through asyncpg): 100,000 students (a name, a matrícula and the phone of one conversation
+  each), 100,000 threads with 1,000,000 messages spread over the last 90 days (more on weekdays and in
+  office hours; questions from WhatsApp, Twilio and the API; answers citing documents, saying "no tengo
+  esa información" or handing over; two models), 1% of the conversations waiting for a person (a third
+  of them taken by an agent), a WhatsApp contact per phone, 30,000 ratings, and 5 campaigns of 20,000
+  recipients each. Messages are Spanish sentences about school matters with an invented word and a
+  number each, so the conversation search has a real vocabulary: common words, rare ones, names,
+  matrículas and phones.
 - Timing: the real app (`create_app`, lifespan included) through httpx's ASGI transport, signed in
   through the sign-in form; each page is requested 3 times to warm up, then `--repeat` times one after
   another; median and 95th percentile (nearest rank) of the wall time per request.
-- A page is one line in PAGES; `{campaign}` in its path is a seeded campaign's id.
+- A page is one line in PAGES; `{campaign}`, `{thread}` and `{student}` in its path are a seeded campaign,
+  a conversation and a student's phone.
 """
 
 import argparse
@@ -30,6 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -54,6 +60,26 @@ def days_back(days: int) -> str:
 # (name, path): one line per page. Other console pages add theirs here.
 PAGES = [
     ("home", "/console"),
+    ("inbox", "/console/inbox"),
+    ("inbox list (what the stream fetches)", "/console/inbox/list"),
+    ("conversations, no filter", "/console/conversations"),
+    ("conversations, page 400", "/console/conversations?page=400"),
+    ("search a word in messages", "/console/conversations?q=constancia"),
+    ("search a rare invented word", "/console/conversations?q=xoconostle+4242"),
+    ("search a name", "/console/conversations?q=Estudiante+4242"),
+    ("search a matrícula", "/console/conversations?q=A0004242"),
+    ("search a phone", "/console/conversations?q=5500004242"),
+    ("handed off, WhatsApp, rated No", "/console/conversations?status=handoff&channel=whatsapp&rated_no=1"),
+    ("conversations, last 7 days", f"/console/conversations?since={(TODAY - timedelta(days=7)).isoformat()}"),
+    ("one conversation", "/console/conversations/{thread}"),
+    ("its history (what the stream fetches)", "/console/conversations/{thread}/history"),
+    ("students", "/console/students"),
+    ("students, search a name", "/console/students?q=Estudiante+4242"),
+    ("one student", "/console/students/{student}"),
+    ("columns understood", "/console/students/fields"),
+    ("documents", "/console/documents"),
+    ("try it", "/console/try"),
+    ("try it, find a student", "/console/try?find=Estudiante+4242"),
     ("users", "/console/users"),
     ("campaigns", "/console/campaigns"),
     ("campaign (20,000 recipients)", "/console/campaigns/{campaign}"),
@@ -72,7 +98,25 @@ RECIPIENTS = 20_000
 RATINGS = 30_000
 ADMIN = ("bench@example.edu", "bench-password-1")
 DOCUMENTS = [(str(uuid.uuid4()), f"Reglamento {n}") for n in range(20)]
-QUESTIONS = ["¿Cuándo pago la colegiatura?", "¿Qué documentos necesito para la beca?", "horario de biblioteca"]
+QUESTIONS = [
+    "¿cuándo cierran las inscripciones del semestre?",
+    "necesito una constancia de estudios para mi trabajo",
+    "¿cuánto debo de colegiatura este mes?",
+    "¿dónde consulto mis calificaciones del parcial?",
+    "quiero darme de baja temporal",
+    "¿cuál es el horario de la biblioteca en vacaciones?",
+    "perdí mi credencial, ¿cómo la repongo?",
+    "¿puedo pagar la reinscripción con tarjeta?",
+]
+ANSWERS = [
+    "Las inscripciones cierran el 15 de enero; puedes hacerlas en línea.",
+    "Pide la constancia en ventanilla de servicios escolares con tu matrícula.",
+    "Las calificaciones se publican en el portal una semana después del parcial.",
+    "La baja temporal se solicita en la coordinación de tu carrera.",
+    "En vacaciones la biblioteca abre de 9 a 14 horas.",
+]
+# One of these and a number end each question and answer: words found in few messages.
+INVENTED = ["tlacoyal", "mezquitan", "zapotera", "ahuehuete", "nopalina", "xoconostle", "huizache", "tepetate"]
 UNKNOWN = ["¿Hay estacionamiento para motos?", "¿Puedo llevar a mi perro?", "¿Venden uniformes?"]
 
 
@@ -85,12 +129,21 @@ def spread(rng: random.Random, now: datetime) -> datetime:
             return moment
 
 
-def conversations(rng: random.Random, now: datetime) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+def phone(n: int) -> str:
+    return f"+5255{n:08d}"
+
+
+def marked(rng: random.Random, sentence: str) -> str:
+    return f"{sentence} {rng.choice(INVENTED)} {rng.randint(1, 9999)}"
+
+
+def conversations(
+    rng: random.Random, now: datetime, agent: uuid.UUID
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
     """Each thread's row and its messages' rows, ten messages on average."""
     per_thread = MESSAGES // THREADS
     for n in range(THREADS):
         thread_id = uuid.uuid4()
-        phone = f"+52155{n:08d}"
         started = spread(rng, now)
         handoff = n % 100 == 0
         messages: list[tuple[Any, ...]] = []
@@ -100,7 +153,7 @@ def conversations(rng: random.Random, now: datetime) -> Iterator[tuple[tuple[Any
             at = min(now, at + timedelta(seconds=rng.randint(5, 600)))
             if seq % 2:
                 source = f"{channel}:{uuid.uuid4().hex}" if channel else None
-                content = rng.choice(UNKNOWN if rng.random() < 0.1 else QUESTIONS)
+                content = rng.choice(UNKNOWN) if rng.random() < 0.1 else marked(rng, rng.choice(QUESTIONS))
                 messages.append(
                     (
                         uuid.uuid4(),
@@ -131,7 +184,7 @@ def conversations(rng: random.Random, now: datetime) -> Iterator[tuple[tuple[Any
             elif roll < 0.65:
                 cited = rng.sample(DOCUMENTS, rng.choice([1, 1, 2]))
                 sources = [{"document_id": d, "title": t, "snippet": "…", "score": 3.2} for d, t in cited]
-                content = "Según el reglamento, la colegiatura se paga los primeros cinco días del mes."
+                content = marked(rng, rng.choice(ANSWERS))
             else:
                 content = "Según tu registro, tu saldo pendiente es de $1,200.00."
             model = "gpt-4o-mini" if rng.random() < 0.8 else "offline"
@@ -156,7 +209,23 @@ def conversations(rng: random.Random, now: datetime) -> Iterator[tuple[tuple[Any
                 )
             )
         status = "handoff" if handoff else "active"
-        yield (thread_id, started, at, phone, status, per_thread, "", 0), messages
+        taken = handoff and n % 300 == 0
+        yield (
+            (
+                thread_id,
+                started,
+                at,
+                phone(n),
+                status,
+                per_thread,
+                "",
+                0,
+                at - timedelta(minutes=30) if handoff else None,
+                agent if taken else None,
+                at if taken else None,
+            ),
+            messages,
+        )
 
 
 async def seed(dsn: str) -> dict[str, Any]:
@@ -167,6 +236,11 @@ async def seed(dsn: str) -> dict[str, Any]:
     try:
         names = [table.name for table in reversed(Base.metadata.sorted_tables)]
         await connection.execute(f"TRUNCATE {', '.join(names)} CASCADE")
+        agent = await connection.fetchval(
+            "INSERT INTO staff_users (id, created_at, updated_at, email, role, password_hash, disabled)"
+            " VALUES ($1, now(), now(), 'agente@example.edu', 'agent', 'not-a-hash', false) RETURNING id",
+            uuid.uuid4(),
+        )
         await connection.execute(
             "INSERT INTO knowledge_version (id, revision, changed_at) VALUES (1, $1, now())", uuid.uuid4().hex
         )
@@ -175,8 +249,8 @@ async def seed(dsn: str) -> dict[str, Any]:
                 uuid.uuid4(),
                 now,
                 now,
-                f"+52155{n:08d}",
-                f"Alumno {n}",
+                phone(n),
+                f"Estudiante {n} {rng.choice(INVENTED).title()}",
                 f"alumno{n}@example.edu",
                 f"A{n:07d}",
                 json.dumps(
@@ -197,7 +271,16 @@ async def seed(dsn: str) -> dict[str, Any]:
         )
         thread_rows, message_rows = [], []
         answers: list[tuple[uuid.UUID, datetime]] = []
-        for thread, messages in conversations(rng, now):
+        await connection.copy_records_to_table(
+            "channel_contacts",
+            records=[(uuid.uuid4(), now, now, phone(n), "whatsapp", phone(n)[1:], now) for n in range(STUDENTS)],
+            columns=["id", "created_at", "updated_at", "phone", "channel", "address", "last_inbound_at"],
+        )
+        sample = rng.randrange(THREADS)
+        thread_id = None
+        for n, (thread, messages) in enumerate(conversations(rng, now, agent)):
+            if n == sample:
+                thread_id = thread[0]
             thread_rows.append(thread)
             message_rows.extend(messages)
             answers.extend((row[0], row[1]) for row in messages if row[5] == "assistant")
@@ -238,8 +321,8 @@ async def seed(dsn: str) -> dict[str, Any]:
                 recipients.append(
                     (
                         campaign_id,
-                        f"+52155{r:08d}",
-                        f"+52155{r:08d}",
+                        phone(r),
+                        phone(r),
                         state,
                         1,
                         created,
@@ -269,14 +352,26 @@ async def seed(dsn: str) -> dict[str, Any]:
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
-    return {"campaign": campaigns[0]}
+    return {"campaign": campaigns[0], "thread": thread_id, "student": quote(phone(sample), safe="")}
 
 
 async def _copy_messages(connection: Any, threads: list[tuple[Any, ...]], messages: list[tuple[Any, ...]]) -> None:
     await connection.copy_records_to_table(
         "threads",
         records=threads,
-        columns=["id", "created_at", "updated_at", "phone", "status", "message_count", "summary", "summarized_through"],
+        columns=[
+            "id",
+            "created_at",
+            "updated_at",
+            "phone",
+            "status",
+            "message_count",
+            "summary",
+            "summarized_through",
+            "handoff_at",
+            "assigned_to",
+            "assigned_at",
+        ],
     )
     await connection.copy_records_to_table(
         "messages",
@@ -299,22 +394,6 @@ async def _copy_messages(connection: Any, threads: list[tuple[Any, ...]], messag
             "source_id",
         ],
     )
-
-
-async def created_at_index(dsn: str) -> str:
-    """The index on messages.created_at another branch adds in a migration: made here until it lands."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        found = await connection.fetchval(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'messages' AND indexdef LIKE '%(created_at)%'"
-        )
-        if found:
-            return f"{found} (from the migrations)"
-        await connection.execute("CREATE INDEX ix_bench_messages_created_at ON messages (created_at)")
-        await connection.execute("ANALYZE messages")
-        return "ix_bench_messages_created_at (made by this script: the migration is on another branch)"
-    finally:
-        await connection.close()
 
 
 async def add_admin(url: str) -> None:
@@ -382,7 +461,15 @@ async def counts(dsn: str) -> dict[str, int]:
     try:
         return {
             table: int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
-            for table in ("students", "threads", "messages", "answer_feedback", "campaigns", "campaign_recipients")
+            for table in (
+                "students",
+                "threads",
+                "messages",
+                "channel_contacts",
+                "answer_feedback",
+                "campaigns",
+                "campaign_recipients",
+            )
         }
     finally:
         await connection.close()
@@ -391,7 +478,6 @@ async def counts(dsn: str) -> dict[str, int]:
 def report(
     rows: list[tuple[str, str, float, float, float, int]],
     sizes: dict[str, int],
-    index: str,
     load: tuple[Any, ...],
     seconds: float,
     repeat: int,
@@ -409,9 +495,7 @@ def report(
         "",
         "Database: "
         + ", ".join(f"{count:,} {table}" for table, count in sizes.items())
-        + f"; messages spread over the last {DAYS} days. Seeded in {seconds:.0f} s. Index on messages.created_at: "
-        + index
-        + ".",
+        + f"; messages spread over the last {DAYS} days. Seeded in {seconds:.0f} s, every index in place.",
         "",
         f"Each page: the real app through httpx's ASGI transport, signed in as an admin; 3 warm-up requests, "
         f"then {repeat} in a row. Wall time per request, client side (the app, its queries and the template). "
@@ -439,16 +523,18 @@ async def main() -> None:
     if arguments.no_seed:
         connection = await asyncpg.connect(dsn)
         campaign = await connection.fetchval("SELECT id FROM campaigns WHERE status = 'running' LIMIT 1")
+        thread, student = await connection.fetchrow(
+            "SELECT t.id, t.phone FROM threads t JOIN students s ON s.phone = t.phone ORDER BY t.phone LIMIT 1"
+        )
         await connection.close()
-        ids = {"campaign": campaign}
+        ids = {"campaign": campaign, "thread": thread, "student": quote(student, safe="")}
     else:
         ids = await seed(dsn)
         await add_admin(DATABASE_URL)
     seconds = time.perf_counter() - started
-    index = await created_at_index(dsn)
     load = os.getloadavg()
     rows = await time_pages(DATABASE_URL, ids, arguments.repeat)
-    RESULTS.write_text(report(rows, await counts(dsn), index, load, seconds, arguments.repeat), encoding="utf-8")
+    RESULTS.write_text(report(rows, await counts(dsn), load, seconds, arguments.repeat), encoding="utf-8")
     print(f"wrote {RESULTS}")
 
 

@@ -71,13 +71,6 @@ async def page(browser: Browser, served: Console) -> AsyncIterator[Page]:
     assert errors == []
 
 
-async def snap(page: Page, name: str) -> None:
-    """`capture`, then a fresh load: axe leaves inline styles on the page, which htmx's next swap
-    would carry over (and the CSP refuse); a person's page never has them."""
-    await capture(page, name)
-    await page.reload()
-
-
 async def stored(database_url: str) -> dict[str, tuple[str | None, dict[str, object]]]:
     engine = create_engine(database_url)
     try:
@@ -97,7 +90,7 @@ async def test_an_admin_loads_an_excel_list_checks_it_and_corrects_a_student(pag
     await page.get_by_role("button", name="Entrar").click()
     await page.get_by_role("navigation").get_by_role("link", name="Alumnos").click()
     await expect(page.get_by_role("heading", name="Alumnos", level=1)).to_be_visible()
-    await snap(page, "students-empty")
+    await capture(page, "students-empty")
 
     # Import: the good rows load, the bad one is shown by its line and reason.
     await page.get_by_label("Archivo de alumnos").set_input_files(excel)
@@ -111,7 +104,7 @@ async def test_an_admin_loads_an_excel_list_checks_it_and_corrects_a_student(pag
     understood = page.get_by_role("table", name="Cómo se entendió cada columna del archivo")
     await expect(understood.get_by_role("row").filter(has_text="Fec_Limite")).to_contain_text("Fecha límite de pago")
     await expect(understood.get_by_role("row").filter(has_text="Turno")).to_contain_text("No se entendió")
-    await snap(page, "students-imported")
+    await capture(page, "students-imported")
     assert set(await stored(served.database_url)) == {"+525512345678", "+525523456789", "+525534567890"}
 
     # The columns of the loaded list.
@@ -120,7 +113,7 @@ async def test_an_admin_loads_an_excel_list_checks_it_and_corrects_a_student(pag
     columns = page.get_by_role("table", name="Otras columnas")
     await expect(columns.get_by_role("row").filter(has_text="SaldoPendiente")).to_contain_text("Saldo pendiente")
     await expect(columns.get_by_role("row").filter(has_text="prom_gral")).to_contain_text("Promedio")
-    await snap(page, "students-fields")
+    await capture(page, "students-fields")
 
     # Find one student by matrícula, open and correct the record.
     await page.get_by_role("link", name="← Alumnos").click()
