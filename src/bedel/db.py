@@ -10,12 +10,15 @@ from typing import Annotated, Any, ClassVar
 
 import aiosqlite
 from aiosqlite.context import contextmanager as aiosqlite_context
+from asyncpg import PostgresConnectionError
 from pydantic import AfterValidator
 from sqlalchemy import JSON, URL, DateTime, MetaData, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -75,8 +78,10 @@ def conflict_insert(session: AsyncSession, table: Any) -> postgresql.Insert | sq
 
 
 def create_engine(url: str) -> AsyncEngine:
+    # Statement parameters (phones, names, answers) never reach an error message, so never a log or a body.
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # Pre-ping: a connection the server dropped (a restart, a cut network) is replaced before use.
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -89,10 +94,23 @@ def create_engine(url: str) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=60,
         pool_reset_on_return=None,
+        hide_parameters=True,
         async_creator=partial(_one_hop_connection, make_url(url)),
     )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached or dropped the connection, rather than a bug.
+
+    A lost connection invalidates the pool (SQLAlchemy tells disconnects apart); an operational
+    error is the server's or the file's state (down, locked, out of connections); a failed connect
+    comes through as the socket's or asyncpg's own error; a pool timeout means no connection came back.
+    """
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, ConnectionError | PostgresConnectionError | PoolTimeout)
 
 
 def _one_hop_connection(url: URL) -> aiosqlite.Connection:

@@ -14,11 +14,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.channels.bursts import Burst, find_burst, interrupted
-from bedel.channels.buttons import answer_buttons
+from bedel.channels.buttons import answer_buttons, handoff_buttons
 from bedel.channels.jobs import QueuedAnswer
 from bedel.channels.models import Channel
 from bedel.channels.schemas import Delivery
 from bedel.chat.service import AskedQuestion, ChatService
+from bedel.chat.threads import list_threads
 from bedel.db import Clock
 from bedel.errors import UpstreamUnavailable
 from bedel.identities.service import is_anonymous
@@ -126,9 +127,8 @@ class Asker:
         try:
             answer = await self._chat.ask_together(to.phone, questions, confirm_handoff=confirm)
         except UpstreamUnavailable:
-            # Like /chat's 503: the question is stored, and the student is asked to write again.
             log.warning("channel_answer_unavailable", phone=mask_phone(to.phone))
-            return replace(to, text=self._chat.texts.unavailable)
+            return await self._unavailable(to)
         answered = replace(to, text=answer.answer, message_id=answer.message_id)
         if not confirm:
             return answered
@@ -136,3 +136,14 @@ class Asker:
             answer.thread_id, answer.message_id, self._chat.texts, handoff_offered=answer.handoff
         )
         return replace(answered, buttons=buttons, footer=footer)
+
+    async def _unavailable(self, to: Delivery) -> Delivery:
+        """The model did not answer. Like /chat's 503 the question is stored; the student is asked to write
+        again and offered a person: with reply buttons where the channel has them, in words elsewhere."""
+        texts = self._chat.texts
+        if to.channel != Channel.whatsapp:
+            return replace(to, text=texts.unavailable_offer.format(contact=self._chat.options.contact))
+        async with self._sessionmaker() as session:
+            thread = (await list_threads(session, phone=to.phone, status=None, limit=1, offset=0))[0]
+        buttons, footer = handoff_buttons(thread.id, texts)
+        return replace(to, text=texts.unavailable, buttons=buttons, footer=footer)

@@ -22,12 +22,18 @@ def answer_buttons(
     thread_id: uuid.UUID, message_id: uuid.UUID, texts: Texts, *, handoff_offered: bool
 ) -> tuple[tuple[Button, ...], str]:
     """The buttons under an answer and their question: confirm a handoff the model offered, or rate the answer."""
-    kind, target, question = (
-        ("handoff", thread_id, texts.handoff_question)
-        if handoff_offered
-        else ("feedback", message_id, texts.feedback_question)
-    )
-    return (Button(f"{kind}:yes:{target}", texts.yes), Button(f"{kind}:no:{target}", texts.no)), question
+    if handoff_offered:
+        return handoff_buttons(thread_id, texts)
+    return _yes_no("feedback", message_id, texts), texts.feedback_question
+
+
+def handoff_buttons(thread_id: uuid.UUID, texts: Texts) -> tuple[tuple[Button, ...], str]:
+    """ "¿Quieres que te atienda una persona?" with yes and no, for the conversation `thread_id`."""
+    return _yes_no("handoff", thread_id, texts), texts.handoff_question
+
+
+def _yes_no(kind: str, target: uuid.UUID, texts: Texts) -> tuple[Button, ...]:
+    return Button(f"{kind}:yes:{target}", texts.yes), Button(f"{kind}:no:{target}", texts.no)
 
 
 def read_tap(button_id: str) -> Tap | None:

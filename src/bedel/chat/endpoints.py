@@ -23,8 +23,10 @@ from bedel.chat.schemas import (
 )
 from bedel.chat.service import ChatService
 from bedel.config import ConfigError
+from bedel.db import is_database_outage
 from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
+from bedel.exception_handlers import DATABASE_UNAVAILABLE
 from bedel.paging import MAX_INT32, MAX_OFFSET
 
 log = structlog.get_logger()
@@ -86,11 +88,15 @@ async def _sse(events: AsyncIterator[str | ChatAnswer]) -> AsyncIterator[str]:
     except BedelError as exc:
         error = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
         yield f"event: error\ndata: {json.dumps(error)}\n\n"
-    except Exception:
+    except Exception as exc:
         # Headers are gone already: the stream itself must say it failed.
-        log.exception("stream_failed")
-        error = {"error": {"code": "internal_error", "message": "unexpected error; it has been logged", "field": None}}
-        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+        if is_database_outage(exc):
+            log.warning("database_unavailable", error=type(exc).__name__, path="/chat")
+            code, message = "database_unavailable", DATABASE_UNAVAILABLE
+        else:
+            log.exception("stream_failed")
+            code, message = "internal_error", "unexpected error; it has been logged"
+        yield f"event: error\ndata: {json.dumps({'error': {'code': code, 'message': message, 'field': None}})}\n\n"
 
 
 @threads_router.get("", response_model=ThreadList)

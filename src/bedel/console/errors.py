@@ -32,6 +32,9 @@ def pages_on_console(handler: JSONHandler) -> Handler:
         if not is_console(request):
             return response
         code = json.loads(bytes(response.body))["error"]["code"]
-        return console_error_page(request, response.status_code, code)
+        page = console_error_page(request, response.status_code, code)
+        if "retry-after" in response.headers:
+            page.headers["retry-after"] = response.headers["retry-after"]
+        return page
 
     return handle

@@ -21,6 +21,7 @@ class Texts:
     # Replies and labels over the channels (channels/).
     only_text: str
     unavailable: str
+    unavailable_offer: str
     unsubscribed: str
     subscribed: str
     not_helpful: str
