@@ -216,7 +216,7 @@ class TestPostgresCutMidLoad:
         assert "database_unavailable" in written
         assert MARK not in written
 
-    async def test_the_console_shows_a_page_while_the_database_is_out(
+    async def test_the_console_a_stream_and_the_staff_api_say_so_too(
         self, make_client: Callable[..., Any], proxied_settings: Settings, proxy: TcpProxy, postgres: str
     ) -> None:
         await add_account(postgres, ADMIN[0], StaffRole.admin, ADMIN[1])
@@ -224,9 +224,16 @@ class TestPostgresCutMidLoad:
             assert (await sign_in(client, *ADMIN)).status_code == 303
             proxy.cut_all()
             page = await client.get("/console")
+            threads = await client.get("/threads")
+            stream = await client.post("/chat", json={"phone": "+5255000001", "question": "hola", "stream": True})
             proxy.heal()
             again = await client.get("/console")
 
+        assert threads.status_code == 503
+        assert threads.json()["error"]["code"] == "database_unavailable"
+        # A stream's headers left before the database was needed: its one event says why it ended.
+        assert stream.text.startswith("event: error\n")
+        assert '"code": "database_unavailable"' in stream.text
         assert page.status_code == 503
         assert page.headers["content-type"].startswith("text/html")
         assert page.headers["retry-after"] == "5"
