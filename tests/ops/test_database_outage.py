@@ -39,6 +39,7 @@ from tests.channels.vendors import (
     twilio_signed,
 )
 from tests.console.accounts import ADMIN, add_account, sign_in
+from tests.llm_fakes import LLM_BASE_URL, completion
 from tests.ops.processes import all_jobs
 from tests.polling import eventually
 from tests.tcp_proxy import TcpProxy
@@ -60,17 +61,26 @@ async def proxy() -> AsyncIterator[TcpProxy]:
 
 
 @pytest.fixture
-def proxied_settings(postgres: str, proxy: TcpProxy, tmp_path: Path) -> Settings:
+def make_proxied_settings(postgres: str, proxy: TcpProxy, tmp_path: Path) -> Callable[..., Settings]:
     """The app with both channels on, reaching PostgreSQL only through the proxy."""
     url = make_url(postgres).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    return Settings(
-        _env_file=None,
-        database_url=url,
-        knowledge_index_dir=tmp_path / "index",
-        rate_limit_per_phone="100000/minute",
-        lease_s=LEASE_S,
-        **CHANNEL_SETTINGS,
-    )
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": url,
+            "knowledge_index_dir": tmp_path / "index",
+            "rate_limit_per_phone": "100000/minute",
+            "lease_s": LEASE_S,
+            **CHANNEL_SETTINGS,
+        }
+        return Settings(_env_file=None, **(values | overrides))
+
+    return make
+
+
+@pytest.fixture
+def proxied_settings(make_proxied_settings: Callable[..., Settings]) -> Settings:
+    return make_proxied_settings()
 
 
 @pytest.fixture
@@ -255,6 +265,43 @@ class TestPostgresCutMidLoad:
         assert page.headers["retry-after"] == "5"
         assert "La base de datos no responde por un momento" in page.text
         assert again.status_code == 200
+
+    @pytest.mark.usefixtures("logs")  # JSON lines, as served: the development console's tracebacks are slow
+    @respx.mock(assert_all_called=False)
+    async def test_a_turn_cut_mid_answer_gives_its_conversation_back_at_the_next_question(
+        self,
+        respx_mock: respx.MockRouter,
+        make_client: Callable[..., Any],
+        make_proxied_settings: Callable[..., Settings],
+        proxy: TcpProxy,
+    ) -> None:
+        answering, cut = asyncio.Event(), asyncio.Event()
+
+        async def slow_model(_: httpx.Request) -> httpx.Response:
+            answering.set()
+            await cut.wait()
+            return completion("La inscripción cierra el viernes.")
+
+        respx_mock.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=slow_model)
+        # The lease a dead replica's turn would hold for a minute (the default).
+        settings = make_proxied_settings(
+            llm_provider="openai_compatible", llm_base_url=LLM_BASE_URL, llm_api_key="sk-test", lease_s=60
+        )
+        ask = {"phone": "+525500000001", "question": "¿cuándo cierra la inscripción?"}
+        async with make_client(settings) as client:
+            first = asyncio.create_task(client.post("/chat", json=ask))
+            await eventually(answering.is_set)
+            # The question is stored and the model is at work: the answer cannot be stored, nor the lease given back.
+            proxy.cut_all()
+            cut.set()
+            refused = await first
+            proxy.heal()
+            # This process knows the turn is dead: the next question does not wait out the minute.
+            again = await asyncio.wait_for(client.post("/chat", json=ask), timeout=15)
+
+        assert refused.status_code == 503
+        assert again.status_code == 200
+        assert again.json()["answer"] == "La inscripción cierra el viernes."
 
 
 async def _all_settled(database_url: str) -> bool:

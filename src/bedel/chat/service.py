@@ -112,6 +112,8 @@ class ChatService:
         # How long a turn may go silent before another replica may take the conversation over.
         self._lease = lease
         self._locks = ConversationLocks()
+        # Turns whose lease could not be given back, by phone.
+        self._unreleased: dict[str, Turnaround] = {}
 
     async def ask(
         self,
@@ -191,6 +193,8 @@ class ChatService:
             options = replace(self.options, language="en")
         options = options or self.options
         async with self._locks.hold(phone):
+            if (unreleased := self._unreleased.pop(phone, None)) is not None:
+                await self._release(phone, unreleased)
             begun = time.perf_counter()
             turn = await self._begin(phone, questions)
             database_s = time.perf_counter() - begun
@@ -240,7 +244,7 @@ class ChatService:
                 )
                 chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
-                await self._release(turn)
+                await self._release(phone, turn)
                 raise
             finally:
                 keeper.cancel()
@@ -428,8 +432,9 @@ class ChatService:
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
 
-    async def _release(self, turn: Turnaround) -> None:
-        """Give the conversation back after a failure; a lease left behind expires anyway."""
+    async def _release(self, phone: str, turn: Turnaround) -> None:
+        """Give the conversation back after a failure. When that fails too (the database is out), the
+        phone's next turn here gives it back first, rather than waiting for the lease to lapse."""
         try:
             # Shielded: a client that hung up on a stream cancels this task, and the release must still run.
             with anyio.CancelScope(shield=True):
@@ -439,6 +444,7 @@ class ChatService:
                     )
         except Exception:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
+            self._unreleased[phone] = turn
 
     def handoff_notice(self, options: AssistantOptions | None = None) -> str:
         """What a student is told when a person takes the conversation over."""
