@@ -21,6 +21,7 @@ from bedel.console.catalogue import strings
 from bedel.console.rendering import page_language, render, see_other
 from bedel.dependencies import DBSession, get_state
 from bedel.errors import BedelError, Conflict, InvalidInput
+from bedel.spreadsheets import spreadsheet_cell
 from bedel.users.models import StaffUser
 
 router = console_router()
@@ -43,8 +44,6 @@ _FORM_FIELDS = (
     "template_parameters",
     "audience",
 )
-# A spreadsheet would run a cell starting with these as a formula (OWASP's CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _state(request: Request) -> CampaignsState:
@@ -202,7 +201,7 @@ async def failures_csv(session: DBSession, admin: AdminOnly, campaign_id: uuid.U
         page = await service.list_recipients(session, campaign_id, RecipientStatus.failed, after, CSV_PAGE)
         for item in page.items:
             row = [item.address, item.phone, item.error, item.delivery_error_code, item.attempts, item.sent_at]
-            writer.writerow([_cell(value) for value in row])
+            writer.writerow([spreadsheet_cell(value) for value in row])
         if page.next_after is None:
             break
         after = page.next_after
@@ -212,12 +211,6 @@ async def failures_csv(session: DBSession, admin: AdminOnly, campaign_id: uuid.U
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def _cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: a formula's first character gets an apostrophe before it."""
-    text = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 async def _form_values(request: Request) -> dict[str, Any]:

@@ -121,6 +121,9 @@ def _docx_markdown(data: bytes) -> str:
         raise
     except Exception as exc:  # python-docx raises zipfile, lxml and its own errors for damaged files
         raise UnreadableDocument(f"the DOCX cannot be read ({type(exc).__name__})") from None
+    # Each style's name, read once: looking a paragraph's style up walks the whole styles part,
+    # and a hostile file with tens of thousands of styles and paragraphs would take minutes.
+    style_names = {style.style_id: style.name or "" for style in document.styles}
     lines: list[str] = []
     # Paragraphs and tables in document order, so a table stays under its heading.
     for block in document.iter_inner_content():
@@ -133,7 +136,7 @@ def _docx_markdown(data: bytes) -> str:
         text = block.text.strip()
         if not text:
             continue
-        style = (block.style.name if block.style is not None else "") or ""
+        style = style_names.get(block._p.style or "", "")
         level = _DOCX_HEADING.match(style)
         if style.lower() == "title":
             lines.append(f"# {text}")
