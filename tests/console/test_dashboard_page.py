@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from bedel.config import Settings
 from bedel.console.charts import percentile
@@ -56,6 +57,35 @@ async def ask(client: httpx.AsyncClient, question: str, phone: str = PHONE) -> d
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
+
+
+async def run_sql(database_url: str, statement: str) -> list[Any]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement))
+            return [row[0] for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def kept_days(database_url: str) -> list[str]:
+    return [str(day) for day in await run_sql(database_url, "SELECT day FROM activity_days ORDER BY day")]
+
+
+def without_waits(found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: chart for name, chart in found.items() if name != "waits"}
+
+
+async def turns_of_every_kind(client: httpx.AsyncClient) -> None:
+    """An answer from a document, one that found nothing and a handoff."""
+    uploaded = await client.post(
+        "/knowledge/documents", files={"files": ("calendario.md", CALENDAR.encode(), "text/markdown")}
+    )
+    assert uploaded.status_code in (200, 201), uploaded.text
+    assert (await ask(client, "¿Cuándo son las inscripciones de otoño?"))["sources"]
+    await ask(client, "¿De qué color es el edificio de rectoría?", phone="+5215587654321")
+    assert (await ask(client, "Quiero hablar con una persona", phone="+5215511112222"))["handoff"]
 
 
 class TestDashboard:
@@ -119,17 +149,51 @@ class TestDashboard:
         assert figure(page, "questions") == "0"
         assert len(charts(page)["per-day"]["labels"]) == 30
 
-    async def test_past_days_are_read_and_kept_as_they_were(
-        self, as_admin: httpx.AsyncClient, clock: MovableClock
+    async def test_a_kept_day_shows_the_numbers_it_showed_live(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str
     ) -> None:
-        await ask(as_admin, "Hola")
+        await turns_of_every_kind(as_admin)
+        today = clock.now.date().isoformat()
+        live = await as_admin.get("/console/dashboard", params={"start": today, "end": today})
         clock.advance(days=1)
         # A day later the session has lapsed: sign in again.
         await sign_in(as_admin, *ADMIN)
+        kept = await as_admin.get("/console/dashboard", params={"start": today, "end": today})
+        assert await kept_days(clean_database) == [today]
+        # Everything but the waits, which are counted up to now.
+        assert without_waits(charts(kept)) == without_waits(charts(live))
+        for name in ("questions", "answers", "median", "p95", "cost"):
+            assert figure(kept, name) == figure(live, name)
+        assert sum(charts(kept)["outcomes"]["series"][0]["values"]) == 3
+
+    async def test_a_kept_day_is_not_read_again_from_its_messages(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str
+    ) -> None:
+        await ask(as_admin, "Hola")
+        clock.advance(days=1)
+        await sign_in(as_admin, *ADMIN)
         first = charts(await as_admin.get("/console/dashboard"))
         assert first["per-day"]["series"][0]["values"][-2:] == [1, 0]
-        # Shown again from what was kept, with the same numbers.
+        await run_sql(clean_database, "UPDATE messages SET role = 'staff'")
         assert charts(await as_admin.get("/console/dashboard")) == first
+
+    async def test_deleting_a_conversation_takes_it_out_of_kept_days(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str
+    ) -> None:
+        await ask(as_admin, "Hola")
+        unknown = await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654321")
+        clock.advance(days=1)
+        await sign_in(as_admin, *ADMIN)
+        before = await as_admin.get("/console/dashboard")
+        assert figure(before, "questions") == "2"
+        assert charts(before)["unanswered"]["labels"] == ["¿de qué color es el edificio de rectoría?"]
+
+        assert (await as_admin.delete(f"/threads/{unknown['thread_id']}")).status_code == 204
+
+        after = await as_admin.get("/console/dashboard")
+        assert figure(after, "questions") == "1"
+        assert charts(after)["unanswered"]["labels"] == []
+        assert await run_sql(clean_database, "SELECT question FROM activity_unanswered") == []
 
     async def test_a_reversed_period_is_refused_with_the_reason(self, as_admin: httpx.AsyncClient) -> None:
         page = await as_admin.get("/console/dashboard", params={"start": "2026-03-10", "end": "2026-03-01"})
