@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from bedel.chat import activity
 from bedel.config import Settings
 from bedel.console.charts import percentile
 from bedel.db import create_engine, create_sessionmaker, session_scope
@@ -180,6 +181,19 @@ class TestDashboard:
         assert first["per-day"]["series"][0]["values"] == [1, 0]
         await run_sql(clean_database, "UPDATE messages SET role = 'staff'")
         assert charts(await as_admin.get("/console/dashboard", params=period)) == first
+
+    async def test_a_kept_day_keeps_its_most_asked_questions_that_found_nothing(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(activity, "KEPT_UNANSWERED", 1)
+        for phone in ("+5215587654321", "+5215587654322"):
+            await ask(as_admin, "¿Hay estacionamiento para motos?", phone=phone)
+        await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654323")
+        clock.advance(days=2)
+        await sign_in(as_admin, *ADMIN)
+        page = await as_admin.get("/console/dashboard")
+        assert charts(page)["unanswered"]["labels"] == ["¿hay estacionamiento para motos?"]
+        assert await run_sql(clean_database, "SELECT asked FROM activity_unanswered") == [2]
 
     async def test_deleting_a_conversation_takes_it_out_of_kept_days(
         self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str

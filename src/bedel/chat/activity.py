@@ -52,6 +52,9 @@ NO_INFORMATION = ("no tengo esa información", "i don't have that information")
 API_CHANNEL = "api"
 TOP = 10
 LATENCY_STEP_MS = 10
+# The questions that found nothing kept per day, most asked first: what to write next is among a day's
+# most asked, and keeping every one (hundreds a day, each its own words) made a month slow to sum.
+KEPT_UNANSWERED = 100
 # A day's figures are kept once it has been over this long: a message stamped just before midnight may
 # still be committing on another replica.
 SETTLED = timedelta(minutes=10)
@@ -65,13 +68,19 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class HourCount:
-    """Messages of one UTC hour alike: questions of one channel, or answers of one outcome and model."""
+class QuestionCount:
+    """Questions of one channel in one UTC hour."""
 
     hour: datetime
-    role: Role
-    channel: str | None
-    outcome: Outcome | None
+    channel: str
+    messages: int
+
+
+@dataclass(frozen=True)
+class AnswerCount:
+    """Answers of one outcome and model over the period."""
+
+    outcome: Outcome
     model: str | None
     messages: int
     input_tokens: int
@@ -87,7 +96,8 @@ class CitedDocument:
 
 @dataclass(frozen=True)
 class ChatActivity:
-    hours: list[HourCount]
+    questions: list[QuestionCount]
+    answers: list[AnswerCount]
     # (answer time in ms, how many answers took it), shortest first.
     latencies: list[tuple[int, int]]
     cited: list[CitedDocument]
@@ -124,7 +134,7 @@ class ActivityRepository:
                 (ActivityHour, self._hours(start, end)),
                 (ActivityLatency, self._latencies(start, end)),
                 (ActivityCitation, self._cited(start, end)),
-                (ActivityUnanswered, self._unanswered(start, end)),
+                (ActivityUnanswered, self._most_unanswered(start, end)),
             ):
                 columns = [column.name for column in query.selected_columns]
                 await self.session.execute(insert(table).from_select(columns, query))
@@ -135,8 +145,10 @@ class ActivityRepository:
         days = select(self._day(Message.created_at)).where(Message.thread_id == thread_id).distinct()
         await self.session.execute(delete(ActivityDay).where(ActivityDay.day.in_(days)))
 
-    async def hours(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[HourCount]:
-        """Questions by channel and answers by outcome and model, per hour: the kept days' rows from
+    async def hours(
+        self, kept: tuple[date, date], live: tuple[datetime, datetime]
+    ) -> tuple[list[QuestionCount], list[AnswerCount]]:
+        """Questions by hour and channel, and answers by outcome and model: the kept days' rows from
         `kept[0]` up to (not including) `kept[1]`, and the messages from `live[0]` up to `live[1]`."""
         stored = select(
             ActivityHour.day,
@@ -149,20 +161,32 @@ class ActivityRepository:
             ActivityHour.input_tokens,
             ActivityHour.output_tokens,
         ).where(_kept(ActivityHour, kept))
-        rows: list[Any] = list(await self.session.execute(union_all(stored, self._hours(*live))))
-        return [
-            HourCount(
-                hour=_midnight(_day_value(day)) + timedelta(hours=int(hour)),
-                role=Role(role),
-                channel=channel_name,
-                outcome=Outcome(result) if result else None,
-                model=model,
-                messages=int(count),
-                input_tokens=int(tokens_in or 0),
-                output_tokens=int(tokens_out or 0),
-            )
-            for day, hour, role, channel_name, result, model, count, tokens_in, tokens_out in rows
-        ]
+        both = union_all(stored, self._hours(*live)).subquery()
+        # One statement, summed in SQL: questions keep their hour, answers are summed over the period
+        # (a month is a few thousand rows, not the tens of thousands stored).
+        asked = both.c.role == Role.user
+        day, hour = case((asked, both.c.day)), case((asked, both.c.hour))
+        rows = await self.session.execute(
+            select(
+                both.c.role,
+                day,
+                hour,
+                both.c.channel,
+                both.c.outcome,
+                both.c.model,
+                func.sum(both.c.messages),
+                func.sum(both.c.input_tokens),
+                func.sum(both.c.output_tokens),
+            ).group_by(both.c.role, day, hour, both.c.channel, both.c.outcome, both.c.model)
+        )
+        questions, answers = [], []
+        for role, on, at, channel, outcome, model, count, tokens_in, tokens_out in rows:
+            if role == Role.user:
+                moment = _midnight(_day_value(on)) + timedelta(hours=int(at))
+                questions.append(QuestionCount(moment, str(channel), int(count)))
+            else:
+                answers.append(AnswerCount(Outcome(outcome), model, int(count), int(tokens_in), int(tokens_out)))
+        return questions, answers
 
     async def latencies(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[tuple[int, int]]:
         """(answer time to 10 ms, answers), shortest first: a month's percentiles from a few hundred rows."""
@@ -291,6 +315,13 @@ class ActivityRepository:
             .group_by(day, text)
         )
 
+    def _most_unanswered(self, start: datetime, end: datetime) -> Select[Any]:
+        """Each day's `KEPT_UNANSWERED` questions answered "no tengo esa información" most often."""
+        grouped = self._unanswered(start, end).subquery()
+        rank = func.row_number().over(partition_by=grouped.c.day, order_by=(grouped.c.asked.desc(), grouped.c.question))
+        ranked = select(grouped, rank.label("rank")).subquery()
+        return select(ranked.c.day, ranked.c.question, ranked.c.asked).where(ranked.c.rank <= KEPT_UNANSWERED)
+
     def _day(self, column: Any) -> ColumnElement[Any]:
         if self.dialect == "postgresql":
             return func.date(func.timezone("UTC", column))
@@ -362,8 +393,10 @@ async def chat_activity(session: AsyncSession, start: datetime, end: datetime, n
     days = [kept[0] + timedelta(days=n) for n in range((kept[1] - kept[0]).days)]
     if days:
         await repository.keep_days(days)
+    questions, answers = await repository.hours(kept, live)
     return ChatActivity(
-        hours=await repository.hours(kept, live),
+        questions=questions,
+        answers=answers,
         latencies=await repository.latencies(kept, live),
         cited=await repository.cited(kept, live),
         unanswered=await repository.unanswered(kept, live),
