@@ -120,11 +120,19 @@ class ActivityRepository:
         return cls(session)
 
     async def keep_days(self, days: list[date]) -> None:
-        """Read and keep the figures of those of `days` not kept yet. Claiming a day first means that
+        """Read and keep the figures of those of `days` (in order) not kept yet. Claiming a day first means that
         two replicas showing the dashboard at once keep it once: the second waits, then skips it."""
+        kept = set(
+            await self.session.scalars(
+                select(ActivityDay.day).where(_kept(ActivityDay, (days[0], days[-1] + timedelta(days=1))))
+            )
+        )
+        missing = [day for day in days if day not in kept]
+        if not missing:
+            return
         claimed = await self.session.scalars(
             conflict_insert(self.session, ActivityDay)
-            .values([{"day": day} for day in days])
+            .values([{"day": day} for day in missing])
             .on_conflict_do_nothing(index_elements=["day"])
             .returning(ActivityDay.day)
         )
