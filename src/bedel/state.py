@@ -3,7 +3,7 @@
 Each package's endpoints read it through their own protocol (`bedel.dependencies`), listed here as a base.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -15,11 +15,9 @@ from bedel.channels.endpoints import ChannelsState
 from bedel.channels.models import Channel
 from bedel.channels.ports import MessageSender
 from bedel.channels.receipts import Receipts
-from bedel.chat.activity import PastDays
 from bedel.chat.endpoints import ChatState
 from bedel.chat.service import ChatService
 from bedel.config import Settings
-from bedel.console.dashboard import DashboardState
 from bedel.db import Clock
 from bedel.jobs.runner import JobRunner
 from bedel.knowledge.endpoints import KnowledgeState
@@ -31,7 +29,7 @@ from bedel.students.fields import FieldCatalog
 
 
 @dataclass
-class AppState(ChatState, ChannelsState, KnowledgeState, StudentsState, CampaignsState, DashboardState):
+class AppState(ChatState, ChannelsState, KnowledgeState, StudentsState, CampaignsState):
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -50,8 +48,6 @@ class AppState(ChatState, ChannelsState, KnowledgeState, StudentsState, Campaign
     outboxes: dict[CampaignChannel, Outbox]
     campaigns: CampaignRunner
     shutting_down: bool = False
-    # The dashboard's figures of past days (chat/activity.py).
-    activity: PastDays = field(default_factory=PastDays)
 
     async def aclose(self) -> None:
         for sender in [*self.senders.values(), *filter(None, [self.sms])]:

@@ -1,15 +1,19 @@
-"""A real `bedel serve` on a SQLite file, accounts added with `bedel users add`, and Debian's
-chromium driven by Playwright; screenshots go to docs/screenshots/, axe-core checks each page."""
+"""A real `bedel serve` (on SQLite and on PostgreSQL: conftest's `served_database`), accounts added with
+`bedel users add`, and Debian's chromium driven by Playwright; screenshots go to docs/screenshots/,
+axe-core checks each page."""
 
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, ViewportSize
+
+from tests.ops.processes import Served, start_serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,6 +63,20 @@ def run_bedel(env: dict[str, str], cwd: Path, *args: str, stdin: str | None = No
 def bedel_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEDEL_", "OPENAI_"))}
     return env | {"BEDEL_DATABASE_URL": database_url, "BEDEL_KNOWLEDGE_INDEX_DIR": str(tmp_path / "index")}
+
+
+async def serve_console(
+    env: dict[str, str], folder: Path, accounts: Sequence[Account], students_csv: str | None = None
+) -> Served:
+    """`bedel serve` on a database migrated by `bedel db upgrade`, with the accounts added by `bedel users
+    add` and the students (when given) loaded by `bedel students import`."""
+    run_bedel(env, folder, "db", "upgrade")
+    for account in accounts:
+        run_bedel(env, folder, "users", "add", account.email, "--role", account.role, stdin=account.password + "\n")
+    if students_csv is not None:
+        (folder / "alumnos.csv").write_text(students_csv, encoding="utf-8")
+        run_bedel(env, folder, "students", "import", str(folder / "alumnos.csv"))
+    return await start_serve(env, folder)
 
 
 async def axe_violations(page: Page) -> list[dict[str, Any]]:

@@ -7,24 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from bedel.db import create_engine
 from bedel.users.models import StaffUser
-from tests.console.browser import (
-    ADMIN,
-    AGENT,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DESKTOP,
-    LOCKED,
-    Account,
-    bedel_env,
-    capture,
-    run_bedel,
-)
-from tests.ops.processes import start_serve
+from tests.console.browser import ADMIN, AGENT, CHROMIUM, DESKTOP, LOCKED, Account, bedel_env, capture, serve_console
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -39,25 +27,12 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
-    """`bedel serve` on a SQLite file migrated by `bedel db upgrade`, with accounts added by `bedel users add`."""
+async def served(tmp_path_factory: pytest.TempPathFactory, served_database: str) -> AsyncIterator[Console]:
+    """`bedel serve` with an admin and two agents."""
     folder = tmp_path_factory.mktemp("console")
-    database_url = f"sqlite+aiosqlite:///{folder / 'bedel.db'}"
-    env = bedel_env(database_url, folder)
-    run_bedel(env, folder, "db", "upgrade")
-    for account in (ADMIN, AGENT, LOCKED):
-        run_bedel(env, folder, "users", "add", account.email, "--role", account.role, stdin=account.password + "\n")
-    server = await start_serve(env, folder)
-    yield Console(server.url, database_url)
+    server = await serve_console(bedel_env(served_database, folder), folder, (ADMIN, AGENT, LOCKED))
+    yield Console(server.url, served_database)
     server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

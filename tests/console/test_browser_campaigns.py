@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.campaigns.provider import FakeGraph, fake_graph
 from tests.campaigns.samples import STUDENTS_CSV
 from tests.channels.vendors import ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN, signed, text_message
-from tests.console.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, DESKTOP, bedel_env, capture, run_bedel
-from tests.ops.processes import start_serve
+from tests.console.browser import ADMIN, CHROMIUM, DESKTOP, bedel_env, capture, serve_console
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -33,12 +32,11 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+async def served(tmp_path_factory: pytest.TempPathFactory, served_database: str) -> AsyncIterator[Console]:
     """`bedel serve` with the students of tests/campaigns and WhatsApp sending to a local fake Graph API."""
     folder = tmp_path_factory.mktemp("campaigns")
-    database_url = f"sqlite+aiosqlite:///{folder / 'bedel.db'}"
     async with fake_graph() as graph:
-        env = bedel_env(database_url, folder) | {
+        env = bedel_env(served_database, folder) | {
             "BEDEL_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
             "BEDEL_WHATSAPP_APP_SECRET": APP_SECRET,
             "BEDEL_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
@@ -47,21 +45,9 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cons
             "BEDEL_WHATSAPP_BURST_WINDOW_S": "0",
             "BEDEL_MODEL_PRICES": '{"offline": [0.5, 1.5]}',
         }
-        run_bedel(env, folder, "db", "upgrade")
-        run_bedel(env, folder, "users", "add", ADMIN.email, "--role", ADMIN.role, stdin=ADMIN.password + "\n")
-        (folder / "alumnos.csv").write_text(STUDENTS_CSV, encoding="utf-8")
-        run_bedel(env, folder, "students", "import", str(folder / "alumnos.csv"))
-        server = await start_serve(env, folder)
+        server = await serve_console(env, folder, (ADMIN,), STUDENTS_CSV)
         yield Console(server.url, graph)
         server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

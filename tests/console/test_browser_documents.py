@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, FilePayload, Page, async_playwright, expect
+from playwright.async_api import Browser, FilePayload, Page, expect
 from sqlalchemy import func, select
 
 from bedel.db import Base, create_engine
-from tests.console.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, DESKTOP, bedel_env, capture, run_bedel
+from tests.console.browser import ADMIN, CHROMIUM, DESKTOP, bedel_env, capture, serve_console
 from tests.knowledge.documents import CALENDAR, FEES
-from tests.ops.processes import start_serve
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -39,17 +38,11 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
-    """`bedel serve` on a SQLite file, with an admin and one student loaded by the command line."""
+async def served(tmp_path_factory: pytest.TempPathFactory, served_database: str) -> AsyncIterator[Console]:
+    """`bedel serve` with an admin and one student loaded by the command line."""
     folder = tmp_path_factory.mktemp("documents")
-    database_url = f"sqlite+aiosqlite:///{folder / 'bedel.db'}"
-    env = bedel_env(database_url, folder)
-    run_bedel(env, folder, "db", "upgrade")
-    run_bedel(env, folder, "users", "add", ADMIN.email, "--role", ADMIN.role, stdin=ADMIN.password + "\n")
-    (folder / "students.csv").write_text(STUDENTS, encoding="utf-8")
-    run_bedel(env, folder, "students", "import", "students.csv")
-    server = await start_serve(env, folder)
-    yield Console(server.url, database_url)
+    server = await serve_console(bedel_env(served_database, folder), folder, (ADMIN,), STUDENTS)
+    yield Console(server.url, served_database)
     # The index builder (a forkserver and its worker) outlives a killed server and keeps its
     # stderr open, which stop() reads to the end: end them first.
     for pid in descendants(server.process.pid):
@@ -60,14 +53,6 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cons
 def descendants(pid: int) -> list[int]:
     children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     return [grandchild for child in children for grandchild in [child, *descendants(child)]]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

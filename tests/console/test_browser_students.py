@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from bedel.db import create_engine
 from bedel.students.models import Student
-from tests.console.browser import ADMIN, CHROMIUM, CHROMIUM_ARGS, DESKTOP, bedel_env, capture, run_bedel
-from tests.ops.processes import start_serve
+from tests.console.browser import ADMIN, CHROMIUM, DESKTOP, bedel_env, capture, serve_console
 from tests.students.workbooks import workbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -39,23 +38,11 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+async def served(tmp_path_factory: pytest.TempPathFactory, served_database: str) -> AsyncIterator[Console]:
     folder = tmp_path_factory.mktemp("students")
-    database_url = f"sqlite+aiosqlite:///{folder / 'bedel.db'}"
-    env = bedel_env(database_url, folder)
-    run_bedel(env, folder, "db", "upgrade")
-    run_bedel(env, folder, "users", "add", ADMIN.email, "--role", ADMIN.role, stdin=ADMIN.password + "\n")
-    server = await start_serve(env, folder)
-    yield Console(server.url, database_url, folder)
+    server = await serve_console(bedel_env(served_database, folder), folder, (ADMIN,))
+    yield Console(server.url, served_database, folder)
     server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from bedel.chat import activity
 from bedel.config import Settings
 from bedel.console.charts import percentile
 from bedel.db import create_engine, create_sessionmaker, session_scope
@@ -58,6 +60,35 @@ async def ask(client: httpx.AsyncClient, question: str, phone: str = PHONE) -> d
     return answer
 
 
+async def run_sql(database_url: str, statement: str) -> list[Any]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement))
+            return [row[0] for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def kept_days(database_url: str) -> list[str]:
+    return [str(day) for day in await run_sql(database_url, "SELECT day FROM activity_days ORDER BY day")]
+
+
+def without_waits(found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: chart for name, chart in found.items() if name != "waits"}
+
+
+async def turns_of_every_kind(client: httpx.AsyncClient) -> None:
+    """An answer from a document, one that found nothing and a handoff."""
+    uploaded = await client.post(
+        "/knowledge/documents", files={"files": ("calendario.md", CALENDAR.encode(), "text/markdown")}
+    )
+    assert uploaded.status_code in (200, 201), uploaded.text
+    assert (await ask(client, "¿Cuándo son las inscripciones de otoño?"))["sources"]
+    await ask(client, "¿De qué color es el edificio de rectoría?", phone="+5215587654321")
+    assert (await ask(client, "Quiero hablar con una persona", phone="+5215511112222"))["handoff"]
+
+
 class TestDashboard:
     async def test_an_empty_period_says_so(self, as_admin: httpx.AsyncClient) -> None:
         page = await as_admin.get("/console/dashboard")
@@ -67,6 +98,8 @@ class TestDashboard:
         assert "Sin datos en este periodo." in page.text
         assert "Nadie espera a una persona ahora." in page.text
         assert len(charts(page)) == 9
+        # Browsers show a date their own way; the label says what to type.
+        assert 'Desde <span class="muted">(aaaa-mm-dd)</span>' in page.text
 
     async def test_shows_the_turns_feedback_and_handoffs_of_the_period(
         self, as_admin: httpx.AsyncClient, clean_database: str
@@ -119,17 +152,69 @@ class TestDashboard:
         assert figure(page, "questions") == "0"
         assert len(charts(page)["per-day"]["labels"]) == 30
 
-    async def test_past_days_are_read_and_kept_as_they_were(
-        self, as_admin: httpx.AsyncClient, clock: MovableClock
+    async def test_a_kept_day_shows_the_numbers_it_showed_live(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str
+    ) -> None:
+        await turns_of_every_kind(as_admin)
+        today = clock.now.date().isoformat()
+        live = await as_admin.get("/console/dashboard", params={"start": today, "end": today})
+        # Two days on (a day is kept once it has been over for a while), the session has lapsed: sign in again.
+        clock.advance(days=2)
+        await sign_in(as_admin, *ADMIN)
+        kept = await as_admin.get("/console/dashboard", params={"start": today, "end": today})
+        assert await kept_days(clean_database) == [today]
+        # Everything but the waits, which are counted up to now.
+        assert without_waits(charts(kept)) == without_waits(charts(live))
+        for name in ("questions", "answers", "median", "p95", "cost"):
+            assert figure(kept, name) == figure(live, name)
+        assert sum(charts(kept)["outcomes"]["series"][0]["values"]) == 3
+
+    async def test_a_kept_day_is_not_read_again_from_its_messages(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str
     ) -> None:
         await ask(as_admin, "Hola")
-        clock.advance(days=1)
-        # A day later the session has lapsed: sign in again.
+        day = clock.now.date()
+        period = {"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()}
+        clock.advance(days=2)
         await sign_in(as_admin, *ADMIN)
-        first = charts(await as_admin.get("/console/dashboard"))
-        assert first["per-day"]["series"][0]["values"][-2:] == [1, 0]
-        # Shown again from what was kept, with the same numbers.
-        assert charts(await as_admin.get("/console/dashboard")) == first
+        first = charts(await as_admin.get("/console/dashboard", params=period))
+        assert first["per-day"]["series"][0]["values"] == [1, 0]
+        await run_sql(clean_database, "UPDATE messages SET role = 'staff'")
+        assert charts(await as_admin.get("/console/dashboard", params=period)) == first
+
+    async def test_a_kept_day_keeps_its_most_asked_questions_that_found_nothing(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(activity, "KEPT_UNANSWERED", 1)
+        for phone in ("+5215587654321", "+5215587654322"):
+            await ask(as_admin, "¿Hay estacionamiento para motos?", phone=phone)
+        await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654323")
+        clock.advance(days=2)
+        await sign_in(as_admin, *ADMIN)
+        page = await as_admin.get("/console/dashboard")
+        assert charts(page)["unanswered"]["labels"] == ["¿hay estacionamiento para motos?"]
+        assert await run_sql(clean_database, "SELECT asked FROM activity_unanswered") == [2]
+
+    async def test_deleting_a_conversation_takes_it_out_of_kept_days(
+        self, as_admin: httpx.AsyncClient, clock: MovableClock, clean_database: str
+    ) -> None:
+        await ask(as_admin, "Hola")
+        unknown = await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654321")
+        clock.advance(days=2)
+        await sign_in(as_admin, *ADMIN)
+        before = await as_admin.get("/console/dashboard")
+        assert await kept_days(clean_database) != []
+        assert figure(before, "questions") == "2"
+        assert charts(before)["unanswered"]["labels"] == ["¿de qué color es el edificio de rectoría?"]
+
+        assert (await as_admin.delete(f"/threads/{unknown['thread_id']}")).status_code == 204
+
+        after = await as_admin.get("/console/dashboard")
+        assert figure(after, "questions") == "1"
+        # Its day was kept again, from the messages left.
+        assert await kept_days(clean_database) != []
+        assert charts(after)["unanswered"]["labels"] == []
+        assert await run_sql(clean_database, "SELECT question FROM activity_unanswered") == []
 
     async def test_a_reversed_period_is_refused_with_the_reason(self, as_admin: httpx.AsyncClient) -> None:
         page = await as_admin.get("/console/dashboard", params={"start": "2026-03-10", "end": "2026-03-01"})

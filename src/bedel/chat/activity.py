@@ -1,22 +1,49 @@
 """What the conversations amounted to over a period, for the dashboard: the SQL, read in a few grouped
-statements (a month is hundreds of thousands of messages; none is loaded one by one).
+statements (a month is hundreds of thousands of messages; none is loaded one by one). A past day's
+figures are read from its messages once and kept in the activity_* tables, small rows summed over the
+period in SQL; only the last hours are read from the messages on each view.
 
-Read-only, and the way other packages read these figures (as they reach threads through `threads.py`).
+The way other packages read these figures (as they reach threads through `threads.py`).
 """
 
-import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bedel.chat.models import Message, Role, Thread, ThreadStatus
-from bedel.db import as_utc
+from bedel.chat.models import (
+    ActivityCitation,
+    ActivityDay,
+    ActivityHour,
+    ActivityLatency,
+    ActivityUnanswered,
+    Message,
+    Role,
+    Thread,
+    ThreadStatus,
+)
+from bedel.db import as_utc, conflict_insert
 
 # What an answer says when neither the documents nor the record had it: the instructions ask the
 # model for these words and the offline engine writes them (texts' unknown_answer), in both languages.
@@ -25,6 +52,12 @@ NO_INFORMATION = ("no tengo esa información", "i don't have that information")
 API_CHANNEL = "api"
 TOP = 10
 LATENCY_STEP_MS = 10
+# The questions that found nothing kept per day, most asked first: what to write next is among a day's
+# most asked, and keeping every one (hundreds a day, each its own words) made a month slow to sum.
+KEPT_UNANSWERED = 100
+# A day's figures are kept once it has been over this long: a message stamped just before midnight may
+# still be committing on another replica.
+SETTLED = timedelta(minutes=10)
 
 
 class Outcome(StrEnum):
@@ -35,13 +68,19 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class HourCount:
-    """Messages of one UTC hour alike: questions of one channel, or answers of one outcome and model."""
+class QuestionCount:
+    """Questions of one channel in one UTC hour."""
 
     hour: datetime
-    role: Role
-    channel: str | None
-    outcome: Outcome | None
+    channel: str
+    messages: int
+
+
+@dataclass(frozen=True)
+class AnswerCount:
+    """Answers of one outcome and model over the period."""
+
+    outcome: Outcome
     model: str | None
     messages: int
     input_tokens: int
@@ -57,7 +96,8 @@ class CitedDocument:
 
 @dataclass(frozen=True)
 class ChatActivity:
-    hours: list[HourCount]
+    questions: list[QuestionCount]
+    answers: list[AnswerCount]
     # (answer time in ms, how many answers took it), shortest first.
     latencies: list[tuple[int, int]]
     cited: list[CitedDocument]
@@ -67,38 +107,10 @@ class ChatActivity:
     waiting_since: list[datetime]
 
 
-@dataclass
-class DayFigures:
-    """One UTC day's figures, in a form that adds up over days."""
-
-    hours: list[HourCount] = field(default_factory=list)
-    latencies: Counter[int] = field(default_factory=Counter)
-    cited: Counter[str] = field(default_factory=Counter)
-    titles: dict[str, str] = field(default_factory=dict)
-    unanswered: Counter[str] = field(default_factory=Counter)
-
-
-class PastDays:
-    """Figures of whole days before today, kept in this process: a month is hundreds of thousands of
-    messages, too many to read again on every view, and a past day's messages no longer change. An entry
-    lapses after an hour (a conversation forgotten since is then left out); today is always read afresh.
-    """
-
-    def __init__(self, ttl_s: float = 3600.0, size: int = 400) -> None:
-        self._ttl_s, self._size = ttl_s, size
-        self._days: dict[date, tuple[float, DayFigures]] = {}
-
-    def get(self, day: date) -> DayFigures | None:
-        kept = self._days.get(day)
-        return kept[1] if kept and time.monotonic() - kept[0] < self._ttl_s else None
-
-    def keep(self, day: date, figures: DayFigures) -> None:
-        self._days[day] = (time.monotonic(), figures)
-        while len(self._days) > self._size:
-            del self._days[min(self._days)]
-
-
 class ActivityRepository:
+    """Each figure is one grouped statement over a period's messages, by UTC day: run once to keep a past
+    day's figures (`keep_days`), and run for the days not kept yet (today) beside what was kept."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
@@ -107,106 +119,121 @@ class ActivityRepository:
     def from_session(cls, session: AsyncSession) -> "ActivityRepository":
         return cls(session)
 
-    async def days(self, start: datetime, end: datetime) -> dict[date, DayFigures]:
-        """The figures of each day with messages from `start` up to (not including) `end`."""
-        found: dict[date, DayFigures] = defaultdict(DayFigures)
-        for row in await self.hours(start, end):
-            found[row.hour.date()].hours.append(row)
-        for day, latency, count in await self.latencies(start, end):
-            found[day].latencies[latency] += count
-        for day, document_id, title, count in await self.cited(start, end):
-            found[day].cited[document_id] += count
-            found[day].titles[document_id] = title
-        for day, question, count in await self.unanswered(start, end):
-            found[day].unanswered[question] += count
-        return dict(found)
+    async def keep_days(self, days: list[date]) -> None:
+        """Read and keep the figures of those of `days` (in order) not kept yet. Claiming a day first means that
+        two replicas showing the dashboard at once keep it once: the second waits, then skips it."""
+        kept = set(
+            await self.session.scalars(
+                select(ActivityDay.day).where(_kept(ActivityDay, (days[0], days[-1] + timedelta(days=1))))
+            )
+        )
+        missing = [day for day in days if day not in kept]
+        if not missing:
+            return
+        claimed = await self.session.scalars(
+            conflict_insert(self.session, ActivityDay)
+            .values([{"day": day} for day in missing])
+            .on_conflict_do_nothing(index_elements=["day"])
+            .returning(ActivityDay.day)
+        )
+        for first, last in _runs(sorted(claimed)):
+            start, end = _midnight(first), _midnight(last + timedelta(days=1))
+            for table, query in (
+                (ActivityHour, self._hours(start, end)),
+                (ActivityLatency, self._latencies(start, end)),
+                (ActivityCitation, self._cited(start, end)),
+                (ActivityUnanswered, self._most_unanswered(start, end)),
+            ):
+                columns = [column.name for column in query.selected_columns]
+                await self.session.execute(insert(table).from_select(columns, query))
 
-    async def hours(self, start: datetime, end: datetime) -> list[HourCount]:
-        """Questions by channel and answers by outcome and model, per hour, in one pass over the period."""
-        hour = self._hour(Message.created_at)
-        channel = case((Message.role == Role.user, self._channel(Message.source_id)))
-        outcome = case((Message.role == Role.assistant, self._outcome(Message)))
+    async def forget_thread(self, thread_id: uuid.UUID) -> None:
+        """Drop the kept figures of every day the conversation has messages on (before it is deleted):
+        those days are read again, without it, when next shown."""
+        days = select(self._day(Message.created_at)).where(Message.thread_id == thread_id).distinct()
+        await self.session.execute(delete(ActivityDay).where(ActivityDay.day.in_(days)))
+
+    async def hours(
+        self, kept: tuple[date, date], live: tuple[datetime, datetime]
+    ) -> tuple[list[QuestionCount], list[AnswerCount]]:
+        """Questions by hour and channel, and answers by outcome and model: the kept days' rows from
+        `kept[0]` up to (not including) `kept[1]`, and the messages from `live[0]` up to `live[1]`."""
+        stored = select(
+            ActivityHour.day,
+            ActivityHour.hour,
+            ActivityHour.role,
+            ActivityHour.channel,
+            ActivityHour.outcome,
+            ActivityHour.model,
+            ActivityHour.messages,
+            ActivityHour.input_tokens,
+            ActivityHour.output_tokens,
+        ).where(_kept(ActivityHour, kept))
+        both = union_all(stored, self._hours(*live)).subquery()
+        # One statement, summed in SQL: questions keep their hour, answers are summed over the period
+        # (a month is a few thousand rows, not the tens of thousands stored).
+        asked = both.c.role == Role.user
+        day, hour = case((asked, both.c.day)), case((asked, both.c.hour))
         rows = await self.session.execute(
             select(
+                both.c.role,
+                day,
                 hour,
-                Message.role,
-                channel,
-                outcome,
-                Message.model,
-                func.count(),
-                func.sum(Message.input_tokens),
-                func.sum(Message.output_tokens),
-            )
-            .where(_within(Message, start, end), or_(Message.role == Role.user, _answer(Message)))
-            .group_by(hour, Message.role, channel, outcome, Message.model)
+                both.c.channel,
+                both.c.outcome,
+                both.c.model,
+                func.sum(both.c.messages),
+                func.sum(both.c.input_tokens),
+                func.sum(both.c.output_tokens),
+            ).group_by(both.c.role, day, hour, both.c.channel, both.c.outcome, both.c.model)
         )
-        return [
-            HourCount(
-                hour=_hour_value(at),
-                role=Role(role),
-                channel=channel_name,
-                outcome=Outcome(result) if result else None,
-                model=model,
-                messages=int(count),
-                input_tokens=int(tokens_in or 0),
-                output_tokens=int(tokens_out or 0),
-            )
-            for at, role, channel_name, result, model, count, tokens_in, tokens_out in rows
-        ]
+        questions, answers = [], []
+        for role, on, at, channel, outcome, model, count, tokens_in, tokens_out in rows:
+            if role == Role.user:
+                moment = _midnight(_day_value(on)) + timedelta(hours=int(at))
+                questions.append(QuestionCount(moment, str(channel), int(count)))
+            else:
+                answers.append(AnswerCount(Outcome(outcome), model, int(count), int(tokens_in), int(tokens_out)))
+        return questions, answers
 
-    async def latencies(self, start: datetime, end: datetime) -> list[tuple[date, int, int]]:
-        """(day, answer time to 10 ms, answers): a month's percentiles from a few thousand rows."""
-        day = self._day(Message.created_at)
-        rounded = Message.latency_ms // LATENCY_STEP_MS * LATENCY_STEP_MS
-        rows = await self.session.execute(
-            select(day, rounded, func.count())
-            .where(_within(Message, start, end), _answer(Message), Message.latency_ms.is_not(None))
-            .group_by(day, rounded)
+    async def latencies(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[tuple[int, int]]:
+        """(answer time to 10 ms, answers), shortest first: a month's percentiles from a few hundred rows."""
+        stored = select(ActivityLatency.day, ActivityLatency.latency_ms, ActivityLatency.answers).where(
+            _kept(ActivityLatency, kept)
         )
-        return [(_day_value(at), int(latency or 0), int(count)) for at, latency, count in rows]
+        both = union_all(stored, self._latencies(*live)).subquery()
+        latency, answers = both.c[1], both.c[2]
+        rows = await self.session.execute(select(latency, func.sum(answers)).group_by(latency).order_by(latency))
+        return [(int(value), int(count)) for value, count in rows]
 
-    async def cited(self, start: datetime, end: datetime) -> list[tuple[date, str, str, int]]:
-        """How many answers cited each document, per day."""
-        document_id: ColumnElement[Any]
-        title: ColumnElement[Any]
-        if self.dialect == "postgresql":
-            source = func.jsonb_array_elements(Message.sources).table_valued("value", joins_implicitly=True)
-            document_id = source.c.value.op("->>")("document_id")
-            title = source.c.value.op("->>")("title")
-        else:
-            source = func.json_each(Message.sources).table_valued("value", joins_implicitly=True)
-            document_id = func.json_extract(source.c.value, "$.document_id")
-            title = func.json_extract(source.c.value, "$.title")
-        day = self._day(Message.created_at)
+    async def cited(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[CitedDocument]:
+        """The documents cited by the most answers, most first."""
+        stored = select(
+            ActivityCitation.day, ActivityCitation.document_id, ActivityCitation.title, ActivityCitation.answers
+        ).where(_kept(ActivityCitation, kept))
+        both = union_all(stored, self._cited(*live)).subquery()
+        document_id, title, answers = both.c[1], both.c[2], both.c[3]
+        total = func.sum(answers)
         rows = await self.session.execute(
-            select(day, document_id, func.max(title), func.count(func.distinct(Message.id)))
-            .select_from(Message)
-            .join(source, literal(True))
-            .where(_within(Message, start, end), _answer(Message))
-            .group_by(day, document_id)
+            select(document_id, func.max(title), total)
+            .group_by(document_id)
+            .order_by(total.desc(), document_id)
+            .limit(TOP)
         )
-        return [(_day_value(at), str(found), str(name or ""), int(count)) for at, found, name, count in rows]
+        return [CitedDocument(str(found), str(name or ""), int(count)) for found, name, count in rows]
 
-    async def unanswered(self, start: datetime, end: datetime) -> list[tuple[date, str, int]]:
-        """The question just before each "no tengo esa información" answer, grouped as written, per day."""
-        answer, question = aliased(Message), aliased(Message)
-        text = func.lower(func.trim(question.content))
-        day = self._day(answer.created_at)
-        rows = await self.session.execute(
-            select(day, text, func.count())
-            .select_from(answer)
-            .join(
-                question,
-                and_(
-                    question.thread_id == answer.thread_id,
-                    question.seq == answer.seq - 1,
-                    question.role == Role.user,
-                ),
-            )
-            .where(_within(answer, start, end), _answer(answer), self._outcome(answer) == Outcome.unknown)
-            .group_by(day, text)
+    async def unanswered(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[tuple[str, int]]:
+        """The questions answered "no tengo esa información" most often, most first."""
+        stored = select(ActivityUnanswered.day, ActivityUnanswered.question, ActivityUnanswered.asked).where(
+            _kept(ActivityUnanswered, kept)
         )
-        return [(_day_value(at), str(words), int(count)) for at, words, count in rows]
+        both = union_all(stored, self._unanswered(*live)).subquery()
+        question, asked = both.c[1], both.c[2]
+        total = func.sum(asked)
+        rows = await self.session.execute(
+            select(question, total).group_by(question).order_by(total.desc(), question).limit(TOP)
+        )
+        return [(str(words), int(count)) for words, count in rows]
 
     async def waiting_since(self) -> list[datetime]:
         """Each handed-over conversation since its last handoff answer (or its last change, when staff
@@ -222,16 +249,97 @@ class ActivityRepository:
         )
         return sorted(as_utc(at or changed) for _, changed, at in rows)
 
+    def _hours(self, start: datetime, end: datetime) -> Select[Any]:
+        day, hour = self._day(Message.created_at), self._hour(Message.created_at)
+        channel = case((Message.role == Role.user, self._channel(Message.source_id)))
+        outcome = case((Message.role == Role.assistant, self._outcome(Message)))
+        return (
+            select(
+                day.label("day"),
+                hour.label("hour"),
+                Message.role.label("role"),
+                channel.label("channel"),
+                outcome.label("outcome"),
+                Message.model.label("model"),
+                func.count().label("messages"),
+                func.coalesce(func.sum(Message.input_tokens), 0).label("input_tokens"),
+                func.coalesce(func.sum(Message.output_tokens), 0).label("output_tokens"),
+            )
+            .where(_within(Message, start, end), or_(Message.role == Role.user, _answer(Message)))
+            .group_by(day, hour, Message.role, channel, outcome, Message.model)
+        )
+
+    def _latencies(self, start: datetime, end: datetime) -> Select[Any]:
+        day = self._day(Message.created_at)
+        rounded = Message.latency_ms // LATENCY_STEP_MS * LATENCY_STEP_MS
+        return (
+            select(day.label("day"), rounded.label("latency_ms"), func.count().label("answers"))
+            .where(_within(Message, start, end), _answer(Message), Message.latency_ms.is_not(None))
+            .group_by(day, rounded)
+        )
+
+    def _cited(self, start: datetime, end: datetime) -> Select[Any]:
+        document_id: ColumnElement[Any]
+        title: ColumnElement[Any]
+        if self.dialect == "postgresql":
+            source = func.jsonb_array_elements(Message.sources).table_valued("value", joins_implicitly=True)
+            document_id = source.c.value.op("->>")("document_id")
+            title = source.c.value.op("->>")("title")
+        else:
+            source = func.json_each(Message.sources).table_valued("value", joins_implicitly=True)
+            document_id = func.json_extract(source.c.value, "$.document_id")
+            title = func.json_extract(source.c.value, "$.title")
+        day = self._day(Message.created_at)
+        return (
+            select(
+                day.label("day"),
+                document_id.label("document_id"),
+                func.max(title).label("title"),
+                func.count(func.distinct(Message.id)).label("answers"),
+            )
+            .select_from(Message)
+            .join(source, literal(True))
+            .where(_within(Message, start, end), _answer(Message))
+            .group_by(day, document_id)
+        )
+
+    def _unanswered(self, start: datetime, end: datetime) -> Select[Any]:
+        """The question just before each "no tengo esa información" answer, grouped as written."""
+        answer, question = aliased(Message), aliased(Message)
+        text = func.lower(func.trim(question.content))
+        day = self._day(answer.created_at)
+        return (
+            select(day.label("day"), text.label("question"), func.count().label("asked"))
+            .select_from(answer)
+            .join(
+                question,
+                and_(
+                    question.thread_id == answer.thread_id,
+                    question.seq == answer.seq - 1,
+                    question.role == Role.user,
+                ),
+            )
+            .where(_within(answer, start, end), _answer(answer), self._outcome(answer) == Outcome.unknown)
+            .group_by(day, text)
+        )
+
+    def _most_unanswered(self, start: datetime, end: datetime) -> Select[Any]:
+        """Each day's `KEPT_UNANSWERED` questions answered "no tengo esa información" most often."""
+        grouped = self._unanswered(start, end).subquery()
+        rank = func.row_number().over(partition_by=grouped.c.day, order_by=(grouped.c.asked.desc(), grouped.c.question))
+        ranked = select(grouped, rank.label("rank")).subquery()
+        return select(ranked.c.day, ranked.c.question, ranked.c.asked).where(ranked.c.rank <= KEPT_UNANSWERED)
+
     def _day(self, column: Any) -> ColumnElement[Any]:
         if self.dialect == "postgresql":
             return func.date(func.timezone("UTC", column))
         return func.date(column)
 
     def _hour(self, column: Any) -> ColumnElement[Any]:
+        """The hour of the day (0-23), in UTC whatever the session's time zone."""
         if self.dialect == "postgresql":
-            # In UTC whatever the session's time zone.
-            return func.date_trunc("hour", func.timezone("UTC", column))
-        return func.strftime("%Y-%m-%d %H:00:00", column)
+            return cast(func.extract("hour", func.timezone("UTC", column)), Integer)
+        return cast(func.strftime("%H", column), Integer)
 
     def _channel(self, source_id: Any) -> ColumnElement[Any]:
         # A channel message id is "<channel>:<vendor id>" (channels' jobs write it).
@@ -261,9 +369,8 @@ def _answer(message: Any) -> ColumnElement[bool]:
     return and_(message.role == Role.assistant, message.model.is_not(None))
 
 
-def _hour_value(value: Any) -> datetime:
-    # PostgreSQL gives a timestamp, SQLite the text strftime wrote.
-    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+def _kept(table: Any, kept: tuple[date, date]) -> ColumnElement[bool]:
+    return and_(table.day >= kept[0], table.day < kept[1])
 
 
 def _day_value(value: Any) -> date:
@@ -271,42 +378,35 @@ def _day_value(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-async def chat_activity(
-    session: AsyncSession, start: datetime, end: datetime, today: date, past: PastDays
-) -> ChatActivity:
-    """Questions, answers, citations from `start` up to (not including) `end` (both midnights, UTC), and
-    the handoffs waiting now. Days before `today` come from `past` when it has them, and are kept there."""
-    repository = ActivityRepository.from_session(session)
-    days = [start.date() + timedelta(days=n) for n in range((end - start).days)]
-    missing = [day for day in days if day < today and past.get(day) is None]
-    if missing:
-        read = await repository.days(_midnight(missing[0]), _midnight(missing[-1] + timedelta(days=1)))
-        for day in missing:
-            past.keep(day, read.get(day, DayFigures()))
-    live = await repository.days(max(start, _midnight(today)), end) if end > _midnight(today) else {}
-    figures = [live.get(day) if day >= today else past.get(day) for day in days]
-    return _combined([found for found in figures if found is not None], await repository.waiting_since())
-
-
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
-def _combined(days: list[DayFigures], waiting_since: list[datetime]) -> ChatActivity:
-    latencies: Counter[int] = Counter()
-    cited: Counter[str] = Counter()
-    unanswered: Counter[str] = Counter()
-    titles: dict[str, str] = {}
-    for day in days:
-        latencies.update(day.latencies)
-        cited.update(day.cited)
-        unanswered.update(day.unanswered)
-        titles |= day.titles
-    top_cited = sorted(cited.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+def _runs(days: list[date]) -> Iterator[tuple[date, date]]:
+    """Consecutive days as (first, last) pairs, from sorted days."""
+    for _, run in groupby(enumerate(days), key=lambda item: item[1] - timedelta(days=item[0])):
+        found = [day for _, day in run]
+        yield found[0], found[-1]
+
+
+async def chat_activity(session: AsyncSession, start: datetime, end: datetime, now: datetime) -> ChatActivity:
+    """Questions, answers, citations from `start` up to (not including) `end` (both midnights, UTC), and
+    the handoffs waiting now. A day that ended more than `SETTLED` ago is read from its messages once
+    and kept (its messages no longer change; deleting a conversation drops its days' figures); later
+    days, today among them, are read afresh."""
+    repository = ActivityRepository.from_session(session)
+    settled = _midnight((now - SETTLED).date())
+    kept = (start.date(), max(start, min(end, settled)).date())
+    live = (max(start, settled), end)
+    days = [kept[0] + timedelta(days=n) for n in range((kept[1] - kept[0]).days)]
+    if days:
+        await repository.keep_days(days)
+    questions, answers = await repository.hours(kept, live)
     return ChatActivity(
-        hours=[row for day in days for row in day.hours],
-        latencies=sorted(latencies.items()),
-        cited=[CitedDocument(document_id, titles[document_id], count) for document_id, count in top_cited],
-        unanswered=sorted(unanswered.items(), key=lambda item: (-item[1], item[0]))[:TOP],
-        waiting_since=waiting_since,
+        questions=questions,
+        answers=answers,
+        latencies=await repository.latencies(kept, live),
+        cited=await repository.cited(kept, live),
+        unanswered=await repository.unanswered(kept, live),
+        waiting_since=await repository.waiting_since(),
     )

@@ -1,9 +1,9 @@
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bedel.db import Base, RecordMixin
@@ -108,3 +108,66 @@ class Attachment(RecordMixin, Base):
     # Why the file was not downloaded or a voice note not transcribed.
     note: Mapped[str | None] = mapped_column(Text)
     downloaded: Mapped[bool] = mapped_column(default=False)
+
+
+class ActivityDay(Base):
+    """A past UTC day whose dashboard figures are kept in the activity_* tables below, read from its
+    messages once (chat/activity.py); deleting the row (and so its figures) has the day read again."""
+
+    __tablename__ = "activity_days"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+
+
+def _activity_day() -> Mapped[date]:
+    return mapped_column(ForeignKey("activity_days.day", ondelete="CASCADE"), index=True)
+
+
+class ActivityHour(Base):
+    """Questions of one channel, or answers of one outcome and model, in one hour of a kept day."""
+
+    __tablename__ = "activity_hours"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = _activity_day()
+    hour: Mapped[int] = mapped_column(SmallInteger)
+    role: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    model: Mapped[str | None] = mapped_column(String(200))
+    messages: Mapped[int]
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+class ActivityLatency(Base):
+    """How many answers of a kept day took this long (to 10 ms)."""
+
+    __tablename__ = "activity_latencies"
+
+    day: Mapped[date] = mapped_column(ForeignKey("activity_days.day", ondelete="CASCADE"), primary_key=True)
+    latency_ms: Mapped[int] = mapped_column(primary_key=True)
+    answers: Mapped[int]
+
+
+class ActivityCitation(Base):
+    """How many answers of a kept day cited a document."""
+
+    __tablename__ = "activity_citations"
+
+    day: Mapped[date] = mapped_column(ForeignKey("activity_days.day", ondelete="CASCADE"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    answers: Mapped[int]
+
+
+class ActivityUnanswered(Base):
+    """A question of a kept day answered "no tengo esa información", as written (lowercased), and how often.
+    Its own narrow table: a day has hundreds, summed over the period in SQL."""
+
+    __tablename__ = "activity_unanswered"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = _activity_day()
+    question: Mapped[str] = mapped_column(Text)
+    asked: Mapped[int]

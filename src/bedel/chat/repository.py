@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, undefer
 from sqlalchemy.sql.elements import ColumnElement
 
+from bedel.chat.activity import ActivityRepository
 from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
 from bedel.chat.schemas import AttachmentCreate, ThreadSearch
 from bedel.db import as_utc, conflict_insert, utcnow
@@ -240,6 +241,9 @@ class ThreadRepository:
         return (await self.session.scalars(query)).all()
 
     async def delete(self, thread: Thread) -> None:
+        # Every way a conversation is deleted (forgotten, erased) comes through here: the dashboard's kept
+        # figures of its days go too, and are read again without it.
+        await ActivityRepository.from_session(self.session).forget_thread(thread.id)
         await self.session.execute(delete(Message).where(Message.thread_id == thread.id))
         await self.session.delete(thread)
 

@@ -81,14 +81,7 @@ async def preview_campaign(
     admin: AdminOnly,
     recipients_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    form = await _form_values(request)
-    try:
-        spec = await _spec(form, recipients_file, _words(request), dry_run=True)
-        preview = await service.create_campaign(session, spec, _state(request).catalog, set(_state(request).outboxes))
-    except BedelError as exc:
-        return await _new_page(request, session, admin, form=form, error=exc)
-    assert isinstance(preview, Preview)
-    return await _new_page(request, session, admin, form=form, preview=preview, expression=spec.audience.filter)
+    return await _submitted(request, session, admin, recipients_file, dry_run=True)
 
 
 @router.post("/campaigns")
@@ -98,14 +91,22 @@ async def create_campaign(
     admin: AdminOnly,
     recipients_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
+    return await _submitted(request, session, admin, recipients_file, dry_run=False)
+
+
+async def _submitted(
+    request: Request, session: DBSession, admin: StaffUser, recipients_file: UploadFile | None, *, dry_run: bool
+) -> Response:
+    """The form previewed (nothing stored) or the campaign created; a mistake shows the form again with why."""
     form = await _form_values(request)
     try:
-        spec = await _spec(form, recipients_file, _words(request), dry_run=False)
-        campaign = await service.create_campaign(session, spec, _state(request).catalog, set(_state(request).outboxes))
+        spec = await _spec(form, recipients_file, _words(request), dry_run=dry_run)
+        created = await service.create_campaign(session, spec, _state(request).catalog, set(_state(request).outboxes))
     except BedelError as exc:
         return await _new_page(request, session, admin, form=form, error=exc)
-    assert not isinstance(campaign, Preview)
-    return see_other(f"{PAGE}/{campaign.id}")
+    if isinstance(created, Preview):
+        return await _new_page(request, session, admin, form=form, preview=created, expression=spec.audience.filter)
+    return see_other(f"{PAGE}/{created.id}")
 
 
 @router.get("/campaigns/{campaign_id}")

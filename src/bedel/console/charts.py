@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from bedel.chat.activity import ChatActivity, HourCount, Outcome
-from bedel.chat.models import Role
+from bedel.chat.activity import AnswerCount, ChatActivity, Outcome, QuestionCount
 from bedel.feedback.schemas import DailyFeedback
 
 ChartKind = Literal["bar", "doughnut", "matrix"]
@@ -93,8 +92,7 @@ def build_dashboard(
     words: Mapping[str, str],
     now: datetime,
 ) -> Dashboard:
-    questions = [row for row in activity.hours if row.role == Role.user]
-    answers = [row for row in activity.hours if row.role == Role.assistant]
+    questions, answers = activity.questions, activity.answers
     dashboard = Dashboard()
     dashboard.charts = [
         _questions_per_day(period, questions, words),
@@ -120,10 +118,10 @@ def build_dashboard(
     return dashboard
 
 
-def _questions_per_day(period: Period, questions: Sequence[HourCount], words: Mapping[str, str]) -> Chart:
+def _questions_per_day(period: Period, questions: Sequence[QuestionCount], words: Mapping[str, str]) -> Chart:
     by_channel: dict[str, Counter[date]] = defaultdict(Counter)
     for row in questions:
-        by_channel[row.channel or "api"][row.hour.date()] += row.messages
+        by_channel[row.channel][row.hour.date()] += row.messages
     days = period.days
     series = [
         Series(words.get(f"dashboard_channel_{channel}", channel), [float(counts[day]) for day in days])
@@ -142,11 +140,10 @@ def _questions_per_day(period: Period, questions: Sequence[HourCount], words: Ma
     return Chart("per-day", "bar", labels, series, summary, stacked=True)
 
 
-def _outcomes(answers: Sequence[HourCount], words: Mapping[str, str]) -> Chart:
+def _outcomes(answers: Sequence[AnswerCount], words: Mapping[str, str]) -> Chart:
     counts = Counter[Outcome]()
     for row in answers:
-        if row.outcome is not None:
-            counts[row.outcome] += row.messages
+        counts[row.outcome] += row.messages
     order = [Outcome.documents, Outcome.other, Outcome.unknown, Outcome.handoff]
     labels = [words[f"dashboard_outcome_{outcome}"] for outcome in order]
     total = sum(counts.values())
@@ -195,7 +192,9 @@ def _answer_times(latencies: Sequence[tuple[int, int]], words: Mapping[str, str]
     )
 
 
-def _tokens(answers: Sequence[HourCount], prices: Mapping[str, tuple[float, float]], words: Mapping[str, str]) -> Chart:
+def _tokens(
+    answers: Sequence[AnswerCount], prices: Mapping[str, tuple[float, float]], words: Mapping[str, str]
+) -> Chart:
     tokens_in: Counter[str] = Counter()
     tokens_out: Counter[str] = Counter()
     for row in answers:
@@ -221,7 +220,7 @@ def _tokens(answers: Sequence[HourCount], prices: Mapping[str, tuple[float, floa
     return Chart("tokens", "bar", labels, series, summary, stacked=True, horizontal=True)
 
 
-def _busiest_hours(questions: Sequence[HourCount], words: Mapping[str, str]) -> Chart:
+def _busiest_hours(questions: Sequence[QuestionCount], words: Mapping[str, str]) -> Chart:
     grid = [[0.0] * 24 for _ in range(7)]
     for row in questions:
         grid[row.hour.weekday()][row.hour.hour] += row.messages
@@ -277,7 +276,7 @@ def _waits(waiting_since: Sequence[datetime], now: datetime, words: Mapping[str,
     return Chart("waits", "bar", labels, series, summary, horizontal=True)
 
 
-def _cost(answers: Sequence[HourCount], prices: Mapping[str, tuple[float, float]]) -> float | None:
+def _cost(answers: Sequence[AnswerCount], prices: Mapping[str, tuple[float, float]]) -> float | None:
     total, priced = 0.0, False
     for row in answers:
         price = prices.get(row.model or "")

@@ -2,16 +2,16 @@
 
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Annotated, Protocol, cast
+from typing import Annotated
 
 from fastapi import Query, Request, Response
 
-from bedel.chat.activity import PastDays, chat_activity
+from bedel.chat.activity import chat_activity
 from bedel.console.auth import AdminOnly, console_router
 from bedel.console.catalogue import strings
 from bedel.console.charts import Period, build_dashboard
 from bedel.console.rendering import page_language, render
-from bedel.dependencies import CoreState, DBSession, get_state
+from bedel.dependencies import DBSession, get_state
 from bedel.feedback.service import feedback_between
 
 router = console_router()
@@ -19,12 +19,6 @@ router = console_router()
 DEFAULT_DAYS = 7
 PRESETS = (7, 30, 90)
 MAX_DAYS = 366
-
-
-class DashboardState(CoreState, Protocol):
-    """What the dashboard reads from the app's state."""
-
-    activity: PastDays
 
 
 @router.get("/dashboard")
@@ -36,11 +30,11 @@ async def dashboard_page(
     end: Annotated[date | None, Query()] = None,
 ) -> Response:
     """Dates in UTC: a day is a UTC day, as the feedback report counts them."""
-    state = cast(DashboardState, get_state(request))
+    state = get_state(request)
     now = state.clock()
     words = strings(page_language(request))
     period, error = _period(start, end, now.date(), words)
-    activity = await chat_activity(session, period.start, period.end, now.date(), state.activity)
+    activity = await chat_activity(session, period.start, period.end, now)
     feedback = await feedback_between(session, period.start, period.end)
     dashboard = build_dashboard(period, activity, feedback, state.settings.model_prices, words, now)
     presets = [(days, (now.date() - timedelta(days=days - 1)).isoformat()) for days in PRESETS]
