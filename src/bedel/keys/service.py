@@ -1,0 +1,75 @@
+"""API keys: created, listed with their last use, revoked, and recognised on each request.
+
+Business rules: a key is shown once, when it is created, and only its SHA-256 is kept; a name
+names one key, revoked or not, so the audit log's names stay unambiguous; a revoked key is
+refused from the next request on, on every replica, because each request asks the database;
+its last use is written at most once a minute, so a busy key does not write on every request.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.errors import Conflict, InvalidInput, NotFound
+from bedel.keys.models import ApiKey, KeyRole
+from bedel.keys.repository import ApiKeyRepository
+
+PREFIX = "bdl_"
+MAX_NAME = 100
+USE_PRECISION = timedelta(minutes=1)
+
+
+class KeyNameTaken(Conflict):
+    code = "key_name_taken"
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_key(session: AsyncSession, name: str, role: KeyRole) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is not stored and cannot be shown again."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(f"a key's name needs 1 to {MAX_NAME} characters", field="name")
+    keys = ApiKeyRepository.from_session(session)
+    if await keys.by_name(name) is not None:
+        raise KeyNameTaken(f"a key is already named {name!r}; choose another name", field="name")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(name=name, role=role, key_hash=key_hash(secret))
+    await keys.add(key)
+    return key, secret
+
+
+async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
+    return await ApiKeyRepository.from_session(session).all()
+
+
+async def revoke_key(session: AsyncSession, name: str, now: datetime) -> ApiKey:
+    key = await ApiKeyRepository.from_session(session).by_name(name.strip())
+    if key is None:
+        raise KeyNotFound(f"no key is named {name.strip()!r}", field="name")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        await session.flush()
+    return key
+
+
+async def find_key(session: AsyncSession, secret: str, now: datetime) -> ApiKey | None:
+    """The active key `secret` is, with its use recorded; None for an unknown or revoked key."""
+    keys = ApiKeyRepository.from_session(session)
+    key = await keys.active_by_hash(key_hash(secret))
+    if key is not None:
+        await keys.touch(key, now, now - USE_PRECISION)
+    return key
+
+
+async def any_active_key(session: AsyncSession) -> bool:
+    return await ApiKeyRepository.from_session(session).any_active()
