@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bedel.dependencies import get_state
 from bedel.errors import Forbidden, Unauthorized
 from bedel.keys.models import KeyRole
-from bedel.keys.service import any_active_key, find_key
+from bedel.keys.service import find_key, keys_made
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _bearer = HTTPBearer(auto_error=False, description="A client or staff API key")
@@ -121,7 +121,7 @@ async def identify_caller(
             key = await find_key(session, token, state.clock())
             if key is not None:
                 return Caller(CallerKind.key, key.name, key.role, address, key_id)
-            keyed = settings.auth_enabled or await any_active_key(session)
+            keyed = settings.auth_enabled or await keys_made(session)
         if keyed:
             raise Unauthorized("unknown API key")
     elif settings.auth_enabled or await _any_key(state.sessionmaker):
@@ -137,7 +137,7 @@ async def identify_caller(
 
 async def _any_key(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
     async with sessionmaker() as session:
-        return await any_active_key(session)
+        return await keys_made(session)
 
 
 @declares(Permission.admin)

@@ -26,7 +26,7 @@ from bedel.config import ConfigError, Environment, Settings, check_server_proces
 from bedel.db import create_engine, create_sessionmaker
 from bedel.errors import BedelError
 from bedel.keys.cli import app as keys_app
-from bedel.keys.service import any_active_key
+from bedel.keys.service import keys_made
 from bedel.knowledge.cli import app as knowledge_app
 from bedel.knowledge.evaluation import EvalCase, EvalReport, format_report, load_cases, run_eval
 from bedel.ops.lifecycle import GRACE_S, DrainingServer
@@ -106,7 +106,7 @@ async def _check_database(settings: Settings) -> bool:
         if migrate.is_pending(revision):
             _migrations_pending(revision)
         async with create_sessionmaker(engine)() as session:
-            return settings.auth_enabled or await any_active_key(session)
+            return settings.auth_enabled or await keys_made(session)
     except (SQLAlchemyError, OSError) as exc:
         _database_unreachable(exc)
     finally:

@@ -25,8 +25,8 @@ class ApiKeyRepository:
     async def active_by_hash(self, key_hash: str) -> ApiKey | None:
         return await self.session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
 
-    async def any_active(self) -> bool:
-        return bool(await self.session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
+    async def any(self) -> bool:
+        return bool(await self.session.scalar(select(exists().select_from(ApiKey))))
 
     async def all(self) -> Sequence[ApiKey]:
         return (await self.session.scalars(select(ApiKey).order_by(ApiKey.name))).all()
@@ -38,4 +38,6 @@ class ApiKeyRepository:
             update(ApiKey)
             .where(ApiKey.id == key.id, last_used.is_(None) | (last_used < stale_before))
             .values(last_used_at=now)
+            # The key object is not read again: no need to match it in Python (SQLite's naive times would not compare).
+            .execution_options(synchronize_session=False)
         )

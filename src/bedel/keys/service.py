@@ -4,6 +4,7 @@ Business rules: a key is shown once, when it is created, and only its SHA-256 is
 names one key, revoked or not, so the audit log's names stay unambiguous; a revoked key is
 refused from the next request on, on every replica, because each request asks the database;
 its last use is written at most once a minute, so a busy key does not write on every request.
+Once a key has been made, every caller needs one: revoking them all locks the API, it does not open it.
 """
 
 import hashlib
@@ -71,5 +72,6 @@ async def find_key(session: AsyncSession, secret: str, now: datetime) -> ApiKey 
     return key
 
 
-async def any_active_key(session: AsyncSession) -> bool:
-    return await ApiKeyRepository.from_session(session).any_active()
+async def keys_made(session: AsyncSession) -> bool:
+    """Whether a key was ever made here: from then on every caller needs one, even when all are revoked."""
+    return await ApiKeyRepository.from_session(session).any()
