@@ -12,12 +12,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.dependencies import get_state
 from bedel.errors import Forbidden, Unauthorized
 from bedel.keys.models import KeyRole
-from bedel.keys.service import find_key, keys_made
+from bedel.keys.service import find_key
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _bearer = HTTPBearer(auto_error=False, description="A client or staff API key")
@@ -119,12 +118,11 @@ async def identify_caller(
                 return Caller(CallerKind.key, f"settings key {key_id[:8]}", role, address, key_id)
         async with state.sessionmaker() as session, session.begin():
             key = await find_key(session, token, state.clock())
-            if key is not None:
-                return Caller(CallerKind.key, key.name, key.role, address, key_id)
-            keyed = settings.auth_enabled or await keys_made(session)
-        if keyed:
+        if key is not None:
+            return Caller(CallerKind.key, key.name, key.role, address, key_id)
+        if settings.auth_enabled or await state.keys_made.ask(state.sessionmaker):
             raise Unauthorized("unknown API key")
-    elif settings.auth_enabled or await _any_key(state.sessionmaker):
+    elif settings.auth_enabled or await state.keys_made.ask(state.sessionmaker):
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     # Without keys every caller is staff, so only this machine may call.
     if address is not None and address not in _LOOPBACK:
@@ -133,11 +131,6 @@ async def identify_caller(
             "create one with `bedel keys create` or set BEDEL_API_KEYS"
         )
     return Caller(CallerKind.key, "local", KeyRole.staff, address, "local")
-
-
-async def _any_key(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
-    async with sessionmaker() as session:
-        return await keys_made(session)
 
 
 @declares(Permission.admin)

@@ -12,7 +12,7 @@ from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker, session_scope, utcnow
 from bedel.keys import service
 from bedel.keys.models import ApiKey, KeyRole
-from bedel.keys.service import KeyNameTaken
+from bedel.keys.service import KeyNameTaken, KeysMade
 from tests.console.accounts import MovableClock
 
 CHAT = {"phone": "+52155667788", "question": "Hola, necesito ayuda."}
@@ -78,6 +78,21 @@ class TestRoles:
             missing = await client.post("/chat", json=CHAT)
             wrong = await client.post("/chat", json=CHAT, headers=bearer("bdl_guess"))
         assert (missing.status_code, wrong.status_code) == (401, 401)
+
+    async def test_the_first_key_made_while_serving_is_required_from_the_next_check_on(
+        self,
+        make_client: Callable[..., Any],
+        settings: Settings,
+        clean_database: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # Without keys the answer "none made" is asked again after RECHECK_S (a second); here at once.
+        monkeypatch.setattr(KeysMade, "RECHECK_S", 0.0)
+        async with make_client(settings) as client:
+            before = await client.post("/chat", json=CHAT)
+            await make_key(clean_database, "sitio web", KeyRole.client)
+            after = await client.post("/chat", json=CHAT)
+        assert (before.status_code, after.status_code) == (200, 401)
 
     async def test_keys_in_settings_and_in_the_database_work_together(
         self, make_client: Callable[..., Any], make_settings: Callable[..., Settings], clean_database: str

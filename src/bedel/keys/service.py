@@ -8,11 +8,13 @@ Once a key has been made, every caller needs one: revoking them all locks the AP
 """
 
 import hashlib
+import math
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.errors import Conflict, InvalidInput, NotFound
 from bedel.keys.models import ApiKey, KeyRole
@@ -75,3 +77,26 @@ async def find_key(session: AsyncSession, secret: str, now: datetime) -> ApiKey 
 async def keys_made(session: AsyncSession) -> bool:
     """Whether a key was ever made here: from then on every caller needs one, even when all are revoked."""
     return await ApiKeyRepository.from_session(session).any()
+
+
+class KeysMade:
+    """`keys_made`, asked of the database at most once a second while the answer is no.
+
+    Keys are never deleted (revoking marks them), so a yes stays yes; a no is asked again after
+    `RECHECK_S`, so a first key made on another replica or with `bedel keys create` is required
+    everywhere within that time, without a query on each request of a deployment with no keys.
+    """
+
+    RECHECK_S = 1.0
+
+    def __init__(self) -> None:
+        self._made = False
+        self._checked_at = -math.inf
+
+    async def ask(self, sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+        if self._made or time.monotonic() - self._checked_at < self.RECHECK_S:
+            return self._made
+        async with sessionmaker() as session:
+            self._made = await keys_made(session)
+        self._checked_at = time.monotonic()
+        return self._made
