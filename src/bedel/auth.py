@@ -116,8 +116,9 @@ async def identify_caller(
         for role, keys in ((KeyRole.staff, settings.staff_api_keys), (KeyRole.client, settings.api_keys)):
             if _matches(token, keys):
                 return Caller(CallerKind.key, f"settings key {key_id[:8]}", role, address, key_id)
-        async with state.sessionmaker() as session, session.begin():
+        async with state.sessionmaker() as session:
             key = await find_key(session, token, state.clock())
+            await session.commit()
         if key is not None:
             return Caller(CallerKind.key, key.name, key.role, address, key_id)
         if settings.auth_enabled or await state.keys_made.ask(state.sessionmaker):

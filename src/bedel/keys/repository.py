@@ -1,10 +1,11 @@
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Row, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel.keys.models import ApiKey
+from bedel.keys.models import ApiKey, KeyRole
 
 
 class ApiKeyRepository:
@@ -22,8 +23,12 @@ class ApiKeyRepository:
     async def by_name(self, name: str) -> ApiKey | None:
         return await self.session.scalar(select(ApiKey).where(ApiKey.name == name))
 
-    async def active_by_hash(self, key_hash: str) -> ApiKey | None:
-        return await self.session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
+    async def active_by_hash(self, key_hash: str) -> Row[uuid.UUID, str, KeyRole, datetime | None] | None:
+        """The columns a request needs, not the whole entity: this runs on every request."""
+        query = select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.last_used_at).where(
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+        )
+        return (await self.session.execute(query)).one_or_none()
 
     async def any(self) -> bool:
         return bool(await self.session.scalar(select(exists().select_from(ApiKey))))
@@ -31,12 +36,12 @@ class ApiKeyRepository:
     async def all(self) -> Sequence[ApiKey]:
         return (await self.session.scalars(select(ApiKey).order_by(ApiKey.name))).all()
 
-    async def touch(self, key: ApiKey, now: datetime, stale_before: datetime) -> None:
+    async def touch(self, key_id: uuid.UUID, now: datetime, stale_before: datetime) -> None:
         """Record a use, unless another request (on any replica) recorded one since `stale_before`."""
         last_used = ApiKey.last_used_at
         await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.id == key.id, last_used.is_(None) | (last_used < stale_before))
+            .where(ApiKey.id == key_id, last_used.is_(None) | (last_used < stale_before))
             .values(last_used_at=now)
             # The key object is not read again: no need to match it in Python (SQLite's naive times would not compare).
             .execution_options(synchronize_session=False)

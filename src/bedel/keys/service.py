@@ -12,10 +12,12 @@ import math
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.db import as_utc
 from bedel.errors import Conflict, InvalidInput, NotFound
 from bedel.keys.models import ApiKey, KeyRole
 from bedel.keys.repository import ApiKeyRepository
@@ -65,13 +67,24 @@ async def revoke_key(session: AsyncSession, name: str, now: datetime) -> ApiKey:
     return key
 
 
-async def find_key(session: AsyncSession, secret: str, now: datetime) -> ApiKey | None:
+@dataclass(frozen=True)
+class ActiveKey:
+    name: str
+    role: KeyRole
+
+
+async def find_key(session: AsyncSession, secret: str, now: datetime) -> ActiveKey | None:
     """The active key `secret` is, with its use recorded; None for an unknown or revoked key."""
     keys = ApiKeyRepository.from_session(session)
-    key = await keys.active_by_hash(key_hash(secret))
-    if key is not None:
-        await keys.touch(key, now, now - USE_PRECISION)
-    return key
+    found = await keys.active_by_hash(key_hash(secret))
+    if found is None:
+        return None
+    key_id, name, role, last_used_at = found
+    stale_before = now - USE_PRECISION
+    # Most requests write nothing; the UPDATE checks again, as another replica may have written.
+    if last_used_at is None or as_utc(last_used_at) < stale_before:
+        await keys.touch(key_id, now, stale_before)
+    return ActiveKey(name, KeyRole(role))
 
 
 async def keys_made(session: AsyncSession) -> bool:
