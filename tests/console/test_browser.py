@@ -244,5 +244,6 @@ class TestUsersPage:
         await page.get_by_role("navigation").get_by_role("link", name="Auditoría").click()
         await expect(page.get_by_role("heading", name="Auditoría", level=1)).to_be_visible()
         for action in ("user.add", "user.disable", "user.password_reset"):
-            await expect(page.get_by_role("row").filter(has_text=action)).to_contain_text(ADMIN.email)
+            change = page.get_by_role("row").filter(has_text=action).filter(has_text="orientacion@example.edu")
+            await expect(change).to_contain_text(f"{ADMIN.email} (consola, admin)")
         await capture(page, "audit")
