@@ -3,7 +3,7 @@
 Each package's endpoints read it through their own protocol (`bedel.dependencies`), listed here as a base.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,6 +20,7 @@ from bedel.chat.service import ChatService
 from bedel.config import Settings
 from bedel.db import Clock
 from bedel.jobs.runner import JobRunner
+from bedel.keys.service import KeysMade
 from bedel.knowledge.endpoints import KnowledgeState
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.ports import ChatModel, Embedder, Transcriber
@@ -48,6 +49,8 @@ class AppState(ChatState, ChannelsState, KnowledgeState, StudentsState, Campaign
     outboxes: dict[CampaignChannel, Outbox]
     campaigns: CampaignRunner
     shutting_down: bool = False
+    # Whether callers need a key made with `bedel keys create` (bedel.auth).
+    keys_made: KeysMade = field(default_factory=KeysMade)
 
     async def aclose(self) -> None:
         for sender in [*self.senders.values(), *filter(None, [self.sms])]:

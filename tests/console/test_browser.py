@@ -214,3 +214,11 @@ class TestUsersPage:
         await capture(page, "users")
         users = await stored_users(served.database_url)
         assert users["orientacion@example.edu"] == ("agent", True)
+
+        # Each change is in the audit log, under the admin who made it.
+        await page.get_by_role("navigation").get_by_role("link", name="Auditoría").click()
+        await expect(page.get_by_role("heading", name="Auditoría", level=1)).to_be_visible()
+        for action in ("user.add", "user.disable", "user.password_reset"):
+            change = page.get_by_role("row").filter(has_text=action).filter(has_text="orientacion@example.edu")
+            await expect(change).to_contain_text(f"{ADMIN.email} (consola, admin)")
+        await capture(page, "audit")
