@@ -11,6 +11,7 @@ import bedel.feedback.models
 import bedel.identities.models
 import bedel.jobs.models
 import bedel.knowledge.models
+import bedel.privacy.models
 import bedel.students.models
 import bedel.users.models  # noqa: F401
 from bedel.config import load_settings

@@ -64,9 +64,3 @@ async def replace_student(phone: str, body: StudentUpdate, session: DBSession, r
     if created:
         response.status_code = status.HTTP_201_CREATED
     return StudentOut.model_validate(student)
-
-
-@router.delete("/{phone}", status_code=status.HTTP_204_NO_CONTENT, description=PHONE_DOC)
-async def delete_student(phone: str, session: DBSession) -> Response:
-    await service.delete_student(session, phone)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
