@@ -224,6 +224,10 @@ class TestErasure:
         mario = await school.export(MARIO)
         # The scenario reaches every kind of data Bedel holds about a student.
         assert [name for name, rows in lucia["holdings"].items() if not rows] == []
+        # Files are listed, not copied; secrets are never exported.
+        assert lucia["holdings"]["attachments"][0]["mime_type"] == "image/jpeg"
+        assert "content" not in lucia["holdings"]["attachments"][0]
+        assert all("code_hash" not in row for row in lucia["holdings"]["verification_attempts"])
         assert await scan(clean_database, LUCIA_NEEDLES) != []
 
         response = await school.client.delete(f"/students/{LUCIA}", params={"erase": "true"})
