@@ -36,7 +36,7 @@ class TestExport:
         assert exported["phone"] == "+525512345678"
         holdings = exported["holdings"]
         assert [row["name"] for row in holdings["student"]] == ["Ana Ruiz"]
-        assert [row["content"] for row in holdings["messages"]][0] == "Hola"
+        assert holdings["messages"][0]["content"] == "Hola"
         assert "lock_token" not in holdings["threads"][0]
 
     async def test_an_unknown_phone_is_a_404_and_a_malformed_one_a_422(self, client: httpx.AsyncClient) -> None:
