@@ -38,7 +38,7 @@ def erase(
     if not yes:
         typer.confirm(f"Erase everything held about {phone}? This cannot be undone", abort=True)
     requested_by = f"cli:{getpass.getuser()}"
-    erasure = _run(lambda session: service.erase_student(session, phone, requested_by))
+    erasure = _run(lambda session: service.erase_student(session, phone, requested_by), scrub=True)
     receipt = ErasureReceipt.model_validate(erasure)
     removed = ", ".join(f"{count} {name}" for name, count in receipt.removed.items())
     typer.echo(f"erased: receipt {receipt.id} ({removed})")
@@ -56,10 +56,10 @@ def erasures(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
 COMMANDS: dict[str, Callable[..., None]] = {"export": export, "erase": erase, "erasures": erasures}
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _run(work: Callable[[AsyncSession], Awaitable[T]], *, scrub: bool = False) -> T:
     try:
         settings = load_settings()
-        return asyncio.run(_in_transaction(settings.database_url, work))
+        return asyncio.run(_in_transaction(settings.database_url, work, scrub))
     except ConfigError as exc:
         _fail(EXIT_CONFIG, str(exc))
     except BedelError as exc:
@@ -70,13 +70,15 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         )
 
 
-async def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]], scrub: bool) -> T:
     engine = create_engine(url)
     results: list[T] = []
     try:
         # Run the loop to its end: session_scope commits after its single yield.
         async for session in session_scope(create_sessionmaker(engine)):
             results.append(await work(session))
+        if scrub:
+            await service.scrub_after_erasure(engine)
     finally:
         await engine.dispose()
     return results[0]

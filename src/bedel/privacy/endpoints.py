@@ -1,10 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from bedel.auth import Caller, StaffOnly
-from bedel.dependencies import DBSession
+from bedel.dependencies import DBSession, get_state
 from bedel.paging import MAX_OFFSET
 from bedel.privacy import service
 from bedel.privacy.schemas import ErasureReceipt, StudentExport
@@ -32,7 +32,9 @@ async def export_student(phone: str, session: DBSession) -> StudentExport:
 )
 async def delete_student_route(
     phone: str,
+    request: Request,
     session: DBSession,
+    background: BackgroundTasks,
     caller: Annotated[Caller, StaffOnly],
     erase: Annotated[
         bool, Query(description="Erase everything held about the student (ARCO cancellation), not only the record")
@@ -43,6 +45,8 @@ async def delete_student_route(
         await delete_student(session, phone)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     receipt = await service.erase_student(session, phone, requested_by=f"key:{caller.key_id}")
+    # After the request's transaction has committed.
+    background.add_task(service.scrub_after_erasure, get_state(request).engine)
     return JSONResponse(ErasureReceipt.model_validate(receipt).model_dump(mode="json"))
 
 

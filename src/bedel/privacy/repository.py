@@ -3,8 +3,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bedel.identities.models import ChannelIdentity, IdentityKind
 from bedel.identities.service import anonymous_key, is_anonymous
@@ -52,6 +52,12 @@ class PrivacyRepository:
         result = await self.session.execute(delete(holding.table).where(holding.rows(subject)))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def drop_search_terms(self) -> None:
+        """SQLite's full-text index of messages (migration 0009) keeps a deleted message's words in its
+        segments until they are merged; merging them all now drops the erased student's."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            await self.session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')"))
+
     async def record_erasure(self, requested_by: str, removed: dict[str, int]) -> ErasureRequest:
         request = ErasureRequest(id=uuid.uuid4(), requested_by=requested_by, removed=removed)
         self.session.add(request)
@@ -61,3 +67,11 @@ class PrivacyRepository:
     async def erasures(self, limit: int, offset: int) -> Sequence[ErasureRequest]:
         query = select(ErasureRequest).order_by(ErasureRequest.erased_at.desc(), ErasureRequest.id)
         return (await self.session.scalars(query.limit(limit).offset(offset))).all()
+
+
+async def empty_write_ahead_log(engine: AsyncEngine) -> None:
+    """On SQLite, fold the write-ahead log into the database file and empty it: the log still holds
+    the pages as they were before an erasure. PostgreSQL's files are the server's (docs/operations.md)."""
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as connection:
+            await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

@@ -9,13 +9,13 @@ student. A phone nothing is held about is a 404, for both, and records nothing.
 from collections.abc import Sequence
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bedel.db import utcnow
 from bedel.errors import NotFound
 from bedel.privacy.holdings import HOLDINGS, Subject
 from bedel.privacy.models import ErasureRequest
-from bedel.privacy.repository import PrivacyRepository
+from bedel.privacy.repository import PrivacyRepository, empty_write_ahead_log
 from bedel.privacy.schemas import StudentExport
 from bedel.students.service import canonical_phone
 
@@ -37,7 +37,13 @@ async def erase_student(session: AsyncSession, phone: str, requested_by: str) ->
     removed = {holding.name: await repository.erase(holding, subject) for holding in reversed(HOLDINGS)}
     if not any(removed.values()):
         raise _nothing_held(subject)
+    await repository.drop_search_terms()
     return await repository.record_erasure(requested_by, {name: count for name, count in removed.items() if count})
+
+
+async def scrub_after_erasure(engine: AsyncEngine) -> None:
+    """Once an erasure is committed: leave no copy of the erased rows in the database's own files."""
+    await empty_write_ahead_log(engine)
 
 
 async def list_erasures(session: AsyncSession, limit: int, offset: int) -> Sequence[ErasureRequest]:
