@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from bedel import migrate
+from bedel.auth import Caller
 from bedel.campaigns.models import Campaign, CampaignRecipient
 from bedel.channels.models import ChannelContact
 from bedel.chat.models import Attachment, Message, Thread
@@ -45,6 +46,7 @@ OTHERS, OTHER_MESSAGES, OTHER_JOBS = 2_000, 50, 100_000
 MESSAGES, PHOTOS, PHOTO_BYTES, RATINGS, JOBS, CAMPAIGNS = 10_000, 200, 200_000, 1_000, 10_000, 20
 PHONE = "+525500000000"
 BATCH = 5_000
+BENCH = Caller.command_line()
 
 
 def phone(n: int) -> str:
@@ -176,12 +178,12 @@ async def timed_run(url: str, seeder: Seeder) -> tuple[float, float, dict[str, i
     sessions = create_sessionmaker(seeder.engine)
     started = time.perf_counter()
     async with sessions() as session:
-        exported = await service.export_student(session, PHONE)
+        exported = await service.export_student(session, PHONE, BENCH)
     export_s = time.perf_counter() - started
     assert len(exported.holdings["messages"]) == MESSAGES
     started = time.perf_counter()
     async for session in session_scope(sessions):
-        erasure = await service.erase_student(session, PHONE, "bench")
+        erasure = await service.erase_student(session, PHONE, BENCH)
     await service.scrub_after_erasure(seeder.engine)
     erase_s = time.perf_counter() - started
     return export_s, erase_s, dict(erasure.removed)

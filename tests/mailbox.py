@@ -7,7 +7,7 @@ from email.message import Message as EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.ports import free_port
 
@@ -37,10 +37,22 @@ def text_of(message: EmailMessage) -> str:
     return body.decode()
 
 
+class Credentials:
+    """An SMTP server's one account, for clients that sign in (AUTH over plain text: loopback only)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username.encode(), password.encode()
+
+    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (self.username, self.password)
+        return AuthResult(success=ok)
+
+
 @contextmanager
-def running_smtp_server() -> Iterator[tuple[Mailbox, int]]:
+def running_smtp_server(credentials: Credentials | None = None) -> Iterator[tuple[Mailbox, int]]:
     mailbox, port = Mailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    auth: dict[str, Any] = {} if credentials is None else {"authenticator": credentials, "auth_require_tls": False}
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **auth)
     controller.start()
     try:
         yield mailbox, port

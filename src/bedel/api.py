@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
+from bedel.audit.endpoints import router as audit_router
 from bedel.campaigns.endpoints import router as campaigns_router
 from bedel.campaigns.schemas import MAX_CAMPAIGN_BYTES
 from bedel.channels.endpoints import router as staff_messages_router
@@ -10,6 +11,7 @@ from bedel.channels.twilio.endpoints import router as twilio_router
 from bedel.channels.whatsapp.endpoints import router as whatsapp_router
 from bedel.chat.endpoints import router as chat_router
 from bedel.chat.endpoints import threads_router
+from bedel.console.audit import router as console_audit_router
 from bedel.console.campaigns import router as console_campaigns_router
 from bedel.console.conversations import router as console_conversations_router
 from bedel.console.dashboard import router as console_dashboard_router
@@ -40,6 +42,7 @@ router.include_router(students_router)
 router.include_router(privacy_router)
 router.include_router(knowledge_router)
 router.include_router(campaigns_router)
+router.include_router(audit_router)
 router.include_router(ops_router)
 router.include_router(console_router)
 router.include_router(console_users_router)
@@ -50,6 +53,7 @@ router.include_router(console_dashboard_router)
 router.include_router(console_students_router)
 router.include_router(console_documents_router)
 router.include_router(console_try_router)
+router.include_router(console_audit_router)
 router.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console_static")
 
 # The request-size middleware's exceptions to its 64 KiB: uploads carry files.

@@ -1,6 +1,7 @@
-"""Who may call each route, and API keys: client keys may only call /chat; staff keys may call
-everything but the console, which has accounts of its own (console/auth.py)."""
+"""Who may call each route, and who is calling: client keys may only call /chat; staff keys may
+call everything but the console, which has accounts of its own (console/auth.py)."""
 
+import getpass
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from pydantic import SecretStr
 
 from bedel.dependencies import get_state
 from bedel.errors import Forbidden, Unauthorized
+from bedel.keys.models import KeyRole
+from bedel.keys.service import find_key
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _bearer = HTTPBearer(auto_error=False, description="A client or staff API key")
@@ -58,16 +61,36 @@ Public = Depends(anyone)
 VendorSigned = Depends(vendor_signed)
 
 
-class Role(StrEnum):
-    client = "client"
-    staff = "staff"
+class CallerKind(StrEnum):
+    key = "key"  # an API key, kept in the database or given in settings
+    console = "console"  # a user signed in to the console
+    command = "command"  # the `bedel` command, run on the server
 
 
 @dataclass(frozen=True)
 class Caller:
-    role: Role
-    # A digest, never the key itself: it names the key in rate limits and logs.
-    key_id: str
+    """Whoever does something: what the audit log records as "who", and what rate limits count.
+
+    `role` is `client` or `staff` for a key (bedel.keys.models.KeyRole), `agent` or `admin` for
+    a console user, `admin` for the command line.
+    """
+
+    kind: CallerKind
+    # The key's name, the console user's email, or the system user who ran the command.
+    name: str
+    role: str
+    # The client's address; None on the command line.
+    address: str | None
+    # A digest, never the key itself: it names the key in rate limits.
+    key_id: str = ""
+
+    @classmethod
+    def command_line(cls) -> "Caller":
+        return cls(CallerKind.command, getpass.getuser(), "admin", None)
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
 
 
 def _matches(token: str, keys: list[SecretStr]) -> bool:
@@ -83,28 +106,41 @@ async def identify_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    settings = get_state(request).settings
-    if not settings.auth_enabled:
-        # Without keys every caller is staff, so only this machine may call.
-        if request.client is not None and request.client.host not in _LOOPBACK:
-            raise Unauthorized("no API keys are configured, so only this machine may call; set BEDEL_API_KEYS")
-        return Caller(Role.staff, "local")
-    if credentials is None:
+    """Keys given in settings are checked in memory; any other key in the database, on every
+    request, so a revoked key is refused at once on every replica."""
+    state = get_state(request)
+    settings, address = state.settings, client_address(request)
+    if credentials is not None:
+        token = credentials.credentials
+        key_id = hashlib.sha256(token.encode()).hexdigest()[:16]
+        for role, keys in ((KeyRole.staff, settings.staff_api_keys), (KeyRole.client, settings.api_keys)):
+            if _matches(token, keys):
+                return Caller(CallerKind.key, f"settings key {key_id[:8]}", role, address, key_id)
+        async with state.sessionmaker() as session:
+            key = await find_key(session, token, state.clock())
+            await session.commit()
+        if key is not None:
+            return Caller(CallerKind.key, key.name, key.role, address, key_id)
+        if settings.auth_enabled or await state.keys_made.ask(state.sessionmaker):
+            raise Unauthorized("unknown API key")
+    elif settings.auth_enabled or await state.keys_made.ask(state.sessionmaker):
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    key_id = hashlib.sha256(credentials.credentials.encode()).hexdigest()[:16]
-    if _matches(credentials.credentials, settings.staff_api_keys):
-        return Caller(Role.staff, key_id)
-    if _matches(credentials.credentials, settings.api_keys):
-        return Caller(Role.client, key_id)
-    raise Unauthorized("unknown API key")
+    # Without keys every caller is staff, so only this machine may call.
+    if address is not None and address not in _LOOPBACK:
+        raise Unauthorized(
+            "no API keys are configured, so only this machine may call; "
+            "create one with `bedel keys create` or set BEDEL_API_KEYS"
+        )
+    return Caller(CallerKind.key, "local", KeyRole.staff, address, "local")
 
 
 @declares(Permission.admin)
 async def require_staff(caller: Annotated[Caller, Depends(identify_caller)]) -> Caller:
-    if caller.role is not Role.staff:
+    if caller.role != KeyRole.staff:
         raise Forbidden("this endpoint needs a staff API key")
     return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(identify_caller)]
 StaffOnly = Depends(require_staff)
+StaffCaller = Annotated[Caller, StaffOnly]

@@ -22,9 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from bedel import migrate
 from bedel.app import build_state, create_app, create_worker_app, mark_stopping
 from bedel.campaigns.cli import app as campaigns_app
-from bedel.config import ConfigError, Settings, check_server_processes, load_settings
-from bedel.db import create_engine
+from bedel.config import ConfigError, Environment, Settings, check_server_processes, load_settings
+from bedel.db import create_engine, create_sessionmaker
 from bedel.errors import BedelError
+from bedel.keys.cli import app as keys_app
+from bedel.keys.service import keys_made
 from bedel.knowledge.cli import app as knowledge_app
 from bedel.knowledge.evaluation import EvalCase, EvalReport, format_report, load_cases, run_eval
 from bedel.ops.lifecycle import GRACE_S, DrainingServer
@@ -54,6 +56,7 @@ for _name, _command in PRIVACY_COMMANDS.items():
 app.add_typer(knowledge_app, name="kb")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 log = structlog.get_logger()
 
 
@@ -70,9 +73,17 @@ def settings_or_exit() -> Settings:
         fail(EXIT_CONFIG, "config_error", str(exc))
 
 
-async def _check_startup(settings: Settings) -> None:
-    """Fail before the server starts, in one line, rather than inside its lifespan."""
-    await _check_database(settings)
+async def _check_startup(settings: Settings) -> bool:
+    """Fail before the server starts, in one line, rather than inside its lifespan; returns
+    whether callers need a key (given in settings, or made with `bedel keys create`)."""
+    keyed = await _check_database(settings)
+    if settings.env is Environment.production and not keyed:
+        fail(
+            EXIT_CONFIG,
+            "config_error",
+            "BEDEL_API_KEYS: production refuses to start without API keys; create one with "
+            "`bedel keys create`, or set BEDEL_API_KEYS and/or BEDEL_STAFF_API_KEYS",
+        )
     try:
         state = build_state(settings)
     except ConfigError as exc:
@@ -87,18 +98,22 @@ async def _check_startup(settings: Settings) -> None:
             )
     finally:
         await state.aclose()
+    return keyed
 
 
-async def _check_database(settings: Settings) -> None:
+async def _check_database(settings: Settings) -> bool:
+    """Whether callers need a key: the schema must be current to tell."""
     engine = create_engine(settings.database_url)
     try:
         revision = await migrate.current_revision(engine)
+        if migrate.is_pending(revision):
+            _migrations_pending(revision)
+        async with create_sessionmaker(engine)() as session:
+            return settings.auth_enabled or await keys_made(session)
     except (SQLAlchemyError, OSError) as exc:
         _database_unreachable(exc)
     finally:
         await engine.dispose()
-    if migrate.is_pending(revision):
-        _migrations_pending(revision)
 
 
 def _database_unreachable(exc: BaseException) -> NoReturn:
@@ -145,16 +160,16 @@ def serve(
         check_server_processes(settings)
     except ConfigError as exc:
         fail(EXIT_CONFIG, "config_error", str(exc))
-    asyncio.run(_check_startup(settings))
+    keyed = asyncio.run(_check_startup(settings))
     processes = settings.server_processes
     if processes == 1:
-        api_socket = _listen_with_metrics(settings, host, port)
+        api_socket = _listen_with_metrics(settings, keyed, host, port)
         _serve_process(api_socket, settings)
         return
     # The workers read their settings as this process did, so they learn the count the same way.
     os.environ["BEDEL_WORKERS"] = str(processes)
     with _shared_metrics_folder():
-        api_socket = _listen_with_metrics(settings, host, port)
+        api_socket = _listen_with_metrics(settings, keyed, host, port)
         code = run_workers(processes, _serve_process, api_socket)
     raise typer.Exit(code)
 
@@ -188,16 +203,18 @@ def _shared_metrics_folder() -> Iterator[None]:
             del os.environ[MULTIPROCESS_DIR]
 
 
-def _listen_with_metrics(settings: Settings, host: str | None = None, port: int | None = None) -> socket.socket:
+def _listen_with_metrics(
+    settings: Settings, keyed: bool, host: str | None = None, port: int | None = None
+) -> socket.socket:
     """The HTTP port's socket, once /metrics is served on BEDEL_METRICS_PORT of the same interface."""
     # Without keys anyone who reaches the port is staff: stay on loopback.
-    bind = (host or settings.host or "0.0.0.0") if settings.auth_enabled else "127.0.0.1"  # noqa: S104
+    bind = (host or settings.host or "0.0.0.0") if keyed else "127.0.0.1"  # noqa: S104
     http_socket = _listen(bind, port or settings.port, "BEDEL_PORT")
     try:
         start_metrics_server(bind, settings.metrics_port)
     except OSError as exc:
         fail(EXIT_PORT, "port_unavailable", _port_message("BEDEL_METRICS_PORT", settings.metrics_port, exc))
-    if not settings.auth_enabled:
+    if not keyed:
         log.warning("no_api_keys", message="no API keys configured: listening on 127.0.0.1 only")
     return http_socket
 
@@ -221,8 +238,8 @@ def worker() -> None:
     Like `bedel serve` it answers /healthz on BEDEL_PORT and serves /metrics on BEDEL_METRICS_PORT.
     """
     settings = settings_or_exit()
-    asyncio.run(_check_startup(settings))
-    health_socket = _listen_with_metrics(settings)
+    keyed = asyncio.run(_check_startup(settings))
+    health_socket = _listen_with_metrics(settings, keyed)
     config = uvicorn.Config(
         create_worker_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=GRACE_S
     )

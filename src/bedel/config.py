@@ -241,11 +241,6 @@ def load_settings() -> Settings:
         name = _env_name(error["loc"])
         # The value itself is not echoed: it may be a key or a URL with a password.
         raise ConfigError(f"{name}: {error['msg'].removeprefix('Value error, ')}; fix {name}") from None
-    if settings.env is Environment.production and not settings.auth_enabled:
-        raise ConfigError(
-            "BEDEL_API_KEYS: production refuses to start without API keys; "
-            "set BEDEL_API_KEYS and/or BEDEL_STAFF_API_KEYS"
-        )
     if settings.llm_provider is LLMProvider.openai_compatible and not (settings.llm_base_url or settings.llm_api_key):
         raise ConfigError(
             "BEDEL_LLM_API_KEY: OpenAI needs a key; set BEDEL_LLM_API_KEY (or OPENAI_API_KEY), "

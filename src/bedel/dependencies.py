@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bedel.config import Settings
 from bedel.db import Clock, session_scope
 from bedel.jobs.runner import JobRunner
+from bedel.keys.service import KeysMade
 from bedel.rate_limits import RequestLimiter
 
 
@@ -26,6 +27,7 @@ class CoreState(Protocol):
     jobs: JobRunner
     limiter: RequestLimiter
     shutting_down: bool
+    keys_made: KeysMade
 
 
 def get_state(request: Request) -> CoreState:

@@ -22,6 +22,7 @@ from bedel.config import Settings
 from bedel.console.dashboard import DashboardState
 from bedel.db import Clock
 from bedel.jobs.runner import JobRunner
+from bedel.keys.service import KeysMade
 from bedel.knowledge.endpoints import KnowledgeState
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.llm.ports import ChatModel, Embedder, Transcriber
@@ -52,6 +53,8 @@ class AppState(ChatState, ChannelsState, KnowledgeState, StudentsState, Campaign
     shutting_down: bool = False
     # The dashboard's figures of past days (chat/activity.py).
     activity: PastDays = field(default_factory=PastDays)
+    # Whether callers need a key made with `bedel keys create` (bedel.auth).
+    keys_made: KeysMade = field(default_factory=KeysMade)
 
     async def aclose(self) -> None:
         for sender in [*self.senders.values(), *filter(None, [self.sms])]:

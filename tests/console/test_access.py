@@ -219,6 +219,7 @@ class TestAgent:
             "/console/students",
             "/console/documents",
             "/console/try",
+            "/console/audit",
         ):
             assert admin_page not in home
 

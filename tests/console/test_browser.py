@@ -239,3 +239,10 @@ class TestUsersPage:
         await capture(page, "users")
         users = await stored_users(served.database_url)
         assert users["orientacion@example.edu"] == ("agent", True)
+
+        # Each change is in the audit log, under the admin who made it.
+        await page.get_by_role("navigation").get_by_role("link", name="Auditoría").click()
+        await expect(page.get_by_role("heading", name="Auditoría", level=1)).to_be_visible()
+        for action in ("user.add", "user.disable", "user.password_reset"):
+            await expect(page.get_by_role("row").filter(has_text=action)).to_contain_text(ADMIN.email)
+        await capture(page, "audit")

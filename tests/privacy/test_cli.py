@@ -48,7 +48,7 @@ class TestErase:
         assert erased.exit_code == 0, erased.output
         (receipt,) = [word for word in erased.stdout.split() if word.count("-") == 4]
         assert erased.stdout == f"erased: receipt {receipt} (1 student)\n"
-        assert listed.stdout.startswith(receipt) and "cli:" in listed.stdout
+        assert listed.stdout.startswith(receipt) and "command:" in listed.stdout
         assert students("export", "5512345678", env=env).exit_code == 1
         assert students("export", "5587654321", env=env).exit_code == 0
 

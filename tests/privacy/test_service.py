@@ -5,12 +5,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.auth import Caller
 from bedel.consent.service import set_subscription
 from bedel.privacy import service
 from bedel.students.schemas import StudentUpdate
 from bedel.students.service import replace_student
 
 PHONE = "+525512345678"
+COMMAND = Caller.command_line()
 
 # The database itself refuses to delete a student record, which erasure removes last, after the opt-out.
 REFUSE = {
@@ -41,19 +43,21 @@ class TestAllOrNothing:
         await replace_student(session, PHONE, StudentUpdate(name="Ana Ruiz", external_id="A1"))
         await set_subscription(session, PHONE, subscribed=False)
         await session.commit()
-        before = await service.export_student(session, PHONE)
+        before = await service.export_student(session, PHONE, COMMAND)
         await run(session, REFUSE[dialect])
 
         try:
             with pytest.raises(DBAPIError, match="refused"):
-                await service.erase_student(session, PHONE, "test")
+                await service.erase_student(session, PHONE, COMMAND)
             await session.rollback()
-            after = await service.export_student(session, PHONE)
+            after = await service.export_student(session, PHONE, COMMAND)
             erasures = await service.list_erasures(session, 10, 0)
         finally:
             await session.rollback()
             await run(session, ALLOW[dialect])
 
         assert [row["phone"] for row in before.holdings["opt_outs"]] == [PHONE]
-        assert after.holdings == before.holdings
+        # Only the audit log grew: by the first export's entry.
+        assert after.holdings | {"audit": []} == before.holdings | {"audit": []}
+        assert [entry["action"] for entry in after.holdings["audit"]] == ["student.export"]
         assert erasures == []

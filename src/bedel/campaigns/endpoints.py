@@ -5,7 +5,9 @@ from typing import Annotated, Literal, Protocol, cast
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
-from bedel.auth import StaffOnly
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.auth import StaffCaller, StaffOnly
 from bedel.campaigns import service
 from bedel.campaigns.models import CampaignChannel, RecipientStatus
 from bedel.campaigns.outbox import Outbox
@@ -73,10 +75,12 @@ async def change_status(
     request: Request,
     session: DBSession,
     background: BackgroundTasks,
+    caller: StaffCaller,
 ) -> CampaignOut:
     """`start` a draft, `pause` or `resume` sending, or `cancel` what is left (sent messages stay sent)."""
     state = _state(request)
     campaign = await service.change_status(session, campaign_id, action)
+    await audit.record(session, caller, Action(f"campaign.{action}"), target=str(campaign_id))
     # Runs after the response, so after the commit: this process's workers start at once, others at their poll.
     background.add_task(state.campaigns.wake)
     return await service.describe(session, campaign, state.campaigns.rates)

@@ -8,7 +8,9 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from bedel.auth import CurrentCaller, Role, StaffOnly
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.auth import CurrentCaller, StaffCaller, StaffOnly
 from bedel.chat import threads
 from bedel.chat.models import ThreadStatus
 from bedel.chat.prompt import compile_instructions
@@ -25,6 +27,7 @@ from bedel.chat.service import ChatService
 from bedel.config import ConfigError
 from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.errors import BedelError, Forbidden, InvalidInput, UnsupportedMediaType
+from bedel.keys.models import KeyRole
 from bedel.paging import MAX_INT32, MAX_OFFSET
 
 log = structlog.get_logger()
@@ -59,7 +62,7 @@ async def chat(body: ChatRequest, request: Request, caller: CurrentCaller) -> An
     state = _state(request)
     options, template = None, None
     if body.assistant is not None:
-        if caller.role is not Role.staff:
+        if caller.role != KeyRole.staff:
             raise Forbidden("only staff keys may override the assistant settings", field="assistant")
         overrides = body.assistant.model_dump(exclude={"instructions"})
         options = state.chat.options_with(**overrides)
@@ -109,10 +112,13 @@ async def list_threads(
 async def list_messages(
     thread_id: uuid.UUID,
     session: DBSession,
+    caller: StaffCaller,
     after: Annotated[int, Query(ge=0, le=MAX_INT32, description="Return messages with seq greater than this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     items = await threads.list_messages(session, thread_id, after=after, limit=limit)
+    thread = await threads.get_thread(session, thread_id)
+    await audit.record(session, caller, Action.thread_read, phone=thread.phone, target=str(thread_id))
     next_after = items[-1].seq if len(items) == limit else None
     return MessagePage(items=[MessageOut.model_validate(m) for m in items], next_after=next_after)
 
@@ -122,9 +128,13 @@ async def list_messages(
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file as the student sent it."}},
 )
-async def download_attachment(thread_id: uuid.UUID, attachment_id: uuid.UUID, session: DBSession) -> Response:
+async def download_attachment(
+    thread_id: uuid.UUID, attachment_id: uuid.UUID, session: DBSession, caller: StaffCaller
+) -> Response:
     """A voice note, image or document a student sent (listed in the message's `attachments`)."""
     attachment = await threads.get_attachment(session, thread_id, attachment_id)
+    thread = await threads.get_thread(session, thread_id)
+    await audit.record(session, caller, Action.attachment_download, phone=thread.phone, target=str(attachment_id))
     assert attachment.content is not None
     filename = attachment.filename or f"{attachment.kind}-{attachment.id}"
     return Response(
@@ -139,6 +149,8 @@ async def download_attachment(thread_id: uuid.UUID, attachment_id: uuid.UUID, se
 
 
 @threads_router.delete("/{thread_id}", status_code=204)
-async def forget_thread(thread_id: uuid.UUID, session: DBSession) -> Response:
+async def forget_thread(thread_id: uuid.UUID, session: DBSession, caller: StaffCaller) -> Response:
+    phone = (await threads.get_thread(session, thread_id)).phone
     await threads.forget_thread(session, thread_id)
+    await audit.record(session, caller, Action.thread_forget, phone=phone, target=str(thread_id))
     return Response(status_code=204)

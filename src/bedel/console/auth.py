@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from bedel.auth import Permission, declares
+from bedel.auth import Caller, CallerKind, Permission, client_address, declares
 from bedel.config import Environment
 from bedel.dependencies import DBSession, get_state
 from bedel.errors import Forbidden, Unauthorized
@@ -97,6 +97,11 @@ def require_console_role(role: StaffRole) -> Callable[..., Awaitable[StaffUser]]
         return user
 
     return signed_in_with_role
+
+
+def console_caller(request: Request, user: StaffUser) -> Caller:
+    """The signed-in user as the audit log names them."""
+    return Caller(CallerKind.console, user.email, user.role, client_address(request))
 
 
 def may_open(user: StaffUser, role: StaffRole) -> bool:

@@ -11,12 +11,14 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import BackgroundTasks, File, Query, Request, Response, UploadFile
 from pydantic import ValidationError
 
+from bedel.audit import service as audit
+from bedel.audit.models import Action
 from bedel.campaigns import service
 from bedel.campaigns.audience import Condition, Operator, write_filter
 from bedel.campaigns.endpoints import CampaignsState
 from bedel.campaigns.models import CampaignChannel, CampaignStatus, RecipientStatus
 from bedel.campaigns.schemas import MAX_RECIPIENTS, CampaignCreate, CampaignOut, Preview
-from bedel.console.auth import AdminOnly, console_router
+from bedel.console.auth import AdminOnly, console_caller, console_router
 from bedel.console.catalogue import strings
 from bedel.console.rendering import page_language, render, see_other
 from bedel.dependencies import DBSession, get_state
@@ -186,6 +188,7 @@ async def change_status(
     except Conflict as exc:
         # Someone else (or the campaign finishing) changed it since this page was drawn.
         return await _campaign_page(request, session, admin, campaign_id, 0, error=exc)
+    await audit.record(session, console_caller(request, admin), Action(f"campaign.{action}"), target=str(campaign_id))
     # After the response, so after the commit: this process's senders start at once.
     background.add_task(_state(request).campaigns.wake)
     return see_other(f"{PAGE}/{campaign_id}")

@@ -11,13 +11,15 @@ from urllib.parse import quote, urlencode
 from fastapi import BackgroundTasks, Form, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.audit import service as audit
+from bedel.audit.models import Action
 from bedel.channels import service as channels
 from bedel.channels.models import Channel
 from bedel.chat import threads
 from bedel.chat.models import Role, Thread, ThreadStatus
 from bedel.chat.schemas import MAX_QUESTION_CHARS, ThreadSearch
 from bedel.config import ReengageFallback
-from bedel.console.auth import AnyStaff, console_router
+from bedel.console.auth import AnyStaff, console_caller, console_router
 from bedel.console.catalogue import strings
 from bedel.console.live import changes_stream
 from bedel.console.rendering import page_language, render, see_other
@@ -176,7 +178,11 @@ async def _staff_emails(session: AsyncSession) -> dict[uuid.UUID, str]:
 
 @router.get("/conversations/{thread_id}")
 async def conversation_page(request: Request, session: DBSession, user: AnyStaff, thread_id: uuid.UUID) -> Response:
-    return await _thread_page(request, session, user, thread_id)
+    page = await _thread_page(request, session, user, thread_id)
+    # The page's live updates (/history) read the same conversation again: only opening it is recorded.
+    phone = (await threads.get_thread(session, thread_id)).phone
+    await audit.record(session, console_caller(request, user), Action.thread_read, phone=phone, target=str(thread_id))
+    return page
 
 
 @router.get("/conversations/{thread_id}/history")
@@ -200,10 +206,13 @@ async def conversation_events(
 
 @router.get("/conversations/{thread_id}/attachments/{attachment_id}")
 async def conversation_attachment(
-    session: DBSession, user: AnyStaff, thread_id: uuid.UUID, attachment_id: uuid.UUID
+    request: Request, session: DBSession, user: AnyStaff, thread_id: uuid.UUID, attachment_id: uuid.UUID
 ) -> Response:
     """A voice note, image or document the student sent, for the page's player, image or link."""
     attachment = await threads.get_attachment(session, thread_id, attachment_id)
+    phone = (await threads.get_thread(session, thread_id)).phone
+    caller = console_caller(request, user)
+    await audit.record(session, caller, Action.attachment_download, phone=phone, target=str(attachment_id))
     assert attachment.content is not None
     filename = attachment.filename or f"{attachment.kind}-{attachment.id}"
     # As the API serves it: a download when opened, never a page the student's file could script.
@@ -217,9 +226,11 @@ async def conversation_attachment(
 @router.post("/conversations/{thread_id}/take")
 async def take_conversation(request: Request, session: DBSession, user: AnyStaff, thread_id: uuid.UUID) -> Response:
     try:
-        await threads.take_thread(session, thread_id, user.id, get_state(request).clock())
+        thread = await threads.take_thread(session, thread_id, user.id, get_state(request).clock())
     except BedelError as exc:
         return await _thread_page(request, session, user, thread_id, error=exc)
+    caller = console_caller(request, user)
+    await audit.record(session, caller, Action.thread_take, phone=thread.phone, target=str(thread_id))
     return see_other(f"{PAGE}/{thread_id}")
 
 
@@ -242,6 +253,8 @@ async def reply(
         await channels.send_staff_message(session, thread_id, written, state.clock(), has_fallback=has_fallback)
     except BedelError as exc:
         return await _thread_page(request, session, user, thread_id, error=exc, draft=text)
+    phone = (await threads.get_thread(session, thread_id)).phone
+    await audit.record(session, console_caller(request, user), Action.thread_reply, phone=phone, target=str(thread_id))
     background.add_task(state.jobs.wake)
     return see_other(f"{PAGE}/{thread_id}")
 
@@ -250,9 +263,12 @@ async def reply(
 async def hand_back(request: Request, session: DBSession, user: AnyStaff, thread_id: uuid.UUID) -> Response:
     """The bot answers the student again."""
     try:
-        await threads.set_status(session, thread_id, ThreadStatus.active, get_state(request).clock())
+        thread = await threads.set_status(session, thread_id, ThreadStatus.active, get_state(request).clock())
     except BedelError as exc:
         return await _thread_page(request, session, user, thread_id, error=exc)
+    detail = {"status": ThreadStatus.active}
+    caller = console_caller(request, user)
+    await audit.record(session, caller, Action.thread_handoff, phone=thread.phone, target=str(thread_id), detail=detail)
     return see_other(f"{PAGE}/{thread_id}")
 
 

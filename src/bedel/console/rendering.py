@@ -42,6 +42,7 @@ SECTIONS = (
     Section("/console/documents", "nav_documents", "home_documents", StaffRole.admin),
     Section("/console/try", "nav_try", "home_try", StaffRole.admin),
     Section("/console/users", "nav_users", "home_users", StaffRole.admin),
+    Section("/console/audit", "nav_audit", "home_audit", StaffRole.admin),
 )
 
 

@@ -8,7 +8,9 @@ from urllib.parse import quote, urlencode
 
 from fastapi import File, Query, Request, Response, UploadFile
 
-from bedel.console.auth import AdminOnly, console_router
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.console.auth import AdminOnly, console_caller, console_router
 from bedel.console.catalogue import strings
 from bedel.console.rendering import page_language, render, see_other
 from bedel.dependencies import DBSession, get_state
@@ -68,6 +70,9 @@ async def import_students(
         report = await service.import_students(session, await file.read(), file_format, catalog=_catalog(request))
     except BedelError as exc:
         return await _list(request, session, admin, error=exc.message, status_code=exc.status, filename=file.filename)
+    counts = {"created": report.created, "updated": report.updated, "rejected": len(report.errors)}
+    caller = console_caller(request, admin)
+    await audit.record(session, caller, Action.students_import, target=file.filename[:254], detail=counts)
     return await _list(request, session, admin, report=report, filename=file.filename)
 
 
@@ -86,6 +91,7 @@ async def student_page(
     saved: Annotated[bool, Query()] = False,
 ) -> Response:
     student = await service.get_student(session, phone)
+    await audit.record(session, console_caller(request, admin), Action.student_read, phone=student.phone)
     words = strings(page_language(request))
     notice = words["students_notice_saved"] if saved else None
     return _student(request, admin, student, notice=notice)
@@ -104,13 +110,15 @@ async def edit_student(request: Request, session: DBSession, admin: AdminOnly, p
             raise
         student = await service.get_student(session, phone)
         return _student(request, admin, student, error=exc.message, status_code=exc.status, form=texts)
+    await audit.record(session, console_caller(request, admin), Action.student_edit, phone=student.phone)
     return see_other(f"{student_path(student.phone)}?saved=true")
 
 
 @router.post("/students/{phone}/delete")
-async def delete_student(session: DBSession, admin: AdminOnly, phone: str) -> Response:
+async def delete_student(request: Request, session: DBSession, admin: AdminOnly, phone: str) -> Response:
     student = await service.get_student(session, phone)
     await service.delete_student(session, student.phone)
+    await audit.record(session, console_caller(request, admin), Action.student_delete, phone=student.phone)
     return see_other(f"{PAGE}?{urlencode({'deleted': student.phone})}")
 
 

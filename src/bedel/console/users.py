@@ -6,7 +6,9 @@ from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request, Response
 
-from bedel.console.auth import AdminOnly, console_router
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.console.auth import AdminOnly, console_caller, console_router
 from bedel.console.catalogue import strings
 from bedel.console.rendering import page_language, render, see_other
 from bedel.dependencies import DBSession
@@ -44,6 +46,8 @@ async def add_user(
         user = await service.add_user(session, email, role, password)
     except BedelError as exc:
         return await _page(request, session, admin, error=exc, form={"email": email, "role": role})
+    caller = console_caller(request, admin)
+    await audit.record(session, caller, Action.user_add, target=user.email, detail={"role": role})
     return _done("added", user)
 
 
@@ -54,6 +58,7 @@ async def disable_user(request: Request, session: DBSession, admin: AdminOnly, u
         await service.disable_user(session, user)
     except BedelError as exc:
         return await _page(request, session, admin, error=exc)
+    await audit.record(session, console_caller(request, admin), Action.user_disable, target=user.email)
     return _done("disabled", user)
 
 
@@ -64,6 +69,7 @@ async def enable_user(request: Request, session: DBSession, admin: AdminOnly, us
         await service.enable_user(session, user)
     except BedelError as exc:
         return await _page(request, session, admin, error=exc)
+    await audit.record(session, console_caller(request, admin), Action.user_enable, target=user.email)
     return _done("enabled", user)
 
 
@@ -80,6 +86,7 @@ async def reset_password(
         await service.reset_password(session, user, password)
     except BedelError as exc:
         return await _page(request, session, admin, error=exc)
+    await audit.record(session, console_caller(request, admin), Action.user_password_reset, target=user.email)
     return _done("password", user)
 
 

@@ -3,6 +3,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import bedel.audit.models
 import bedel.campaigns.models
 import bedel.channels.models
 import bedel.chat.models
@@ -10,6 +11,7 @@ import bedel.consent.models
 import bedel.feedback.models
 import bedel.identities.models
 import bedel.jobs.models
+import bedel.keys.models
 import bedel.knowledge.models
 import bedel.privacy.models
 import bedel.students.models

@@ -42,7 +42,14 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+# Libraries that log each SQL statement with its parameters (phones, key hashes, codes' hashes)
+# when the root logger is at DEBUG: never below WARNING, whatever the root's level.
+_STATEMENT_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool")
+
+
 def configure_logging(level: str = "INFO") -> None:
+    for name in _STATEMENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -2,7 +2,6 @@
 a student's rights over their data (ARCO), from the server's command line."""
 
 import asyncio
-import getpass
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 
@@ -10,6 +9,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.auth import Caller
 from bedel.config import ConfigError, load_settings
 from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.errors import BedelError
@@ -26,7 +26,7 @@ Phone = Annotated[str, typer.Argument(help="The student's phone, in any common s
 
 def export(phone: Phone) -> None:
     """Print everything held about the student as JSON (ARCO access)."""
-    exported = _run(lambda session: service.export_student(session, phone))
+    exported = _run(lambda session: service.export_student(session, phone, Caller.command_line()))
     typer.echo(exported.model_dump_json(indent=2))
 
 
@@ -37,8 +37,7 @@ def erase(
     """Erase everything held about the student (ARCO cancellation) and print the receipt."""
     if not yes:
         typer.confirm(f"Erase everything held about {phone}? This cannot be undone", abort=True)
-    requested_by = f"cli:{getpass.getuser()}"
-    erasure = _run(lambda session: service.erase_student(session, phone, requested_by), scrub=True)
+    erasure = _run(lambda session: service.erase_student(session, phone, Caller.command_line()), scrub=True)
     receipt = ErasureReceipt.model_validate(erasure)
     removed = ", ".join(f"{count} {name}" for name, count in receipt.removed.items())
     typer.echo(f"erased: receipt {receipt.id} ({removed})")

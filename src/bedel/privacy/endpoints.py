@@ -3,7 +3,9 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from bedel.auth import Caller, StaffOnly
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.auth import StaffCaller, StaffOnly
 from bedel.dependencies import DBSession, get_state
 from bedel.paging import MAX_OFFSET
 from bedel.privacy import service
@@ -15,10 +17,10 @@ router = APIRouter(tags=["privacy"], dependencies=[StaffOnly])
 
 
 @router.get("/students/{phone}/export", response_model=StudentExport, description=PHONE_DOC)
-async def export_student(phone: str, session: DBSession) -> StudentExport:
+async def export_student(phone: str, session: DBSession, caller: StaffCaller) -> StudentExport:
     """Everything held about the student (ARCO access): record, conversations, attachments listed,
     identities, verification attempts, feedback, campaign receipts, opt-out, queued jobs."""
-    return await service.export_student(session, phone)
+    return await service.export_student(session, phone, caller)
 
 
 @router.delete(
@@ -35,7 +37,7 @@ async def delete_student_route(
     request: Request,
     session: DBSession,
     background: BackgroundTasks,
-    caller: Annotated[Caller, StaffOnly],
+    caller: StaffCaller,
     erase: Annotated[
         bool, Query(description="Erase everything held about the student (ARCO cancellation), not only the record")
     ] = False,
@@ -43,8 +45,9 @@ async def delete_student_route(
     """Delete the student's record; with `erase=true`, every row held about them, answering the receipt."""
     if not erase:
         await delete_student(session, phone)
+        await audit.record(session, caller, Action.student_delete, phone=phone)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    receipt = await service.erase_student(session, phone, requested_by=f"key:{caller.key_id}")
+    receipt = await service.erase_student(session, phone, caller)
     # After the request's transaction has committed.
     background.add_task(service.scrub_after_erasure, get_state(request).engine)
     return JSONResponse(ErasureReceipt.model_validate(receipt).model_dump(mode="json"))

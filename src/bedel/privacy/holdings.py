@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Table, false, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from bedel.audit.models import AuditEntry
 from bedel.campaigns.models import CampaignRecipient
 from bedel.channels.models import ChannelContact
 from bedel.chat.models import Attachment, Message, Thread
@@ -84,7 +85,6 @@ def _receipts(subject: Subject) -> ColumnElement[bool]:
 
 
 # Export reads them in this order; erasure removes them in the reverse one, dependants first.
-# The audit log's entries about a student join here as one more holding once it lands.
 HOLDINGS: tuple[Holding, ...] = (
     Holding("student", Student, lambda subject: Student.phone == subject.phone),
     Holding("threads", Thread, _threads, private=frozenset({"lock_token"})),
@@ -115,4 +115,6 @@ HOLDINGS: tuple[Holding, ...] = (
         order_by=("id",),
         private=frozenset({"lease_token"}),
     ),
+    # Who read or changed the student's data. An erasure's own entry names its receipt, not the student.
+    Holding("audit", AuditEntry, lambda subject: AuditEntry.phone.in_(subject.keys), order_by=("at", "id")),
 )

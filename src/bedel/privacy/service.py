@@ -3,7 +3,8 @@
 Business rules: both walk the one list of holdings (`holdings.HOLDINGS`), so what is
 exported is what is erased. Erasure happens in the caller's transaction, all or
 nothing, and leaves a receipt that names who asked and how much went, never the
-student. A phone nothing is held about is a 404, for both, and records nothing.
+student. Both are audited; an erasure's entry names its receipt, not the student. A phone
+nothing is held about is a 404, for both, and records nothing.
 """
 
 from collections.abc import Sequence
@@ -11,6 +12,9 @@ from collections.abc import Sequence
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.auth import Caller
 from bedel.db import utcnow
 from bedel.errors import NotFound
 from bedel.privacy.holdings import HOLDINGS, Subject
@@ -20,17 +24,18 @@ from bedel.privacy.schemas import StudentExport
 from bedel.students.service import canonical_phone
 
 
-async def export_student(session: AsyncSession, phone: str) -> StudentExport:
+async def export_student(session: AsyncSession, phone: str, caller: Caller) -> StudentExport:
     """Every row held about the student, by kind; file bytes are listed, not copied."""
     repository = PrivacyRepository.from_session(session)
     subject = await _subject(repository, phone)
     holdings = {holding.name: await repository.rows(holding, subject) for holding in HOLDINGS}
     if not any(holdings.values()):
         raise _nothing_held(subject)
+    await audit.record(session, caller, Action.student_export, phone=subject.phone)
     return StudentExport(phone=subject.phone, exported_at=utcnow(), holdings=to_jsonable_python(holdings))
 
 
-async def erase_student(session: AsyncSession, phone: str, requested_by: str) -> ErasureRequest:
+async def erase_student(session: AsyncSession, phone: str, caller: Caller) -> ErasureRequest:
     """Remove every row held about the student and record the erasure; flushed, committed by the caller."""
     repository = PrivacyRepository.from_session(session)
     subject = await _subject(repository, phone)
@@ -38,7 +43,10 @@ async def erase_student(session: AsyncSession, phone: str, requested_by: str) ->
     if not any(removed.values()):
         raise _nothing_held(subject)
     await repository.drop_search_terms()
-    return await repository.record_erasure(requested_by, {name: count for name, count in removed.items() if count})
+    requested_by = f"{caller.kind}:{caller.name}"
+    erasure = await repository.record_erasure(requested_by, {name: count for name, count in removed.items() if count})
+    await audit.record(session, caller, Action.student_erase, target=str(erasure.id))
+    return erasure
 
 
 async def scrub_after_erasure(engine: AsyncEngine) -> None:

@@ -2,7 +2,9 @@ from typing import Annotated, Protocol, cast
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
-from bedel.auth import StaffOnly
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.auth import StaffCaller, StaffOnly
 from bedel.dependencies import CoreState, DBSession, get_state
 from bedel.students import service
 from bedel.students.fields import FieldCatalog
@@ -29,6 +31,7 @@ def _state(request: Request) -> StudentsState:
 async def import_students(
     request: Request,
     session: DBSession,
+    caller: StaffCaller,
     file: Annotated[
         UploadFile, File(description="A .csv (UTF-8), .xlsx (Excel, first sheet), .json (array) or .jsonl file")
     ],
@@ -38,7 +41,14 @@ async def import_students(
     file_format = service.upload_format(file.filename or "", file.content_type)
     data = await file.read()  # the request-size middleware bounds it by MAX_IMPORT_BYTES
     catalog = _state(request).catalog
-    return await service.import_students(session, data, file_format, catalog=catalog)
+    report = await service.import_students(session, data, file_format, catalog=catalog)
+    name = (file.filename or "")[:254]
+    await audit.record(session, caller, Action.students_import, target=name, detail=_counts(report))
+    return report
+
+
+def _counts(report: ImportReport) -> dict[str, int]:
+    return {"created": report.created, "updated": report.updated, "rejected": len(report.errors)}
 
 
 @router.get("/fields", response_model=FieldsReport)
@@ -49,8 +59,10 @@ async def read_fields(request: Request, session: DBSession) -> FieldsReport:
 
 
 @router.get("/{phone}", response_model=StudentOut, description=PHONE_DOC)
-async def get_student(phone: str, session: DBSession) -> StudentOut:
-    return StudentOut.model_validate(await service.get_student(session, phone))
+async def get_student(phone: str, session: DBSession, caller: StaffCaller) -> StudentOut:
+    student = await service.get_student(session, phone)
+    await audit.record(session, caller, Action.student_read, phone=student.phone)
+    return StudentOut.model_validate(student)
 
 
 @router.put(
@@ -59,8 +71,11 @@ async def get_student(phone: str, session: DBSession) -> StudentOut:
     responses={201: {"model": StudentOut, "description": "Created"}},
     description=f"Create or replace a student's whole record. {PHONE_DOC}",
 )
-async def replace_student(phone: str, body: StudentUpdate, session: DBSession, response: Response) -> StudentOut:
+async def replace_student(
+    phone: str, body: StudentUpdate, session: DBSession, response: Response, caller: StaffCaller
+) -> StudentOut:
     student, created = await service.replace_student(session, phone, body)
+    await audit.record(session, caller, Action.student_edit, phone=student.phone, detail={"created": created})
     if created:
         response.status_code = status.HTTP_201_CREATED
     return StudentOut.model_validate(student)

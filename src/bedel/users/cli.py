@@ -14,6 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel import migrate
+from bedel.audit import service as audit
+from bedel.audit.models import Action
+from bedel.auth import Caller
 from bedel.config import ConfigError, load_settings
 from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.errors import BedelError
@@ -42,7 +45,13 @@ def add(
 ) -> None:
     """Add an account; its password is asked for (or read from standard input)."""
     password = _read_password()
-    user = _run(lambda session: service.add_user(session, email, role, password))
+
+    async def work(session: AsyncSession) -> StaffUser:
+        user = await service.add_user(session, email, role, password)
+        await audit.record(session, Caller.command_line(), Action.user_add, target=user.email, detail={"role": role})
+        return user
+
+    user = _run(work)
     typer.echo(f"added {user.role} {user.email}")
 
 
@@ -62,6 +71,7 @@ def disable(email: Email) -> None:
     async def work(session: AsyncSession) -> StaffUser:
         user = await service.find_user(session, email)
         await service.disable_user(session, user)
+        await audit.record(session, Caller.command_line(), Action.user_disable, target=user.email)
         return user
 
     typer.echo(f"disabled {_run(work).email}")
@@ -74,6 +84,7 @@ def enable(email: Email) -> None:
     async def work(session: AsyncSession) -> StaffUser:
         user = await service.find_user(session, email)
         await service.enable_user(session, user)
+        await audit.record(session, Caller.command_line(), Action.user_enable, target=user.email)
         return user
 
     typer.echo(f"enabled {_run(work).email}")
@@ -87,6 +98,7 @@ def reset_password(email: Email) -> None:
     async def work(session: AsyncSession) -> StaffUser:
         user = await service.find_user(session, email)
         await service.reset_password(session, user, password)
+        await audit.record(session, Caller.command_line(), Action.user_password_reset, target=user.email)
         return user
 
     typer.echo(f"password reset for {_run(work).email}; its sessions have ended")

@@ -1,7 +1,7 @@
 """erasure requests: the receipts of students' data erased on request
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06 00:00:00.000000
 
 One row per erasure (ARCO cancellation): when, who asked, how many rows of each kind were
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
