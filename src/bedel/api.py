@@ -27,6 +27,7 @@ from bedel.feedback.endpoints import router as feedback_router
 from bedel.knowledge.endpoints import MAX_UPLOAD_BYTES
 from bedel.knowledge.endpoints import router as knowledge_router
 from bedel.ops.endpoints import router as ops_router
+from bedel.privacy.endpoints import router as privacy_router
 from bedel.students.endpoints import MAX_IMPORT_BYTES
 from bedel.students.endpoints import router as students_router
 
@@ -38,6 +39,7 @@ router.include_router(feedback_router)
 router.include_router(whatsapp_router)
 router.include_router(twilio_router)
 router.include_router(students_router)
+router.include_router(privacy_router)
 router.include_router(knowledge_router)
 router.include_router(campaigns_router)
 router.include_router(audit_router)

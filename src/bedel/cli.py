@@ -34,6 +34,7 @@ from bedel.ops.logging import configure_logging
 from bedel.ops.metrics import MULTIPROCESS_DIR, start_metrics_server
 from bedel.ops.workers import run_workers, stop_with_parent
 from bedel.phones import InvalidPhone, normalize_phone
+from bedel.privacy.cli import COMMANDS as PRIVACY_COMMANDS
 from bedel.students.cli import app as students_app
 from bedel.users.cli import app as users_app
 
@@ -50,6 +51,8 @@ app = typer.Typer(help="Bedel: answers students' questions.", no_args_is_help=Tr
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(students_app, name="students")
+for _name, _command in PRIVACY_COMMANDS.items():
+    students_app.command(_name)(_command)
 app.add_typer(knowledge_app, name="kb")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(users_app, name="users")

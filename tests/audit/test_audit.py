@@ -14,6 +14,7 @@ from bedel.audit.models import Action
 from bedel.auth import Caller, CallerKind
 from bedel.config import Settings
 from bedel.paging import MAX_OFFSET
+from bedel.privacy import service as privacy
 
 CLIENT = {"Authorization": "Bearer client-key"}
 STAFF = {"Authorization": "Bearer staff-key"}
@@ -99,29 +100,29 @@ CONSOLE = Caller(CallerKind.console, "admin@example.edu", "admin", "10.0.0.7")
 
 
 class TestStudentsRights:
-    async def test_entries_about_a_student_are_only_theirs(self, session: AsyncSession) -> None:
+    async def test_a_students_export_holds_the_entries_about_them_only(self, session: AsyncSession) -> None:
         await audit.record(session, CONSOLE, Action.student_read, phone=PHONE)
         await audit.record(session, CONSOLE, Action.student_read, phone=OTHER)
         await audit.record(session, CONSOLE, Action.student_export, phone=PHONE)
 
-        about = await audit.entries_about(session, PHONE)
-        assert [entry.action for entry in about] == [Action.student_read, Action.student_export]
-        assert {entry.phone for entry in about} == {CANONICAL}
-        assert about[0].actor_name == "admin@example.edu"
-        assert about[0].address == "10.0.0.7"
+        about = (await privacy.export_student(session, PHONE, CONSOLE)).holdings["audit"]
 
-    async def test_an_erasure_removes_their_entries_but_keeps_that_it_happened(self, session: AsyncSession) -> None:
+        assert [entry["action"] for entry in about] == [Action.student_read, Action.student_export]
+        assert {entry["phone"] for entry in about} == {CANONICAL}
+        assert (about[0]["actor_name"], about[0]["address"]) == ("admin@example.edu", "10.0.0.7")
+
+    async def test_an_erasure_removes_their_entries_and_records_itself_by_receipt(self, session: AsyncSession) -> None:
         await audit.record(session, CONSOLE, Action.student_read, phone=PHONE)
         await audit.record(session, CONSOLE, Action.student_read, phone=OTHER)
-        await audit.record(session, CONSOLE, Action.student_erase, phone=PHONE)
-        await audit.forget_student(session, PHONE)
 
-        assert await audit.entries_about(session, PHONE) == []
+        erasure = await privacy.erase_student(session, PHONE, CONSOLE)
+
         remaining = await audit.list_entries(session, limit=10, offset=0)
-        assert [(entry.action, entry.phone) for entry in remaining] == [
-            (Action.student_erase, None),
-            (Action.student_read, OTHER),
+        assert [(entry.action, entry.phone, entry.target) for entry in remaining] == [
+            (Action.student_erase, None, str(erasure.id)),
+            (Action.student_read, OTHER, None),
         ]
+        assert erasure.removed == {"audit": 1}
 
     async def test_the_command_line_records_key_changes(self, session: AsyncSession) -> None:
         await audit.record(session, Caller.command_line(), Action.key_create, target="sitio web")

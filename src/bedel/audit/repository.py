@@ -1,6 +1,6 @@
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.audit.models import Action, AuditEntry
@@ -26,13 +26,3 @@ class AuditRepository:
         if action is not None:
             query = query.where(AuditEntry.action == action)
         return (await self.session.scalars(query)).all()
-
-    async def about(self, phone: str) -> Sequence[AuditEntry]:
-        query = select(AuditEntry).where(AuditEntry.phone == phone).order_by(AuditEntry.at, AuditEntry.id)
-        return (await self.session.scalars(query)).all()
-
-    async def forget(self, phone: str, keep: Action) -> None:
-        """Delete the entries about `phone`, but keep those of action `keep` without the phone."""
-        kept = update(AuditEntry).where(AuditEntry.phone == phone, AuditEntry.action == keep)
-        await self.session.execute(kept.values(phone=None, target=None))
-        await self.session.execute(delete(AuditEntry).where(AuditEntry.phone == phone))

@@ -7,7 +7,6 @@ and holds no secret and no message text; an erasure removes every entry about th
 but the erasure itself, which is kept without naming them.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,15 +54,3 @@ async def list_entries(
     phone = normalize_phone(phone) if phone is not None else None
     entries = await AuditRepository.from_session(session).page(phone=phone, action=action, limit=limit, offset=offset)
     return [AuditEntryOut.model_validate(entry) for entry in entries]
-
-
-async def entries_about(session: AsyncSession, phone: str) -> Sequence[AuditEntryOut]:
-    """Every entry about the student of `phone`, oldest first: part of their data export."""
-    entries = await AuditRepository.from_session(session).about(normalize_phone(phone))
-    return [AuditEntryOut.model_validate(entry) for entry in entries]
-
-
-async def forget_student(session: AsyncSession, phone: str) -> None:
-    """Erase the student of `phone` from the log; their erasure stays, without naming them."""
-    await AuditRepository.from_session(session).forget(normalize_phone(phone), keep=Action.student_erase)
-    await session.flush()

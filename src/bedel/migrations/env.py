@@ -13,6 +13,7 @@ import bedel.identities.models
 import bedel.jobs.models
 import bedel.keys.models
 import bedel.knowledge.models
+import bedel.privacy.models
 import bedel.students.models
 import bedel.users.models  # noqa: F401
 from bedel.config import load_settings

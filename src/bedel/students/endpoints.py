@@ -79,10 +79,3 @@ async def replace_student(
     if created:
         response.status_code = status.HTTP_201_CREATED
     return StudentOut.model_validate(student)
-
-
-@router.delete("/{phone}", status_code=status.HTTP_204_NO_CONTENT, description=PHONE_DOC)
-async def delete_student(phone: str, session: DBSession, caller: StaffCaller) -> Response:
-    await service.delete_student(session, phone)
-    await audit.record(session, caller, Action.student_delete, phone=phone)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
