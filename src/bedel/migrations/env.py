@@ -3,6 +3,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import bedel.budgets.models
 import bedel.campaigns.models
 import bedel.channels.models
 import bedel.chat.models
