@@ -14,8 +14,11 @@ from bedel.budgets.models import TokenUsage
 from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.texts.catalog import texts_for
+from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL, graph_sent, sent_buttons, sent_text, signed
+from tests.channels.vendors import text_message as whatsapp_text
 from tests.clocks import FakeClock
 from tests.llm_fakes import LLM_BASE_URL, completion
+from tests.polling import eventually
 
 ANA = "+525512345678"
 LUIS = "+525587654321"
@@ -50,9 +53,14 @@ async def usage_rows(database_url: str) -> dict[tuple[str, str], tuple[int, int]
 
 
 @pytest.fixture
-def model() -> Any:
+def vendors() -> Any:
     with respx.mock(assert_all_called=False) as router:
-        yield router.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=completion("Del 5 al 9 de enero."))
+        yield router
+
+
+@pytest.fixture
+def model(vendors: respx.MockRouter) -> respx.Route:
+    return vendors.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=completion("Del 5 al 9 de enero."))
 
 
 class TestStudentDailyBudget:
@@ -126,6 +134,28 @@ class TestStudentDailyBudget:
             (day, LUIS): (50, 10),
             (month, "*"): (150, 30),
         }
+
+
+class TestOverWhatsApp:
+    async def test_the_budget_message_offers_a_person_with_the_reply_buttons(
+        self,
+        make_settings: Callable[..., Settings],
+        make_client: Callable[..., Any],
+        vendors: respx.MockRouter,
+        model: respx.Route,
+    ) -> None:
+        graph = vendors.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent("5215512345678"))
+        settings = budget_settings(make_settings, **CHANNEL_SETTINGS, token_budget_student_daily=50)
+        async with make_client(settings) as client:
+            for sent, text in enumerate(["hola", "¿y las becas?"], start=1):
+                body, headers = signed(whatsapp_text("5215512345678", text, f"wamid.{sent}"))
+                await client.post("/webhooks/whatsapp", content=body, headers=headers)
+                await eventually(lambda: graph.call_count == sent)  # noqa: B023 (awaited within the loop)
+
+        refused = graph.calls[1].request
+        assert sent_text(refused) == texts_for("es").budget_student.format(contact=CONTACT)
+        assert [button.split(":")[:2] for button in sent_buttons(refused)] == [["handoff", "yes"], ["handoff", "no"]]
+        assert model.call_count == 1
 
 
 class TestInstitutionMonthlyBudget:
