@@ -1,10 +1,41 @@
-from sqlalchemy import Table, and_, delete, or_, select, tuple_
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.budgets.models import TokenUsage
-from bedel.db import conflict_insert
 
 _usage: Table = TokenUsage.__table__  # type: ignore[assignment]
+_total = _usage.c.input_tokens + _usage.c.output_tokens
+
+# Every answer runs these: built once with bind parameters, as the chat engine's own statements
+# (building a statement costs more CPU than SQLite takes to run it).
+_TOTALS = select(_usage.c.period, _usage.c.subject, _total).where(
+    or_(
+        and_(_usage.c.period == bindparam("b_month"), _usage.c.subject == bindparam("b_institution")),
+        and_(_usage.c.period == bindparam("b_day"), _usage.c.subject == bindparam("b_phone")),
+    )
+)
+
+
+def _add(insert: Any) -> Any:
+    statement = insert(_usage).values(
+        period=bindparam("b_period"),
+        subject=bindparam("b_subject"),
+        input_tokens=bindparam("b_in"),
+        output_tokens=bindparam("b_out"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["period", "subject"],
+        set_={
+            "input_tokens": _usage.c.input_tokens + statement.excluded.input_tokens,
+            "output_tokens": _usage.c.output_tokens + statement.excluded.output_tokens,
+        },
+    ).returning(_total)
+
+
+_ADD = {"postgresql": _add(postgresql.insert), "sqlite": _add(sqlite.insert)}
 
 
 class TokenUsageRepository:
@@ -15,28 +46,16 @@ class TokenUsageRepository:
     def from_session(cls, session: AsyncSession) -> "TokenUsageRepository":
         return cls(session)
 
-    async def totals(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """Tokens used, input and output together, for each (period, subject) that has any."""
-        rows = await self.session.execute(
-            select(_usage.c.period, _usage.c.subject, _usage.c.input_tokens + _usage.c.output_tokens).where(
-                or_(*(and_(_usage.c.period == period, _usage.c.subject == subject) for period, subject in keys))
-            )
-        )
+    async def totals(self, day: str, phone: str, month: str, institution: str) -> dict[tuple[str, str], int]:
+        """Tokens used, input and output together, by the phone that day and the institution that month."""
+        params = {"b_day": day, "b_phone": phone, "b_month": month, "b_institution": institution}
+        rows = await self.session.execute(_TOTALS, params)
         return {(period, subject): int(total) for period, subject, total in rows}
 
     async def add(self, period: str, subject: str, input_tokens: int, output_tokens: int) -> int:
         """Count tokens in the caller's transaction; the new total of (period, subject)."""
-        statement = conflict_insert(self.session, _usage).values(
-            period=period, subject=subject, input_tokens=input_tokens, output_tokens=output_tokens
-        )
-        upsert = statement.on_conflict_do_update(
-            index_elements=["period", "subject"],
-            set_={
-                "input_tokens": _usage.c.input_tokens + statement.excluded.input_tokens,
-                "output_tokens": _usage.c.output_tokens + statement.excluded.output_tokens,
-            },
-        ).returning(_usage.c.input_tokens + _usage.c.output_tokens)
-        return int((await self.session.execute(upsert)).scalar_one())
+        params = {"b_period": period, "b_subject": subject, "b_in": input_tokens, "b_out": output_tokens}
+        return int((await self.session.execute(_ADD[self.session.get_bind().dialect.name], params)).scalar_one())
 
     async def forget_days_before(self, day: str, institution: str, limit: int) -> int:
         """Delete up to `limit` students' daily rows older than `day` (they name a phone); how many went."""

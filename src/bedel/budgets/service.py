@@ -46,16 +46,16 @@ def _month(now: datetime) -> str:
 
 async def spent_budget(session: AsyncSession, phone: str, now: datetime, budgets: TokenBudgets) -> Budget | None:
     """The budget this phone's question finds spent, if one is (the institution's first)."""
-    keys = {
-        Budget.institution_monthly: ((_month(now), INSTITUTION), budgets.institution_monthly),
-        Budget.student_daily: ((_day(now), phone), budgets.student_daily),
-    }
-    keys = {budget: (key, limit) for budget, (key, limit) in keys.items() if limit}
-    if not keys:
+    if not (budgets.student_daily or budgets.institution_monthly):
         return None
-    used = await TokenUsageRepository.from_session(session).totals([key for key, _ in keys.values()])
-    for budget, (key, limit) in keys.items():
-        if used.get(key, 0) >= limit:
+    day, month = _day(now), _month(now)
+    used = await TokenUsageRepository.from_session(session).totals(day, phone, month, INSTITUTION)
+    limits = (
+        (Budget.institution_monthly, (month, INSTITUTION), budgets.institution_monthly),
+        (Budget.student_daily, (day, phone), budgets.student_daily),
+    )
+    for budget, key, limit in limits:
+        if limit and used.get(key, 0) >= limit:
             count_budget_spent(budget)
             return budget
     return None
