@@ -109,6 +109,10 @@ def make_settings(clean_database: str, tmp_path: Path) -> Callable[..., Settings
             "rate_limit_per_phone": "1000/minute",
             # Only the tests of background work run the job runner (tests/channels turn it on).
             "jobs_in_process": False,
+            # The tests of retention and of the privacy notice (tests/retention) turn these on, so the
+            # other tests' queues and replies hold only what they are about.
+            "job_retention_days": 0,
+            "privacy_notice": "off",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

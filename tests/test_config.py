@@ -39,6 +39,38 @@ class TestBurstWindow:
             load_settings()
 
 
+class TestBudgetsAndRetention:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("BEDEL_TOKEN_BUDGET_STUDENT_DAILY", "-1"),
+            ("BEDEL_TOKEN_BUDGET_INSTITUTION_MONTHLY", "mucho"),
+            ("BEDEL_RETENTION_DAYS", "-30"),
+            ("BEDEL_CAMPAIGN_RETENTION_DAYS", "1.5"),
+            ("BEDEL_JOB_RETENTION_DAYS", "99999"),
+            ("BEDEL_PRIVACY_NOTICE", "  "),
+        ],
+    )
+    def test_a_nonsense_value_is_refused(self, monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+
+        with pytest.raises(ConfigError, match=rf"^{name}: .*fix {name}$"):
+            load_settings()
+
+    def test_finished_jobs_are_kept_while_meta_may_redeliver(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("BEDEL_JOB_RETENTION_DAYS", "3")
+
+        with pytest.raises(ConfigError, match=r"^BEDEL_JOB_RETENTION_DAYS: .*use 7 or more, or 0 to keep them"):
+            load_settings()
+
+    def test_the_defaults(self) -> None:
+        settings = load_settings()
+
+        assert (settings.token_budget_student_daily, settings.token_budget_institution_monthly) == (100_000, 0)
+        assert (settings.retention_days, settings.job_retention_days, settings.campaign_retention_days) == (0, 30, 0)
+        assert settings.privacy_notice is None
+
+
 class TestIdentityVerificationByEmailCode:
     def test_codes_by_email_without_smtp_refuse_to_start(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("BEDEL_IDENTITY_VERIFICATION_FIELD", "email_code")

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from bedel.api import UPLOAD_BODY_BYTES, router
+from bedel.budgets.service import TokenBudgets
 from bedel.campaigns.jobs import RecordJob
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.recording import record_handler
@@ -20,6 +21,7 @@ from bedel.channels.inbound import InboundAnswers
 from bedel.channels.jobs import AnswerJob, DeliverJob
 from bedel.channels.media import MediaInbox
 from bedel.channels.outbound import Deliverer, Fallback
+from bedel.channels.privacy import privacy_notice
 from bedel.channels.receipts import Receipts
 from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender, email_client
 from bedel.chat.prompt import AssistantOptions, load_instructions
@@ -38,6 +40,7 @@ from bedel.ops.lifecycle import GRACE_S
 from bedel.ops.metrics import forget_this_process
 from bedel.ops.middleware import RequestContextMiddleware
 from bedel.rate_limits import RequestLimiter
+from bedel.retention.service import PURGE_EVERY, PURGE_JOB, Retention, RetentionPolicy
 from bedel.state import AppState
 from bedel.students.fields import load_field_catalog
 
@@ -79,6 +82,8 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         options=options,
         knowledge=knowledge,
         lease=lease,
+        budgets=TokenBudgets.from_settings(settings),
+        clock=clock,
     )
     senders = create_senders(settings)
     transcriber = create_transcriber(settings)
@@ -98,7 +103,7 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         sessionmaker, chat, verifier, burst_window=timedelta(seconds=settings.whatsapp_burst_window_s), clock=clock
     )
     media = MediaInbox(senders, transcriber, max_bytes=settings.media_max_bytes)
-    inbound = InboundAnswers(sessionmaker, chat, asker, media, clock=clock)
+    inbound = InboundAnswers(sessionmaker, chat, asker, media, clock=clock, privacy_notice=privacy_notice(settings))
     fallback = Fallback(
         settings.reengage_fallback,
         sms,
@@ -106,18 +111,21 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
         email_subject=chat.texts.email_subject.format(institution=options.institution_name),
     )
     outbound = Deliverer(sessionmaker, senders, fallback, clock=clock)
+    retention = RetentionPolicy.from_settings(settings)
     jobs = JobRunner(
         sessionmaker,
         {
             AnswerJob.kind: inbound.answer,
             DeliverJob.kind: outbound.deliver,
             RecordJob.kind: record_handler(sessionmaker),
+            PURGE_JOB: Retention(sessionmaker, retention, clock).run,
         },
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
         lease=lease,
         clock=clock,
+        periodic={PURGE_JOB: PURGE_EVERY} if retention.purges else {},
     )
     return AppState(
         settings=settings,

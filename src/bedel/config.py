@@ -43,6 +43,8 @@ class ConfigError(Exception):
 
 KeyList = Annotated[list[SecretStr], NoDecode]
 ASYNC_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# How long Meta keeps redelivering a webhook it could not deliver.
+VENDOR_REDELIVERY_DAYS = 7
 
 
 class Settings(BaseSettings):
@@ -166,6 +168,21 @@ class Settings(BaseSettings):
     # per million tokens, e.g. {"gpt-4o-mini": [0.15, 0.6]}. A model not listed shows no cost.
     model_prices: dict[str, tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]]] = {}
 
+    # Tokens the model may spend (0: no limit), as it reports them, per student and UTC day and for
+    # the whole institution per UTC month; once spent, students get a polite message instead.
+    token_budget_student_daily: int = Field(default=100_000, ge=0)
+    token_budget_institution_monthly: int = Field(default=0, ge=0)
+
+    # Retention, in days (0: kept for ever): a conversation (its messages and attachments) this long
+    # after its last message, a finished job this long after it finished, a finished campaign's
+    # ledger this long after it finished. Purged hourly in small batches (bedel/retention).
+    retention_days: int = Field(default=0, ge=0, le=36_500)
+    job_retention_days: int = Field(default=30, ge=0, le=36_500)
+    campaign_retention_days: int = Field(default=0, ge=0, le=36_500)
+    # Sent once to each WhatsApp contact with their first answer; unset: the standard notice naming
+    # BEDEL_INSTITUTION_NAME and BEDEL_CONTACT; "off": none.
+    privacy_notice: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -189,6 +206,24 @@ class Settings(BaseSettings):
             valid = False
         if not valid:
             raise ValueError("not an http(s) URL; use the server's API root, such as http://localhost:11434/v1")
+        return value
+
+    @field_validator("job_retention_days")
+    @classmethod
+    def _dedupe_window(cls, value: int) -> int:
+        if 0 < value < VENDOR_REDELIVERY_DAYS:
+            raise ValueError(
+                f"finished jobs are the ledger that keeps a webhook redelivered by Meta (for up to "
+                f"{VENDOR_REDELIVERY_DAYS} days) from being answered twice; use {VENDOR_REDELIVERY_DAYS} or more, "
+                "or 0 to keep them"
+            )
+        return value
+
+    @field_validator("privacy_notice")
+    @classmethod
+    def _notice_text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError('an empty notice; write the notice, leave it unset for the standard one, or "off"')
         return value
 
     @field_validator("api_keys", "staff_api_keys", mode="before")

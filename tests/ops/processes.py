@@ -60,6 +60,9 @@ def serve_env(database_url: str, llm_url: str, **extra: str) -> dict[str, str]:
         "BEDEL_LLM_BASE_URL": llm_url,
         "BEDEL_LLM_API_KEY": "sk-test",
         "BEDEL_RATE_LIMIT_PER_PHONE": "10000/minute",
+        # As in tests/conftest.py: the replies sent are only the answers, the jobs only the answers'.
+        "BEDEL_PRIVACY_NOTICE": "off",
+        "BEDEL_JOB_RETENTION_DAYS": "0",
         **extra,
     }
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.campaigns.models import (
@@ -316,6 +316,22 @@ class CampaignRepository:
             )
             .values(status=RecipientStatus.skipped, reason=SkipReason.cancelled, leased_until=None, lease_token=None)
         )
+
+    async def purge_finished(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` ledger rows of campaigns that finished before `before`, then such campaigns
+        left without rows; how many rows went. A running, paused or draft campaign is never touched."""
+        campaigns = cast(Table, Campaign.__table__)
+        finished = select(campaigns.c.id).where(
+            campaigns.c.status.in_([CampaignStatus.completed, CampaignStatus.cancelled]),
+            campaigns.c.finished_at < before,
+        )
+        rows = select(_recipients.c.id).where(_recipients.c.campaign_id.in_(finished)).limit(limit)
+        result = await self.session.execute(delete(_recipients).where(_recipients.c.id.in_(rows)))
+        if deleted := int(result.rowcount):  # type: ignore[attr-defined]
+            return deleted
+        empty = finished.where(~exists().where(_recipients.c.campaign_id == campaigns.c.id)).limit(limit)
+        result = await self.session.execute(delete(campaigns).where(campaigns.c.id.in_(empty)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def reserve_sends(self, channel: str, span_s: float, now_s: float) -> float:
         """Book `span_s` seconds of the channel's shared schedule; return when the booked span starts."""

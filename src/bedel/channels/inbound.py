@@ -9,6 +9,7 @@ from bedel.channels.asking import Asker
 from bedel.channels.buttons import read_tap
 from bedel.channels.jobs import AnswerJob, QueuedAnswer
 from bedel.channels.media import MediaInbox, describe, reply_for
+from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
 from bedel.channels.service import enqueue_delivery, hand_over
 from bedel.chat.models import Role, ThreadStatus
@@ -35,12 +36,14 @@ class InboundAnswers:
         media: MediaInbox,
         *,
         clock: Clock,
+        privacy_notice: str | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._chat = chat
         self._asker = asker
         self._media = media
         self._clock = clock
+        self._privacy_notice = privacy_notice
 
     async def answer(self, context: JobContext) -> None:
         """Answer through the same chat flow as `POST /chat`, unless a person has the conversation.
@@ -80,11 +83,22 @@ class InboundAnswers:
             delivery, covered = await self._asker.answer_burst(queued, delivery)
         async with self._sessionmaker() as session, session.begin():
             await enqueue_delivery(session, delivery, once_for=job.source_id)
+            await self._notify_privacy(session, delivery, job.source_id)
             await JobRepository.from_session(session, self._clock).finish_queued(covered)
             if invitation := await self._asker.invitation(session, phone):
                 invitation_id = await append_message(session, phone, Role.assistant, invitation)
                 invited = replace(delivery, text=invitation, message_id=invitation_id, buttons=(), footer="")
                 await enqueue_delivery(session, invited, once_for=f"{job.source_id}:invitation")
+
+    async def _notify_privacy(self, session: AsyncSession, answered: Delivery, source_id: str) -> None:
+        """The privacy notice, after the first answer a contact gets, recorded so it goes once."""
+        if self._privacy_notice is None:
+            return
+        if not await ContactRepository.from_session(session).take_privacy_notice(answered.phone, self._clock()):
+            return
+        notice_id = await append_message(session, answered.phone, Role.assistant, self._privacy_notice)
+        notice = replace(answered, text=self._privacy_notice, message_id=notice_id, buttons=(), footer="")
+        await enqueue_delivery(session, notice, once_for=f"{source_id}:privacy")
 
     async def _change_subscription(self, job: AnswerJob, subscribe: bool) -> None:
         """ "BAJA" / "STOP" (or "ALTA" / "START"): no bot answer, the change confirmed in the thread."""

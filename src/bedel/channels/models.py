@@ -28,3 +28,5 @@ class ChannelContact(RecordMixin, Base):
     address: Mapped[str] = mapped_column(String(200))
     # Free-form messages may only be sent within 24 hours of this.
     last_inbound_at: Mapped[datetime]
+    # When the privacy notice went out with the phone's first answer (BEDEL_PRIVACY_NOTICE); None: not yet.
+    privacy_notice_at: Mapped[datetime | None]

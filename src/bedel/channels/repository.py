@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.channels.models import Channel, ChannelContact
@@ -41,6 +41,15 @@ class ContactRepository:
                 where=ChannelContact.last_inbound_at < statement.excluded.last_inbound_at,
             )
         )
+
+    async def take_privacy_notice(self, phone: str, now: datetime) -> bool:
+        """Record that the phone gets the privacy notice now; False when it already got it (or never wrote)."""
+        result = await self.session.execute(
+            update(ChannelContact)
+            .where(ChannelContact.phone == phone, ChannelContact.privacy_notice_at.is_(None))
+            .values(privacy_notice_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, phone: str) -> ChannelContact | None:
         return await self.session.scalar(select(ChannelContact).where(ChannelContact.phone == phone))

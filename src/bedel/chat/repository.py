@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     false,
     func,
     insert,
@@ -112,6 +113,35 @@ class ThreadRepository:
     @classmethod
     def from_session(cls, session: AsyncSession) -> "ThreadRepository":
         return cls(session)
+
+    async def purge_messages(self, before: datetime, now: datetime, limit: int) -> int:
+        """Delete up to `limit` messages (their attachments and ratings with them) of conversations whose
+        last message, and last change, is older than `before` and that no turn is answering; how many went."""
+        newer = exists().where(_messages.c.thread_id == _threads.c.id, _messages.c.created_at >= before)
+        quiet = select(_threads.c.id).where(
+            _threads.c.updated_at < before,
+            or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < now),
+            ~newer,
+        )
+        batch = (
+            select(_messages.c.id).where(_messages.c.thread_id.in_(quiet), _messages.c.created_at < before).limit(limit)
+        )
+        result = await self.session.execute(delete(_messages).where(_messages.c.id.in_(batch)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def purge_empty_threads(self, before: datetime, now: datetime, limit: int) -> int:
+        """Delete up to `limit` threads without messages, unchanged since `before` and not being answered."""
+        batch = (
+            select(_threads.c.id)
+            .where(
+                _threads.c.updated_at < before,
+                or_(_threads.c.locked_until.is_(None), _threads.c.locked_until < now),
+                ~exists().where(_messages.c.thread_id == _threads.c.id),
+            )
+            .limit(limit)
+        )
+        result = await self.session.execute(delete(_threads).where(_threads.c.id.in_(batch)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def open_turn(self, phone: str, token: uuid.UUID, ttl: timedelta) -> OpenTurn | None:
         """Lease the phone's thread and reserve the next seq for a question, in one statement.

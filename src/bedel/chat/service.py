@@ -18,6 +18,7 @@ import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel.budgets.service import Budget, TokenBudgets, record_usage, spent_budget
 from bedel.chat.citations import MarkerFilter, cited_sources
 from bedel.chat.locks import ConversationLocks
 from bedel.chat.models import Role, ThreadStatus
@@ -25,6 +26,7 @@ from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history, recor
 from bedel.chat.repository import StoredTurn, ThreadRepository
 from bedel.chat.schemas import AttachmentCreate, ChatAnswer, Source, StudentSummary, UsageOut
 from bedel.chat.tools import CallerTools
+from bedel.db import Clock, utcnow
 from bedel.errors import Conflict, UpstreamUnavailable
 from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn, Usage
 from bedel.ops.metrics import ChatStage, chat_stage
@@ -37,6 +39,7 @@ from bedel.texts.catalog import texts_for
 log = structlog.get_logger()
 
 RECENT_MESSAGES_LIMIT = 60
+UNLIMITED = TokenBudgets()
 SUMMARY_BATCH = 8
 # Earlier questions that join the current one in the search: "¿y cuánto tarda?" needs its topic.
 CONTEXT_QUESTIONS = 2
@@ -58,6 +61,7 @@ class Turnaround:
     """What the first transaction of a question hands to the model call."""
 
     thread_id: uuid.UUID
+    phone: str
     lease: uuid.UUID
     # The seq the answer takes: right after the turn's questions.
     next_seq: int
@@ -67,6 +71,8 @@ class Turnaround:
     question_id: uuid.UUID
     # A person has the conversation: the question is stored and the bot does not answer.
     handed_off: bool
+    # A token budget was spent: the stored reply (its id and text) that says so, given instead of the model's.
+    budget_reply: tuple[uuid.UUID, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class ChatService:
         options: AssistantOptions,
         knowledge: Retriever,
         lease: timedelta,
+        budgets: TokenBudgets = UNLIMITED,
+        clock: Clock = utcnow,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
@@ -114,6 +122,8 @@ class ChatService:
         self._locks = ConversationLocks()
         # Turns whose lease could not be given back, by phone.
         self._unreleased: dict[str, Turnaround] = {}
+        self._budgets = budgets
+        self._clock = clock
 
     async def ask(
         self,
@@ -196,10 +206,13 @@ class ChatService:
             if (unreleased := self._unreleased.pop(phone, None)) is not None:
                 await self._release(phone, unreleased)
             begun = time.perf_counter()
-            turn = await self._begin(phone, questions)
+            turn = await self._begin(phone, questions, options)
             database_s = time.perf_counter() - begun
             if turn.handed_off:
                 yield self._handed_off(turn, options, started)
+                return
+            if turn.budget_reply is not None:
+                yield self._over_budget(turn, turn.budget_reply, confirm_handoff, started)
                 return
             keeper = asyncio.create_task(self._keep_lease(turn))
             try:
@@ -250,7 +263,7 @@ class ChatService:
                 keeper.cancel()
         yield answer
 
-    async def _begin(self, phone: str, questions: list[AskedQuestion]) -> Turnaround:
+    async def _begin(self, phone: str, questions: list[AskedQuestion], options: AssistantOptions) -> Turnaround:
         lease = uuid.uuid4()
         deadline = time.monotonic() + TURN_WAIT_S
         while True:
@@ -281,10 +294,20 @@ class ChatService:
                     assert question_id is not None
                     student = await StudentRepository.from_session(session).get_record(phone)
                     handed_off = turn.status == ThreadStatus.handoff
-                    if handed_off:
+                    budget_reply = None
+                    spent = None if handed_off else await spent_budget(session, phone, self._clock(), self._budgets)
+                    if spent is not None:
+                        text = self.budget_notice(spent, options)
+                        reply_id = await threads.add_message(
+                            thread_id=turn.thread_id, seq=seq, role=Role.assistant, content=text
+                        )
+                        budget_reply = (reply_id, text)
+                        await threads.close_turn(turn.thread_id, lease, message_count=seq)
+                    elif handed_off:
                         await threads.close_turn(turn.thread_id, lease, message_count=seq - 1)
                     return Turnaround(
                         thread_id=turn.thread_id,
+                        phone=phone,
                         lease=lease,
                         next_seq=seq,
                         summary=turn.summary,
@@ -292,6 +315,7 @@ class ChatService:
                         student=student,
                         question_id=question_id,
                         handed_off=handed_off,
+                        budget_reply=budget_reply,
                     )
             # Another replica is answering this conversation: wait for its turn to end.
             if time.monotonic() > deadline:
@@ -400,6 +424,10 @@ class ChatService:
                 usage_estimated=completion.usage.estimated,
                 latency_ms=latency_ms,
             )
+            usage = completion.usage
+            await record_usage(
+                session, turn.phone, self._clock(), usage.input_tokens, usage.output_tokens, self._budgets
+            )
         student = turn.student
         return ChatAnswer(
             answer=text,
@@ -432,6 +460,23 @@ class ChatService:
             latency_ms=round((time.perf_counter() - started) * 1000),
         )
 
+    def _over_budget(
+        self, turn: Turnaround, reply: tuple[uuid.UUID, str], confirm_handoff: bool, started: float
+    ) -> ChatAnswer:
+        """The stored reply to a question asked once a budget is spent; with reply buttons, a person is offered."""
+        student = turn.student
+        return ChatAnswer(
+            answer=reply[1],
+            thread_id=turn.thread_id,
+            message_id=reply[0],
+            student=StudentSummary(known=student is not None, name=student.name if student else None),
+            sources=[],
+            handoff=confirm_handoff,
+            usage=UsageOut(input_tokens=0, output_tokens=0, total_tokens=0),
+            model="none",
+            latency_ms=round((time.perf_counter() - started) * 1000),
+        )
+
     async def _release(self, phone: str, turn: Turnaround) -> None:
         """Give the conversation back after a failure. When that fails too (the database is out), the
         phone's next turn here gives it back first, rather than waiting for the lease to lapse."""
@@ -450,6 +495,13 @@ class ChatService:
         """What a student is told when a person takes the conversation over."""
         options = options or self.options
         return texts_for(options.language).handoff_notice.format(contact=options.contact)
+
+    def budget_notice(self, budget: Budget, options: AssistantOptions | None = None) -> str:
+        """What a student is told instead of an answer once a token budget is spent."""
+        options = options or self.options
+        texts = texts_for(options.language)
+        notice = texts.budget_student if budget is Budget.student_daily else texts.budget_institution
+        return notice.format(contact=options.contact)
 
     def options_with(self, **changes: Any) -> AssistantOptions:
         return replace(self.options, **{k: v for k, v in changes.items() if v is not None})
@@ -472,6 +524,7 @@ class ChatService:
         # A turn that holds no lease and reserves no seq: only what the pipeline reads is real.
         turn = Turnaround(
             thread_id=thread.id if thread else uuid.UUID(int=0),
+            phone=phone,
             lease=uuid.UUID(int=0),
             next_seq=0,
             summary=thread.summary if thread else "",

@@ -239,3 +239,10 @@ async def requeue_throttled(
 ) -> tuple[uuid.UUID, str, str] | None:
     """Put a message the vendor throttled back to `pending`: its id, phone and text, or None when it got further."""
     return await ThreadRepository.from_session(session).requeue_throttled(vendor_message_id, code, error)
+
+
+async def purge_conversations(session: AsyncSession, before: datetime, now: datetime, limit: int) -> int:
+    """One batch of retention (`bedel.retention`): up to `limit` messages of conversations silent since
+    `before`, or once none are left, up to `limit` of those emptied threads; how many rows went."""
+    threads = ThreadRepository.from_session(session)
+    return await threads.purge_messages(before, now, limit) or await threads.purge_empty_threads(before, now, limit)

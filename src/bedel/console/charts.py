@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from bedel.chat.activity import AnswerCount, ChatActivity, Outcome, QuestionCount
 from bedel.feedback.schemas import DailyFeedback
+from bedel.llm.prices import cost
 
 ChartKind = Literal["bar", "doughnut", "matrix"]
 # Answer times are grouped into these (upper bounds in ms) for the chart; the percentiles use every value.
@@ -106,13 +107,13 @@ def build_dashboard(
         _waits(activity.waiting_since, now, words),
     ]
     median, p95 = percentile(activity.latencies, 0.5), percentile(activity.latencies, 0.95)
-    cost = _cost(answers, prices)
+    spent = _cost(answers, prices)
     dashboard.figures = {
         "questions": _number(sum(row.messages for row in questions)),
         "answers": _number(sum(row.messages for row in answers)),
         "median": _seconds(median, words),
         "p95": _seconds(p95, words),
-        "cost": _money(cost, words),
+        "cost": _money(spent, words),
         "waiting": _number(len(activity.waiting_since)),
     }
     return dashboard
@@ -203,9 +204,7 @@ def _tokens(
     models = sorted(tokens_in, key=lambda model: -(tokens_in[model] + tokens_out[model]))
     labels = []
     for model in models:
-        price = prices.get(model)
-        cost = (tokens_in[model] * price[0] + tokens_out[model] * price[1]) / 1_000_000 if price else None
-        labels.append(f"{model} ({_money(cost, words)})")
+        labels.append(f"{model} ({_money(cost(prices, model, tokens_in[model], tokens_out[model]), words)})")
     series = [
         Series(words["dashboard_tokens_in"], [float(tokens_in[model]) for model in models]),
         Series(words["dashboard_tokens_out"], [float(tokens_out[model]) for model in models]),
@@ -277,13 +276,9 @@ def _waits(waiting_since: Sequence[datetime], now: datetime, words: Mapping[str,
 
 
 def _cost(answers: Sequence[AnswerCount], prices: Mapping[str, tuple[float, float]]) -> float | None:
-    total, priced = 0.0, False
-    for row in answers:
-        price = prices.get(row.model or "")
-        if price is not None:
-            priced = True
-            total += (row.input_tokens * price[0] + row.output_tokens * price[1]) / 1_000_000
-    return total if priced else None
+    costs = [cost(prices, row.model or "", row.input_tokens, row.output_tokens) for row in answers]
+    priced = [value for value in costs if value is not None]
+    return sum(priced) if priced else None
 
 
 def _number(value: int) -> str:

@@ -13,6 +13,7 @@ from bedel.console.charts import Period, build_dashboard
 from bedel.console.rendering import page_language, render
 from bedel.dependencies import DBSession, get_state
 from bedel.feedback.service import feedback_between
+from bedel.llm.prices import model_prices
 
 router = console_router()
 
@@ -36,7 +37,7 @@ async def dashboard_page(
     period, error = _period(start, end, now.date(), words)
     activity = await chat_activity(session, period.start, period.end, now)
     feedback = await feedback_between(session, period.start, period.end)
-    dashboard = build_dashboard(period, activity, feedback, state.settings.model_prices, words, now)
+    dashboard = build_dashboard(period, activity, feedback, model_prices(state.settings.model_prices), words, now)
     presets = [(days, (now.date() - timedelta(days=days - 1)).isoformat()) for days in PRESETS]
     return render(
         request,

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, func, literal_column, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import Clock, conflict_insert, utcnow
@@ -142,6 +142,17 @@ class JobRepository:
                 .where(_jobs.c.id.in_(ids), _jobs.c.status == JobStatus.queued)
                 .values(status=JobStatus.done, updated_at=self._clock())
             )
+
+    async def purge_finished(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` jobs that finished (done or failed) before `before`, oldest first; how many went."""
+        old = (
+            select(_jobs.c.id)
+            .where(_jobs.c.status.in_([JobStatus.done, JobStatus.failed]), _jobs.c.updated_at < before)
+            .order_by(_jobs.c.id)
+            .limit(limit)
+        )
+        result = await self.session.execute(delete(_jobs).where(_jobs.c.id.in_(old)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def _settle(self, job: ClaimedJob, **values: Any) -> None:
         # Only the lease holder settles: a worker that lost its lease leaves the job to its new owner.

@@ -9,10 +9,10 @@ accepted before a crash is queued (or running under a lapsed lease) and runs aga
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,6 +26,8 @@ from bedel.ops.metrics import JOBS_QUEUED, count_job
 log = structlog.get_logger()
 
 POLL_S = 1.0
+# How often a runner looks whether a periodic job is due.
+SCHEDULE_CHECK_S = 60.0
 MAX_BACKOFF_S = 300.0
 
 
@@ -71,6 +73,7 @@ class JobRunner:
         retry_base_s: float,
         lease: timedelta,
         clock: Clock = utcnow,
+        periodic: Mapping[str, timedelta] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._clock = clock
@@ -84,6 +87,8 @@ class JobRunner:
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._depth_due = 0.0
+        self._periodic = dict(periodic or {})
+        self._schedule_due = datetime.min.replace(tzinfo=UTC)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (call after the enqueueing commit)."""
@@ -129,6 +134,7 @@ class JobRunner:
         try:
             async with self._sessionmaker() as session, session.begin():
                 jobs = JobRepository.from_session(session, self._clock)
+                await self._schedule(jobs)
                 claimed = await jobs.claim(self._lease)
                 if time.monotonic() >= self._depth_due:
                     # The queue's depth, measured at most once a poll interval.
@@ -138,6 +144,17 @@ class JobRunner:
         except Exception:
             log.exception("job_claim_failed")
             return None
+
+    async def _schedule(self, jobs: JobRepository) -> None:
+        """Enqueue each periodic job once per period: its dedupe key names the period, so of all the
+        runners of every replica and worker, the first to look enqueues it and the others add nothing."""
+        now = self._clock()
+        if not self._periodic or now < self._schedule_due:
+            return
+        self._schedule_due = now + timedelta(seconds=SCHEDULE_CHECK_S)
+        for kind, every in self._periodic.items():
+            period = int(now.timestamp() // every.total_seconds())
+            await jobs.enqueue(kind, {}, key=kind, dedupe_key=f"{kind}:{period}")
 
     async def _run(self, job: ClaimedJob) -> None:
         handler = self._handlers.get(job.kind)

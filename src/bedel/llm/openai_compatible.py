@@ -31,6 +31,7 @@ from purgatory.domain.model import OpenedState
 from bedel.config import Settings
 from bedel.errors import UpstreamUnavailable
 from bedel.llm.ports import Completion, Prompt, Toolbox, Turn, Usage
+from bedel.llm.prices import cost, model_prices
 from bedel.llm.tokens import estimate_tokens
 from bedel.ops.metrics import LLMOutcome, count_llm_call, count_llm_tokens, record_breaker_state
 from bedel.terms import to_spanish
@@ -128,6 +129,7 @@ class OpenAICompatibleModel:
             http_client=cast(Any, self._http),
         )
         self._model = settings.llm_model
+        self._prices = model_prices(settings.model_prices)
         self._reset_s = settings.llm_breaker_reset_s
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=settings.llm_breaker_threshold,
@@ -155,7 +157,7 @@ class OpenAICompatibleModel:
             if not calls or round_ == MAX_TOOL_ROUNDS:
                 break
             await _run_tools(messages, content, calls, tools)
-        count_llm_tokens(prompt.model, tally.input_tokens, tally.output_tokens)
+        self._count(prompt.model, tally.input_tokens, tally.output_tokens)
         return Completion(text=text, usage=tally.usage(), model=model)
 
     async def stream(self, prompt: Prompt, tools: Toolbox) -> AsyncIterator[str | Completion]:
@@ -195,7 +197,7 @@ class OpenAICompatibleModel:
             if not calls or round_ == MAX_TOOL_ROUNDS:
                 break
             await _run_tools(messages, content, list(calls.values()), tools)
-        count_llm_tokens(prompt.model, tally.input_tokens, tally.output_tokens)
+        self._count(prompt.model, tally.input_tokens, tally.output_tokens)
         yield Completion(text=text, usage=tally.usage(), model=model)
 
     async def summarize(self, summary: str, turns: list[Turn], language: str) -> str:
@@ -211,7 +213,7 @@ class OpenAICompatibleModel:
         async with self._guard(self._model):
             response = await self._post(body)
         if response.usage:
-            count_llm_tokens(self._model, response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
+            self._count(self._model, response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0)
         text = response.choices[0].message.content if response.choices else None
         return text.strip() if text else summary  # an empty answer keeps the old summary
 
@@ -230,8 +232,11 @@ class OpenAICompatibleModel:
         tally = _Tally()
         text = (response.choices[0].message.content or "").strip() if response.choices else ""
         tally.add(response.usage, messages, text)
-        count_llm_tokens(self._model, tally.input_tokens, tally.output_tokens)
+        self._count(self._model, tally.input_tokens, tally.output_tokens)
         return " ".join(text.split()) or to_spanish(question), tally.usage()
+
+    def _count(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        count_llm_tokens(model, input_tokens, output_tokens, cost(self._prices, model, input_tokens, output_tokens))
 
     async def _post(self, body: dict[str, Any]) -> ChatCompletion:
         """POST a Chat Completions body through the SDK's own request path.

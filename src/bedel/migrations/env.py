@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import bedel.audit.models
+import bedel.budgets.models
 import bedel.campaigns.models
 import bedel.channels.models
 import bedel.chat.models

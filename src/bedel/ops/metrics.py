@@ -63,6 +63,19 @@ LLM_CALLS = Counter(
 LLM_TOKENS = Counter(
     "bedel_llm_tokens_total", "Tokens the language model reported (or Bedel estimated), by model", ["model", "kind"]
 )
+LLM_COST = Counter(
+    "bedel_llm_cost_usd_total", "What the tokens cost in US dollars, by model (models with a price only)", ["model"]
+)
+TOKEN_BUDGET_USED = Gauge(
+    "bedel_token_budget_used_ratio",
+    "Share of the institution's monthly token budget spent, as of this process's latest answer",
+    multiprocess_mode="livemax",
+)
+TOKEN_BUDGET_SPENT = Counter(
+    "bedel_token_budget_spent_total",
+    "Questions answered with the budget message instead of the model, by budget (student_daily, institution_monthly)",
+    ["budget"],
+)
 LLM_BREAKER = Gauge(
     "bedel_llm_breaker_state",
     "The LLM circuit breaker of this process: 0 closed, 1 half-open, 2 open",
@@ -121,9 +134,21 @@ def count_llm_call(model: str, outcome: LLMOutcome) -> None:
     LLM_CALLS.labels(model, outcome).inc()
 
 
-def count_llm_tokens(model: str, input_tokens: int, output_tokens: int) -> None:
+def count_llm_tokens(model: str, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
     LLM_TOKENS.labels(model, "input").inc(input_tokens)
     LLM_TOKENS.labels(model, "output").inc(output_tokens)
+    if cost_usd is not None:
+        LLM_COST.labels(model).inc(cost_usd)
+
+
+def record_budget_use(used: int, budget: int) -> None:
+    """The institution's monthly budget spent so far (nothing to record when it is unlimited)."""
+    if budget:
+        TOKEN_BUDGET_USED.set(used / budget)
+
+
+def count_budget_spent(budget: str) -> None:
+    TOKEN_BUDGET_SPENT.labels(budget).inc()
 
 
 def record_breaker_state(

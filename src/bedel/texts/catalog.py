@@ -18,6 +18,8 @@ class Texts:
     # The chat engine's own sentences (chat/service.py).
     handoff_offer: str
     handoff_notice: str
+    budget_student: str
+    budget_institution: str
     # Replies and labels over the channels (channels/).
     only_text: str
     unavailable: str
@@ -34,6 +36,7 @@ class Texts:
     yes: str
     no: str
     email_subject: str
+    privacy_notice: str
     # Confirming who writes from a username-only account (identities/verification.py).
     invitation: str
     ask_student_id: str

@@ -1,0 +1,67 @@
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bedel.budgets.models import TokenUsage
+
+_usage: Table = TokenUsage.__table__  # type: ignore[assignment]
+_total = _usage.c.input_tokens + _usage.c.output_tokens
+
+# Every answer runs these: built once with bind parameters, as the chat engine's own statements
+# (building a statement costs more CPU than SQLite takes to run it).
+_TOTALS = select(_usage.c.period, _usage.c.subject, _total).where(
+    or_(
+        and_(_usage.c.period == bindparam("b_month"), _usage.c.subject == bindparam("b_institution")),
+        and_(_usage.c.period == bindparam("b_day"), _usage.c.subject == bindparam("b_phone")),
+    )
+)
+
+
+def _add(insert: Any) -> Any:
+    statement = insert(_usage).values(
+        period=bindparam("b_period"),
+        subject=bindparam("b_subject"),
+        input_tokens=bindparam("b_in"),
+        output_tokens=bindparam("b_out"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["period", "subject"],
+        set_={
+            "input_tokens": _usage.c.input_tokens + statement.excluded.input_tokens,
+            "output_tokens": _usage.c.output_tokens + statement.excluded.output_tokens,
+        },
+    ).returning(_total)
+
+
+_ADD = {"postgresql": _add(postgresql.insert), "sqlite": _add(sqlite.insert)}
+
+
+class TokenUsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> "TokenUsageRepository":
+        return cls(session)
+
+    async def totals(self, day: str, phone: str, month: str, institution: str) -> dict[tuple[str, str], int]:
+        """Tokens used, input and output together, by the phone that day and the institution that month."""
+        params = {"b_day": day, "b_phone": phone, "b_month": month, "b_institution": institution}
+        rows = await self.session.execute(_TOTALS, params)
+        return {(period, subject): int(total) for period, subject, total in rows}
+
+    async def add(self, period: str, subject: str, input_tokens: int, output_tokens: int) -> int:
+        """Count tokens in the caller's transaction; the new total of (period, subject)."""
+        params = {"b_period": period, "b_subject": subject, "b_in": input_tokens, "b_out": output_tokens}
+        return int((await self.session.execute(_ADD[self.session.get_bind().dialect.name], params)).scalar_one())
+
+    async def forget_days_before(self, day: str, institution: str, limit: int) -> int:
+        """Delete up to `limit` students' daily rows older than `day` (they name a phone); how many went."""
+        old = _usage.c.subject != institution, _usage.c.period < day
+        batch = select(_usage.c.period, _usage.c.subject).where(*old).limit(limit)
+        result = await self.session.execute(
+            delete(_usage).where(*old, tuple_(_usage.c.period, _usage.c.subject).in_(batch))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
