@@ -18,6 +18,8 @@ class Texts:
     # The chat engine's own sentences (chat/service.py).
     handoff_offer: str
     handoff_notice: str
+    # What stands in an answer for another student's phone, email, matrícula, CURP or name (chat/guard.py).
+    withheld: str
     # Replies and labels over the channels (channels/).
     only_text: str
     unavailable: str
