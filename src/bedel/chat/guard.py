@@ -2,24 +2,28 @@
 
 Whatever the model writes (obeying an instruction hidden in a document, echoing a phone the
 student typed, quoting a list of other students) passes here before it is stored or sent on any
-channel. Phones, emails, matrículas, CURPs and full names of any student other than the caller
-are replaced by a placeholder, written plainly or disguised (spaced out, in leetspeak, in base64).
+channel. A sentence that holds a phone, email, matrícula, CURP or full name of any student other
+than the caller is replaced by a placeholder, the identifier written plainly or disguised (spaced
+out, in leetspeak, in base64).
 The text is compared with every student through one indexed query on hashed keys
 (`students/lookup.py`), and only when it holds something that could be an identifier.
 """
 
 import base64
 import binascii
+import bisect
 import collections
+import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
 from bedel.ops.metrics import count_withheld
-from bedel.students.lookup import email_key, id_key, name_key, name_words, phone_keys
+from bedel.students.lookup import NAME_WORDS, email_key, id_key, name_key, name_words, phone_keys
 
 log = structlog.get_logger()
 
@@ -38,7 +42,8 @@ _LEET = str.maketrans("0134578", "oieastb")
 # Characters written one by one: "L u i s  P é r e z", "a n a @ x . m x".
 _SPACED = re.compile(r"(?<!\S)\S(?: {1,3}\S(?!\S)){4,}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}")
-_NAME_SIZES = range(2, 5)
+# Names are tried up to as many words as their keys hold.
+_LONGEST_NAME = NAME_WORDS
 # A name neither starts nor ends with these, so a run of words is not tried from or to them.
 _FUNCTION_WORDS = (
     "a al con de del e el en es la las lo los mi o para por que se si su sus te tu u un una y "
@@ -49,8 +54,7 @@ _NOT_NAME_ENDS = frozenset(_FUNCTION_WORDS.split())
 _SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     start: int
     end: int
     key: str
@@ -59,31 +63,41 @@ class _Candidate:
 @dataclass(frozen=True)
 class Guarded:
     text: str
-    # The kind of every identifier withheld (phone, email, matricula, curp, name), one per place.
+    # The kinds of identifier withheld (phone, email, matricula, curp, name), once per sentence.
     withheld: collections.Counter[str]
 
 
 async def withhold_others(text: str, lookup: KeyLookup, *, caller: str | None, placeholder: str) -> Guarded:
-    """`text` with every identifier of a student other than the one whose phone is `caller` withheld."""
+    """`text` with every sentence that holds an identifier of a student other than the one whose
+    phone is `caller` withheld: the whole sentence, so the amount or grade beside a name goes too."""
     candidates = list(_candidates(text))
     if not candidates:
         return Guarded(text, collections.Counter())
     owners = await lookup(list({candidate.key for candidate in candidates}))
     own = {key for key, _, phone in owners if phone == caller}
     foreign = {key: kind for key, kind, phone in owners if key not in own}
-    hits = sorted((c.start, c.end, foreign[c.key]) for c in candidates if c.key in foreign)
+    hits = [(candidate, foreign[candidate.key]) for candidate in candidates if candidate.key in foreign]
     if not hits:
         return Guarded(text, collections.Counter())
+    ends = [0, *(match.end() for match in _SENTENCE_END.finditer(text)), len(text)]
+    sentences: dict[tuple[int, int], set[str]] = {}
+    for candidate, kind in hits:
+        start = ends[bisect.bisect_right(ends, candidate.start) - 1]
+        end = ends[bisect.bisect_left(ends, candidate.end)]
+        sentences.setdefault((start, end), set()).add(kind)
     kinds: collections.Counter[str] = collections.Counter()
     parts, position = [], 0
-    for start, end, kind in hits:
-        if start < position:
-            # Overlaps the span just withheld (a name inside a spaced run, a phone in its digits' windows).
-            position = max(position, end)
+    for (start, end), found in sorted(sentences.items()):
+        kinds.update(found)
+        if end <= position:
             continue
-        kinds[kind] += 1
-        parts += [text[position:start], placeholder]
-        position = end
+        # A hit spanning two sentences (a phone cut by a line) took the next one along.
+        start = max(start, position)
+        sentence = text[start:end]
+        lead = len(sentence) - len(sentence.lstrip())
+        trail = len(sentence.rstrip())
+        parts += [text[position : start + lead], placeholder, sentence[trail:]]
+        position = max(position, end)
     parts.append(text[position:])
     return Guarded("".join(parts), kinds)
 
@@ -129,6 +143,7 @@ def _candidates(text: str) -> Iterator[_Candidate]:
     for match in _SPACED.finditer(text):
         collapsed = " ".join(word.replace(" ", "") for word in re.split(r" {2,}", match.group()))
         yield from _whole(match, _plain_candidates(collapsed))
+        yield _Candidate(match.start(), match.end(), name_key(["".join(name_words(match.group()))]))
     for match in _BASE64.finditer(text):
         try:
             decoded = base64.b64decode(match.group(), validate=True).decode()
@@ -157,12 +172,18 @@ def _plain_candidates(text: str) -> Iterator[_Candidate]:
 
 def _name_candidates(text: str) -> Iterator[_Candidate]:
     for run in _NAME_RUN.finditer(text):
-        folded = [(m.start(), m.end(), " ".join(name_words(m.group()))) for m in _WORD.finditer(run.group())]
-        for size in _NAME_SIZES:
-            for first in range(len(folded) - size + 1):
-                window = folded[first : first + size]
-                if window[0][2] in _NOT_NAME_ENDS or window[-1][2] in _NOT_NAME_ENDS:
-                    continue
-                yield _Candidate(
-                    run.start() + window[0][0], run.start() + window[-1][1], name_key(w[2] for w in window)
-                )
+        base = run.start()
+        words = [(match.start(), match.end(), _folded(match.group())) for match in _WORD.finditer(run.group())]
+        for first, (start, _, head) in enumerate(words[:-1]):
+            if head in _NOT_NAME_ENDS:
+                continue
+            for last in range(first + 1, min(first + _LONGEST_NAME, len(words))):
+                if words[last][2] not in _NOT_NAME_ENDS:
+                    key = name_key([word for _, _, word in words[first : last + 1]])
+                    yield _Candidate(base + start, base + words[last][1], key)
+
+
+@functools.lru_cache(maxsize=16384)
+def _folded(word: str) -> str:
+    """A word as `name_words` folds it; answers repeat their words, so each is folded once."""
+    return " ".join(name_words(word))

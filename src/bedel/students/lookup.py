@@ -81,6 +81,8 @@ def student_keys(
     words = name_words(name or "")
     if len(words) >= 2:
         keys.append((name_key(words[:NAME_WORDS]), KeyKind.name))
+        # Written letter by letter, a name loses where its words end: "M a r c o R u i z".
+        keys.append((name_key(["".join(words[:NAME_WORDS])]), KeyKind.name))
     for value in attributes.values():
         if isinstance(value, str) and CURP.fullmatch(value.strip()) and (key := id_key(value)):
             keys.append((key, KeyKind.curp))
