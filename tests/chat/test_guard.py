@@ -1,12 +1,18 @@
 """The output guard against real students in a real database (SQLite and PostgreSQL)."""
 
+import asyncio
 import base64
+import uuid
 from collections.abc import Sequence
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel import migrate
 from bedel.chat.guard import Guarded, SentenceBuffer, withhold_others
+from bedel.db import create_engine, create_sessionmaker, utcnow
+from bedel.students.models import Student
 from bedel.students.repository import StudentRepository
 from bedel.students.schemas import StudentUpdate
 from bedel.students.service import delete_student, import_students, replace_student
@@ -128,6 +134,29 @@ class TestKeysFollowTheRecords:
         guarded = await guard(students, "Marco Ruiz Salinas, 55 8765 4321.")
 
         assert guarded.text == "Marco Ruiz Salinas, 55 8765 4321."
+
+
+class TestUpgrade:
+    async def test_students_stored_before_the_guard_get_their_keys(self, clean_database: str) -> None:
+        await asyncio.to_thread(migrate.downgrade, clean_database, "0010")
+        try:
+            engine = create_engine(clean_database)
+            async with engine.begin() as connection:
+                now = utcnow()
+                row = {"phone": "+525587654321", "name": "Marco Ruiz Salinas", "external_id": "A2024-0002"}
+                values = {**row, "id": uuid.uuid4(), "email": None, "attributes": {}}
+                await connection.execute(insert(Student), [{**values, "created_at": now, "updated_at": now}])
+            await engine.dispose()
+        finally:
+            await asyncio.to_thread(migrate.upgrade, clean_database)
+
+        engine = create_engine(clean_database)
+        async with create_sessionmaker(engine)() as session:
+            guarded = await guard(session, "Marco Ruiz Salinas. Matrícula A2024-0002. Tel 55 8765 4321.")
+        await engine.dispose()
+
+        assert guarded.text == f"{HIDDEN} {HIDDEN} {HIDDEN}"
+        assert dict(guarded.withheld) == {"name": 1, "matricula": 1, "phone": 1}
 
 
 class TestSentenceBuffer:
