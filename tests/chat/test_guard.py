@@ -144,7 +144,7 @@ class TestUpgrade:
             async with engine.begin() as connection:
                 now = utcnow()
                 row = {"phone": "+525587654321", "name": "Marco Ruiz Salinas", "external_id": "A2024-0002"}
-                values = {**row, "id": uuid.uuid4(), "email": None, "attributes": {}}
+                values: dict[str, object] = {**row, "id": uuid.uuid4(), "email": None, "attributes": {}}
                 await connection.execute(insert(Student), [{**values, "created_at": now, "updated_at": now}])
             await engine.dispose()
         finally:
