@@ -222,8 +222,11 @@ class TestFailures:
 
 class TestStreaming:
     @respx.mock
-    async def test_stream_true_returns_sse_deltas_then_the_answer(self, llm_client: httpx.AsyncClient) -> None:
-        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=stream_response(["Hola ", "Lucía", "."]))
+    async def test_stream_true_returns_sse_deltas_sentence_by_sentence_then_the_answer(
+        self, llm_client: httpx.AsyncClient
+    ) -> None:
+        pieces = ["Hola ", "Lucía", ". ", "¿En qué ", "te ayudo?"]
+        respx.post(f"{LLM_BASE_URL}/chat/completions").mock(return_value=stream_response(pieces))
 
         response = await ask(llm_client, "hola", stream=True)
 
@@ -231,10 +234,11 @@ class TestStreaming:
         events = [block.split("\n", 1) for block in response.text.strip().split("\n\n")]
         names = [head.removeprefix("event: ") for head, _ in events]
         data = [json.loads(rest.removeprefix("data: ")) for _, rest in events]
-        assert names == ["delta", "delta", "delta", "answer"]
-        assert "".join(d["text"] for d in data[:3]) == "Hola Lucía."
-        assert data[-1]["answer"] == "Hola Lucía."
-        assert data[-1]["usage"]["output_tokens"] == 3
+        # Each sentence is guarded whole before it leaves (chat/guard.py).
+        assert names == ["delta", "delta", "answer"]
+        assert [d["text"] for d in data[:2]] == ["Hola Lucía.", " ¿En qué te ayudo?"]
+        assert data[-1]["answer"] == "Hola Lucía. ¿En qué te ayudo?"
+        assert data[-1]["usage"]["output_tokens"] == 5
 
 
 class SlowEcho:

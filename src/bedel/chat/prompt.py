@@ -1,5 +1,6 @@
 """Build the prompt: instructions, the caller's own record, a summary and the recent turns."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from bedel.students.schemas import StudentRecord
 
 DEFAULT_INSTRUCTIONS = Path(__file__).with_name("instructions.md.j2")
 LANGUAGE_NAMES = {"es": "español", "en": "English", "pt": "português", "fr": "français"}
+
+# The tags that set data apart in the instructions; data that writes one could pass for instructions.
+_DATA_TAG = re.compile(r"<(?=\s*/?\s*(?:registro|documento|resumen)\b)", re.IGNORECASE)
 
 # Templates are written by staff, so they run sandboxed.
 _environment = SandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
@@ -110,10 +114,10 @@ def build_prompt(
             contact=options.contact,
             language=options.language,
             language_name=LANGUAGE_NAMES.get(options.language, options.language),
-            student=_student_context(student, catalog),
-            summary=summary,
+            student=_record_as_data(_student_context(student, catalog)),
+            summary=_as_data(summary),
             passages=[
-                {"number": number, "title": p.title, "heading": p.heading, "text": p.text}
+                {"number": number, "title": _as_data(p.title), "heading": _as_data(p.heading), "text": _as_data(p.text)}
                 for number, p in enumerate(passages, 1)
             ],
         )
@@ -134,6 +138,18 @@ def build_prompt(
         language=options.language,
         search_text=search_text,
     )
+
+
+def _as_data(text: str) -> str:
+    """Text from a document, a record or a summary, unable to close or open the tag it sits in."""
+    return _DATA_TAG.sub("‹", text)
+
+
+def _record_as_data(context: dict[str, Any] | None) -> dict[str, Any] | None:
+    if context is None:
+        return None
+    fields = [{"label": _as_data(str(f["label"])), "value": _as_data(str(f["value"]))} for f in context["fields"]]
+    return {**context, "fields": fields}
 
 
 def _student_context(student: StudentRecord | None, catalog: FieldCatalog) -> dict[str, Any] | None:

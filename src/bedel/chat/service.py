@@ -2,7 +2,8 @@
 
 Business rules: a question is committed before the model is called, so a
 failing LLM loses nothing; one conversation is answered strictly in order;
-the prompt carries only the caller's own record; old turns are folded into
+the prompt carries only the caller's own record; no answer leaves or is stored
+with another student's identifiers (chat/guard.py); old turns are folded into
 a rolling summary so a long thread costs no more than a short one.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.budgets.service import Budget, TokenBudgets, record_usage, spent_budget
 from bedel.chat.citations import MarkerFilter, cited_sources
+from bedel.chat.guard import Guarded, SentenceBuffer, report_withheld, withhold_others
 from bedel.chat.locks import ConversationLocks
 from bedel.chat.models import Role, ThreadStatus
 from bedel.chat.prompt import AssistantOptions, build_prompt, fit_history, record_fields
@@ -236,14 +238,14 @@ class ChatService:
                 )
                 if streaming:
                     completion = None
-                    markers = MarkerFilter()
+                    markers, sentences = MarkerFilter(), SentenceBuffer()
                     async for item in self._model.stream(prompt, tools):
                         if isinstance(item, Completion):
                             completion = item
-                        elif text := markers.feed(item):
-                            yield text
-                    if rest := markers.flush():
-                        yield rest
+                        elif text := sentences.feed(markers.feed(item)):
+                            yield (await self._withhold(text, turn.student, options)).text
+                    if rest := sentences.feed(markers.flush()) + sentences.flush():
+                        yield (await self._withhold(rest, turn.student, options)).text
                     assert completion is not None
                 else:
                     completion = await self._model.complete(prompt, tools)
@@ -400,6 +402,8 @@ class ChatService:
             # The model offered a person without saying anything itself.
             text = text.strip() or texts_for(options.language).handoff_offer
         async with self._sessionmaker() as session, session.begin():
+            guarded = await self._withhold(text, turn.student, options, session)
+            text = guarded.text
             threads = ThreadRepository.from_session(session)
             closed = await threads.close_turn(
                 turn.thread_id,
@@ -428,6 +432,7 @@ class ChatService:
             await record_usage(
                 session, turn.phone, self._clock(), usage.input_tokens, usage.output_tokens, self._budgets
             )
+        report_withheld(guarded, turn.thread_id)
         student = turn.student
         return ChatAnswer(
             answer=text,
@@ -491,6 +496,24 @@ class ChatService:
             log.exception("lease_release_failed", thread_id=str(turn.thread_id))
             self._unreleased[phone] = turn
 
+    async def _withhold(
+        self,
+        text: str,
+        student: StudentRecord | None,
+        options: AssistantOptions,
+        session: AsyncSession | None = None,
+    ) -> Guarded:
+        """`text` without other students' identifiers; the lookup runs in `session`, or its own one."""
+
+        async def lookup(keys: Sequence[str]) -> list[tuple[str, str, str]]:
+            if session is not None:
+                return await StudentRepository.from_session(session).owners_of_keys(keys)
+            async with self._sessionmaker() as own:
+                return await StudentRepository.from_session(own).owners_of_keys(keys)
+
+        caller = student.phone if student else None
+        return await withhold_others(text, lookup, caller=caller, placeholder=texts_for(options.language).withheld)
+
     def handoff_notice(self, options: AssistantOptions | None = None) -> str:
         """What a student is told when a person takes the conversation over."""
         options = options or self.options
@@ -552,8 +575,10 @@ class ChatService:
         if search_usage.total_tokens:
             completion = replace(completion, usage=_sum(completion.usage, search_usage))
         text, sources = cited_sources(completion.text, passages)
+        guarded = await self._withhold(text, student, options)
+        report_withheld(guarded, thread.id if thread else None)
         return Preview(
-            answer=text,
+            answer=guarded.text,
             student=student,
             fields=record_fields(student, self._catalog),
             passages=passages,

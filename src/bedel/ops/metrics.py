@@ -97,6 +97,11 @@ CAMPAIGN_SENDS = Counter(
     "Campaign recipients settled, by channel and outcome (sent, failed, retried, skipped)",
     ["channel", "outcome"],
 )
+GUARD_WITHHELD = Counter(
+    "bedel_guard_withheld_total",
+    "Identifiers of another student withheld from an answer by the output guard, by kind",
+    ["kind"],
+)
 JOBS_QUEUED = Gauge(
     "bedel_jobs_queued", "Jobs waiting in the queue (ready or scheduled for a retry)", multiprocess_mode="livemax"
 )
@@ -128,6 +133,11 @@ def count_job(kind: str, outcome: str) -> None:
 def count_campaign_sends(channel: str, outcomes: collections.Counter[str]) -> None:
     for outcome, count in outcomes.items():
         CAMPAIGN_SENDS.labels(channel, outcome).inc(count)
+
+
+def count_withheld(kinds: collections.Counter[str]) -> None:
+    for kind, count in kinds.items():
+        GUARD_WITHHELD.labels(kind).inc(count)
 
 
 def count_llm_call(model: str, outcome: LLMOutcome) -> None:

@@ -1,6 +1,7 @@
+import uuid
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bedel.db import Base, RecordMixin
@@ -14,3 +15,15 @@ class Student(RecordMixin, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StudentLookupKey(Base):
+    """One hashed identifier of a student (see `students/lookup.py`); gone with the student."""
+
+    __tablename__ = "student_lookup_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("students.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))

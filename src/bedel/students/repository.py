@@ -1,11 +1,13 @@
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Select, Table, bindparam, func, or_, select
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.db import conflict_insert, utcnow
-from bedel.students.models import Student
+from bedel.students.lookup import student_keys
+from bedel.students.models import Student, StudentLookupKey
 from bedel.students.schemas import StudentRecord
 
 # Rows per statement: few round trips for 100k students, well under every bind-parameter limit.
@@ -25,6 +27,13 @@ _students = cast(Table, Student.__table__)
 _RECORD_BY_PHONE = select(
     _students.c.phone, _students.c.name, _students.c.external_id, _students.c.email, _students.c.attributes
 ).where(_students.c.phone == bindparam("b_phone"))
+_keys = cast(Table, StudentLookupKey.__table__)
+# The output guard runs it for every answer that holds something like an identifier.
+_OWNERS_OF_KEYS = (
+    select(_keys.c.key_hash, _keys.c.kind, _students.c.phone)
+    .join(_students, _students.c.id == _keys.c.student_id)
+    .where(_keys.c.key_hash.in_(bindparam("b_keys", expanding=True)))
+)
 
 
 class StudentRepository:
@@ -84,13 +93,42 @@ class StudentRepository:
             },
         )
         # A replaced student keeps its created_at: only a new one has both timestamps equal.
-        returning = statement.returning((Student.created_at == Student.updated_at).label("created"))
+        returning = statement.returning(
+            Student.id, Student.phone, (Student.created_at == Student.updated_at).label("created")
+        )
         now = utcnow()
         created = 0
         for start in range(0, len(rows), CHUNK_SIZE):
             chunk = [{**row, "created_at": now, "updated_at": now} for row in rows[start : start + CHUNK_SIZE]]
-            created += sum(await self.session.scalars(returning, chunk))
+            stored = (await self.session.execute(returning, chunk)).all()
+            created += sum(row.created for row in stored)
+            # A replaced student keeps its id: the ids come back with their phones, unique in a chunk.
+            ids = {row.phone: row.id for row in stored}
+            await self.replace_keys([(ids[row["phone"]], row) for row in chunk])
         return created
+
+    async def replace_keys(self, students: Sequence[tuple[uuid.UUID, Mapping[str, Any]]]) -> None:
+        """Make these students' lookup keys those of the values given (see `students/lookup.py`)."""
+        ids = [student_id for student_id, _ in students]
+        await self.session.execute(delete(_keys).where(_keys.c.student_id.in_(ids)))
+        rows = [
+            {"key_hash": key, "student_id": student_id, "kind": kind.value}
+            for student_id, values in students
+            for key, kind in student_keys(
+                phone=values["phone"],
+                name=values["name"],
+                email=values["email"],
+                external_id=values["external_id"],
+                attributes=values["attributes"],
+            )
+        ]
+        if rows:
+            await self.session.execute(insert(_keys), rows)
+
+    async def owners_of_keys(self, keys: Sequence[str]) -> list[tuple[str, str, str]]:
+        """Every stored lookup key among `keys`: the key, its kind and its student's phone."""
+        rows = await self.session.execute(_OWNERS_OF_KEYS, {"b_keys": list(keys)})
+        return [(key, kind, phone) for key, kind, phone in rows]
 
     async def count_fields(self) -> dict[str, int]:
         """How many students there are, and how many have each of the record's own fields."""

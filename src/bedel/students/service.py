@@ -163,6 +163,8 @@ async def replace_student(session: AsyncSession, phone: str, update: StudentUpda
     student.external_id = update.external_id
     student.attributes = dict(update.attributes)
     await session.flush()
+    values = {"phone": canonical, **update.model_dump(include={"name", "email", "external_id", "attributes"})}
+    await repository.replace_keys([(student.id, values)])
     return student, created
 
 

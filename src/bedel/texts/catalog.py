@@ -20,6 +20,8 @@ class Texts:
     handoff_notice: str
     budget_student: str
     budget_institution: str
+    # What stands in an answer for another student's phone, email, matrícula, CURP or name (chat/guard.py).
+    withheld: str
     # Replies and labels over the channels (channels/).
     only_text: str
     unavailable: str
