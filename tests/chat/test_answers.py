@@ -37,6 +37,7 @@ DOCUMENTS = {
         "La reinscripción es del 10 al 14 de enero para el semestre enero-junio "
         "y del 2 al 6 de agosto para el semestre agosto-diciembre.\n"
     ),
+    "biblioteca.txt": "BIBLIOTECA\n\nHorario: lunes a viernes de 8:00 a 21:00 y sábados de 9:00 a 14:00.\n",
 }
 
 
@@ -207,6 +208,12 @@ class TestHonestWhenItDoesNotKnow:
         assert "2 al 6 de agosto" in body["answer"]
         assert "10 al 14 de enero" not in body["answer"]
         assert cited(body) == ["Calendario escolar 2027"]
+
+    async def test_the_part_asked_for_keeps_the_lines_label(self, school: httpx.AsyncClient) -> None:
+        body = await ask(school, "a q hora cierra la biblio el sabado", phone=STRANGER)
+
+        assert "Horario: … sábados de 9:00 a 14:00." in body["answer"]
+        assert "21:00" not in body["answer"]
 
 
 @pytest.fixture

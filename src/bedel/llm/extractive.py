@@ -48,7 +48,7 @@ _ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
 # Words that say what is asked, not what about: the rest of the question is its topic.
 _ASKING = frozenset(
     analyze(
-        "cuanto cuesta costo precio cobran sale salen pagar hora horario fecha cuando donde plazo tiempo requisitos "
+        "cuanto cuesta costo precio cobran sale salen pagar hora horario fecha cuando donde plazo tiempo "
         "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero"
     )
 )
@@ -71,6 +71,7 @@ KEEP_RATIO = 0.5
 ROW_RATIO = 0.9
 # Words of the earlier questions help find the topic, the question's own decide the line.
 EARLIER_WEIGHT = 0.5
+ASKING_WEIGHT = 1.0
 LIST_ITEMS = 4
 # A line that goes on ("...por lo menos al\n80% de las clases") was wrapped, not ended.
 _ENDED = re.compile(r"[.:;!?…|]\s*$")
@@ -110,7 +111,8 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     choices = list(known)
     weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), EARLIER_WEIGHT)
     asked = [_spelt(term, known, choices) for term in analyze(question)]
-    weights.update(dict.fromkeys(asked, 2.0))
+    # How it asks ("hora", "costo") is the intent's to match; what it asks about decides the line.
+    weights.update({term: ASKING_WEIGHT if term in _ASKING else 2.0 for term in asked})
     weights = _with_forms(weights, set(known.values()))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     if not wanted and (previous := [t.content for t in prompt.history if t.role == "user"][-1:]):
@@ -125,12 +127,20 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         [(_score(terms, folded, weights, wanted), index) for index, (_, terms, folded) in enumerate(lines)]
         for lines in analysed
     ]
-    # Passages in the order their best line answers (a later passage must be clearly better).
+    # Passages in the order their best line answers (a later passage must be clearly better); on a
+    # tie, the one naming more of what is asked about.
+    about = _with_forms(dict.fromkeys((term for side in sides for term in side), 1.0), set(known.values()))
     order = sorted(
         range(len(analysed)),
-        key=lambda rank: (
-            -max((score for score, _ in scored[rank]), default=0.0) * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank)
+        key=lambda rank: max(
+            (
+                (score * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank), sum(about.get(term, 0.0) for term in terms))
+                for (_, terms, _), (score, _) in zip(analysed[rank], scored[rank], strict=True)
+                if score > 0
+            ),
+            default=(0.0, 0.0),
         ),
+        reverse=True,
     )
     for rank in order:
         quoted = _quoted([line for line, _, _ in analysed[rank]], scored[rank], weights, wanted)
@@ -181,16 +191,18 @@ def _part(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -
     parts = _CLAUSE.split(line)
     if len(parts) < 2:
         return line
-    scores = [_score(frozenset(analyze(part)), fold(part), weights, wanted) for part in parts]
+    label = _LABEL.match(parts[0])
+    # The label ("BIBLIOTECA Horario:") is what every part is about: it tells none of them apart.
+    compared = [parts[0][label.end() :] if label else parts[0], *parts[1:]]
+    scores = [_score(frozenset(analyze(part)), fold(part), weights, wanted) for part in compared]
     top = max(scores)
-    # Parts the question does not name go on saying the same thing ("50 %...; 30 % con promedio...").
-    if min(scores) == 0 or sorted(scores)[-2] >= top:
-        return line
     best = scores.index(top)
+    # A later part the question does not name goes on saying the same thing ("...del 1 al 5 y del 15 al 20").
+    if top == 0 or scores.count(top) > 1 or 0 in scores[best + 1 :]:
+        return line
     part = parts[best].strip().rstrip(";,")
     if best == 0:
         return part if _ENDED.search(part) else f"{part}."
-    label = _LABEL.match(parts[0])
     lead = label.group(0).strip() + " … " if label else "… "
     return lead + part
 
