@@ -33,8 +33,11 @@ DOCUMENTS = {
     ),
     "calendario.md": (
         "# Calendario escolar 2027\n\n## Inicio de clases\n\n"
-        "Las clases del semestre agosto-diciembre inician el 9 de agosto.\n"
+        "Las clases del semestre agosto-diciembre inician el 9 de agosto.\n\n## Reinscripción\n\n"
+        "La reinscripción es del 10 al 14 de enero para el semestre enero-junio "
+        "y del 2 al 6 de agosto para el semestre agosto-diciembre.\n"
     ),
+    "biblioteca.txt": "BIBLIOTECA\n\nHorario: lunes a viernes de 8:00 a 21:00 y sábados de 9:00 a 14:00.\n",
 }
 
 
@@ -188,6 +191,29 @@ class TestHonestWhenItDoesNotKnow:
 
         assert "3,200" in body["answer"]
         assert "3,900" not in body["answer"] and "650" not in body["answer"]
+
+    async def test_a_fee_the_documents_do_not_list_is_not_answered_with_the_fee_of_a_namesake(
+        self, school: httpx.AsyncClient
+    ) -> None:
+        # The table has "Examen extraordinario"; nothing says what the admission exam costs.
+        body = await ask(school, "¿Cuánto cuesta el examen de admisión?", phone=STRANGER)
+
+        assert body["answer"].startswith("No tengo esa información.")
+        assert "650" not in body["answer"]
+        assert body["sources"] == []
+
+    async def test_of_a_line_with_two_dates_only_the_one_asked_for_is_quoted(self, school: httpx.AsyncClient) -> None:
+        body = await ask(school, "¿Cuándo es la reinscripción para agosto-diciembre?", phone=STRANGER)
+
+        assert "2 al 6 de agosto" in body["answer"]
+        assert "10 al 14 de enero" not in body["answer"]
+        assert cited(body) == ["Calendario escolar 2027"]
+
+    async def test_the_part_asked_for_keeps_the_lines_label(self, school: httpx.AsyncClient) -> None:
+        body = await ask(school, "a q hora cierra la biblio el sabado", phone=STRANGER)
+
+        assert "Horario: … sábados de 9:00 a 14:00." in body["answer"]
+        assert "21:00" not in body["answer"]
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ What the offline engine says about the institution's documents. It never writes 
 fact of its own: every line comes from a passage, which the answer cites as [n].
 """
 
+import math
 import re
+from collections.abc import Set
 from functools import lru_cache
 
 from bedel.llm.ports import Prompt
@@ -45,67 +47,126 @@ _MONEY_TERMS = frozenset(analyze("costo cuota colegiatura arancel"))
 _ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
 # Words that say what is asked, not what about: the rest of the question is its topic.
 _ASKING = frozenset(
-    analyze("cuanto cuesta costo precio cobran pagar hora horario fecha cuando donde plazo tiempo requisitos piden")
+    analyze(
+        "cuanto cuesta costo precio cobran sale salen pagar hora horario fecha cuando donde plazo tiempo "
+        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero"
+    )
 )
+# Who asks and from where, not what about ("soy mamá de un alumno", "escribo de otro cel").
+_ASKER = frozenset(analyze("mama papa hijo hija tutor alumno alumna estudiante student cel celular numero escribo"))
+# Words before a noun, in Spanish and English.
+_DETERMINERS = frozenset(
+    {
+        "el", "la", "los", "las", "lo", "del", "de", "al", "un", "una", "unos", "unas", "mi", "mis", "tu", "tus",
+        "su", "sus", "este", "esta", "ese", "esa", "que", "cual", "cuales", "cuanto", "cuanta", "cuantos",
+        "cuantas", "the", "a", "an", "my", "your", "of",
+    }
+)  # fmt: skip
+_WORD = re.compile(r"[a-z0-9]+")
+# "¿qué pasa si...?" asks a consequence; "pasa" is no topic (though it is "aprobar" elsewhere).
+_WHAT_HAPPENS = re.compile(r"\bque (?:me )?pasa\b")
 # Lines that answer clearly less than the best one are left out: the fee beside the one asked for
 # in a table, or the other period's dates, must not read as the answer.
 KEEP_RATIO = 0.5
 ROW_RATIO = 0.9
 # Words of the earlier questions help find the topic, the question's own decide the line.
 EARLIER_WEIGHT = 0.5
+ASKING_WEIGHT = 1.0
 LIST_ITEMS = 4
 # A line that goes on ("...por lo menos al\n80% de las clases") was wrapped, not ended.
 _ENDED = re.compile(r"[.:;!?…|]\s*$")
 _STARTS_ITEM = re.compile(r"\s*([-*+|#]|\d+[.)]\s)")
 _NUMBER_ONLY = re.compile(r"\d+[.)]")
+# Where a line starts saying a second thing: after ";", or at "y" before another date, day or amount.
+_CLAUSE = re.compile(
+    r"(?<=;)\s+|,?\s+y\s+(?=(?:del?|al|a partir|los|las|s[aá]bados?|domingos?|mxn|usd|\$|\d)\b)", re.IGNORECASE
+)
+# "Impresiones:", "BIBLIOTECA Horario:": what a line is about, kept before the part quoted.
+_LABEL = re.compile(r"[^:.;]{1,40}:\s")
+# Forms of one word share this many first letters ("reinscrib", "reinscripcion"), or one is the
+# other's start ("asist", "asistent").
+_SHORTEST_FORM = 5
+_SHORTEST_STEM = 4
+FORM_WEIGHT = 0.8
 
 
 def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     """Quote up to three lines of the passage that answers best, in their order, citing it.
 
-    None when no line answers: a price asked and no amount in the lines, or a topic the passages
-    do not share ("¿cuánto cuesta el estacionamiento?" against a table of fees).
-    A number next to the right one is not quoted: lines well below the best one are left out."""
+    None when no line answers: a price asked and no amount in the lines, or a question whose topic
+    the quoted lines do not cover ("¿cuánto cuesta el estacionamiento?" against a table of fees).
+    A number next to the right one is not quoted: lines well below the best one are left out, and
+    of a line that says two things ("del 18 al 29 de enero ...; y del 19 al 30 de julio ...") only
+    the part the question asks about is quoted."""
     earlier = spell_out(" ".join(t.content for t in prompt.history if t.role == "user")[-2000:])
     question = spell_out(prompt.question)
+    topics = [question]
     if prompt.search_text and prompt.search_text != prompt.question:
         # Asked in English: the Spanish search words, and the English ones for English documents.
-        question = f"{spell_out(prompt.search_text)} {english_words(prompt.question)}"
+        topics = [spell_out(prompt.search_text), english_words(prompt.question)]
+        question = " ".join(topics)
     analysed = [_analysed(passage.text) for passage in prompt.passages]
-    known = spellings(
-        set().union(*(terms for lines in analysed for _, terms, _ in lines))
-        | set(analyze(" ".join(f"{p.title} {p.heading}" for p in prompt.passages)))
-    )
+    heads = [frozenset(analyze(f"{p.title} {p.heading}")) for p in prompt.passages]
+    known = spellings(set().union(*(terms for lines in analysed for _, terms, _ in lines), *heads))
     choices = list(known)
     weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), EARLIER_WEIGHT)
     asked = [_spelt(term, known, choices) for term in analyze(question)]
-    weights.update(dict.fromkeys(asked, 2.0))
+    # How it asks ("hora", "costo") is the intent's to match; what it asks about decides the line.
+    weights.update({term: ASKING_WEIGHT if term in _ASKING else 2.0 for term in asked})
+    weights = _with_forms(weights, set(known.values()))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     if not wanted and (previous := [t.content for t in prompt.history if t.role == "user"][-1:]):
         # "¿y recursar?" after "¿cuánto cuesta el extraordinario?" still asks how much.
         wanted = [shape for asks, shape in _INTENTS if asks.search(spell_out(previous[0]))]
     if _MONEY_TERMS & set(asked) and _PRICE_SHAPE not in wanted:
         wanted.append(_PRICE_SHAPE)  # "cuanto es la colegiatrua": a fee, though misspelt
-    best: tuple[float, int] = (0.0, 0)
-    scored: list[list[tuple[float, int]]] = []
-    for rank, lines_of_passage in enumerate(analysed):
-        scores = [
-            (_score(terms, folded, weights, wanted), index) for index, (_, terms, folded) in enumerate(lines_of_passage)
-        ]
-        scored.append(scores)
-        top = max((score for score, _ in scores), default=0.0) * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank)
-        if top > best[0]:
-            best = (top, rank)
-    rank = best[1]
-    passage = prompt.passages[rank]
-    lines = [line for line, _, _ in analysed[rank]]
-    top = max((score for score, _ in scored[rank]), default=0.0)
-    # A table row stands alone: the rows beside the best one are other fees, other dates.
-    keep = (
-        ROW_RATIO if any(lines[i].lstrip().startswith("|") for score, i in scored[rank] if score == top) else KEEP_RATIO
+    # The question's own topic words, each side of an English question on its own.
+    sides = [[_spelt(term, known, choices) for term in _topic(topic)] for topic in topics]
+    price = bool(_ASKS_PRICE.search(question))
+    scored = [
+        [(_score(terms, folded, weights, wanted), index) for index, (_, terms, folded) in enumerate(lines)]
+        for lines in analysed
+    ]
+    # Passages in the order their best line answers (a later passage must be clearly better); on a
+    # tie, the one naming more of what is asked about.
+    about = _with_forms(dict.fromkeys((term for side in sides for term in side), 1.0), set(known.values()))
+    order = sorted(
+        range(len(analysed)),
+        key=lambda rank: max(
+            (
+                (score * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank), sum(about.get(term, 0.0) for term in terms))
+                for (_, terms, _), (score, _) in zip(analysed[rank], scored[rank], strict=True)
+                if score > 0
+            ),
+            default=(0.0, 0.0),
+        ),
+        reverse=True,
     )
-    ranked = sorted((item for item in scored[rank] if item[0] >= top * keep), key=lambda i: (-i[0], i[1]))
-    chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES] if top > 0) or [0]
+    for rank in order:
+        quoted = _quoted([line for line, _, _ in analysed[rank]], scored[rank], weights, wanted)
+        if quoted is None:
+            break
+        covered = heads[rank].union(*(analyze(line) for line in quoted))
+        if not _answers([_plain(line) for line in quoted], sides, covered, price):
+            continue
+        text = "\n".join(line for line in (_plain(line) for line in quoted) if line)
+        return f"{texts.passage_says.format(title=prompt.passages[rank].title, number=rank + 1)}\n{text}"
+    return None
+
+
+def _quoted(
+    lines: list[str], scores: list[tuple[float, int]], weights: dict[str, float], wanted: list[re.Pattern[str]]
+) -> list[str] | None:
+    """The lines of one passage that answer, with what they need to be read (a table's header, a
+    list's introduction); None when no line matches the question at all."""
+    top = max((score for score, _ in scores), default=0.0)
+    if top <= 0:
+        return None
+    # A table row or a list item stands alone: the rows beside the best one are other fees, other dates.
+    best = [i for score, i in scores if score == top]
+    keep = ROW_RATIO if any(_is_item(lines[i]) for i in best) else KEEP_RATIO
+    ranked = sorted((item for item in scores if item[0] >= top * keep), key=lambda i: (-i[0], i[1]))
+    chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES])
     # A table row makes sense only with its header, a list item with the line that introduces it.
     first = chosen[0]
     if lines[first].lstrip().startswith("|"):
@@ -121,21 +182,83 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     elif _is_item(lines[first]):
         intro = next((i for i in range(first - 1, -1, -1) if lines[i].rstrip().endswith(":")), None)
         chosen = sorted({intro, *chosen}) if intro is not None else chosen
-    if not _answers(question, asked, [lines[index] for index in chosen], set(known.values())):
-        return None
-    text = "\n".join(line for line in (_plain(lines[index]) for index in chosen) if line)
-    return f"{texts.passage_says.format(title=passage.title, number=rank + 1)}\n{text}"
+    return [_part(lines[i], weights, wanted) if i in best else lines[i] for i in chosen]
 
 
-def _answers(question: str, terms: list[str], quoted: list[str], known: set[str]) -> bool:
-    """Whether the quoted lines can answer: an amount when a price is asked, and a topic the passages
-    share beyond the asking words ("¿cuánto cuesta el estacionamiento?" against a table of fees)."""
-    if _ASKS_PRICE.search(question) and not any(_PRICE.search(fold(line)) for line in quoted):
+def _part(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -> str:
+    """Of a line that says two things ("... 1,00 en blanco y negro y 5,00 a color"), the part the
+    question asks about, after the line's label; the whole line when no part answers better."""
+    parts = _CLAUSE.split(line)
+    if len(parts) < 2:
+        return line
+    label = _LABEL.match(parts[0])
+    # The label ("BIBLIOTECA Horario:") is what every part is about: it tells none of them apart.
+    compared = [parts[0][label.end() :] if label else parts[0], *parts[1:]]
+    scores = [_score(frozenset(analyze(part)), fold(part), weights, wanted) for part in compared]
+    top = max(scores)
+    best = scores.index(top)
+    # A later part the question does not name goes on saying the same thing ("...del 1 al 5 y del 15 al 20").
+    if top == 0 or scores.count(top) > 1 or 0 in scores[best + 1 :]:
+        return line
+    part = parts[best].strip().rstrip(";,")
+    if best == 0:
+        return part if _ENDED.search(part) else f"{part}."
+    lead = label.group(0).strip() + " … " if label else "… "
+    return lead + part
+
+
+def _answers(quoted: list[str], sides: list[list[str]], covered: frozenset[str], price: bool) -> bool:
+    """Whether the quoted lines can answer: the question's topic words covered by them (or by their
+    passage's title), on either side of an English question; and when an amount is asked, an amount
+    and most of the topic ("¿cuánto cuesta la reposición del título?" is not answered by the title's
+    fee: a price beside the one asked for is the likeliest wrong answer)."""
+    if price and not any(_PRICE.search(fold(line)) for line in quoted):
         return False  # no line with an amount matched the question
-    asked = set(terms) - _ASKING
-    if not asked:
+    if not any(sides):
         return True
-    return any(_knows(term, known) for term in asked)
+    return any(
+        sum(_knows(term, covered) for term in side) >= (_enough(len(side)) if price else 1) for side in sides if side
+    )
+
+
+def _topic(question: str) -> list[str]:
+    """The words a question is about: the nouns (a word after an article, a possessive, "de" or
+    "cuántos": "la reposición del título") when it has some, else every word but the asking ones;
+    never figures, whom it is for or how it asks ("¿cuántas horas dura el diplomado?": diplomado)."""
+    words = _WORD.findall(_WHAT_HAPPENS.sub(" ", question))
+    nouns: list[str] = []
+    others: list[str] = []
+    for before, word in zip(["", *words], words, strict=False):
+        for term in analyze(word):
+            if term not in _ASKING and term not in _ASKER and not term.isdigit():
+                (nouns if before in _DETERMINERS else others).append(term)
+    return list(dict.fromkeys(nouns or others))
+
+
+def _enough(terms: int) -> int:
+    """How many of a question's topic words the answer must cover: both of two, half of more."""
+    return min(terms, max(2, math.ceil(terms / 2)))
+
+
+def _with_forms(weights: dict[str, float], known: set[str]) -> dict[str, float]:
+    """The weights with the passages' other forms of each weighted term, a little lower."""
+    forms = dict(weights)
+    for term, weight in weights.items():
+        if len(term) < _SHORTEST_FORM:
+            continue
+        for other in known:
+            if other not in weights and _same_word(term, other):
+                forms[other] = max(forms.get(other, 0.0), weight * FORM_WEIGHT)
+    return forms
+
+
+def _same_word(one: str, other: str) -> bool:
+    shorter = min(len(one), len(other))
+    if shorter < _SHORTEST_STEM or one[:_SHORTEST_STEM] != other[:_SHORTEST_STEM]:
+        return False
+    if one.startswith(other) or other.startswith(one):
+        return shorter >= _SHORTEST_STEM
+    return shorter >= _SAME_PREFIX and one[:_SAME_PREFIX] == other[:_SAME_PREFIX]
 
 
 def _spelt(term: str, known: dict[str, str], choices: list[str]) -> str:
@@ -144,11 +267,9 @@ def _spelt(term: str, known: dict[str, str], choices: list[str]) -> str:
     return found[0] if found else term
 
 
-def _knows(term: str, known: set[str]) -> bool:
+def _knows(term: str, known: Set[str]) -> bool:
     """The passages hold the term, another form of it ("reinscrib", "reinscripcion") or a slip of it."""
-    if term in known:
-        return True
-    return len(term) >= _SAME_PREFIX and any(other.startswith(term[:_SAME_PREFIX]) for other in known)
+    return term in known or any(_same_word(term, other) for other in known)
 
 
 def _lines(text: str) -> list[str]:
@@ -172,7 +293,13 @@ def _lines(text: str) -> list[str]:
 @lru_cache(maxsize=4096)
 def _analysed(text: str) -> tuple[tuple[str, frozenset[str], str], ...]:
     """A passage's lines with their terms and folded text: the same passages answer many questions."""
-    return tuple((line, frozenset(analyze(line)), fold(line)) for line in _lines(text))
+    # A list item's number is no figure: "2. Haber pagado la cuota" does not say how much.
+    return tuple((line, frozenset(analyze(line)), fold(_unnumbered(line))) for line in _lines(text))
+
+
+def _unnumbered(line: str) -> str:
+    number = _NUMBERED.match(line)
+    return line[number.end() :] if number else line
 
 
 def _score(terms: frozenset[str], folded: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -> float:

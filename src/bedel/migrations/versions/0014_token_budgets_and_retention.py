@@ -1,7 +1,7 @@
 """token usage per student and day and per month, and when each contact got the privacy notice
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-06 00:10:00.000000
 
 Contacts from before this revision have not been sent the notice: each gets it with their next answer.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0010"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

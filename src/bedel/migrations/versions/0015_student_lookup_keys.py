@@ -1,7 +1,7 @@
 """hashed lookup keys of every student's identifiers, for the chat's output guard
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-06 00:10:00.000000
 
 The guard checks each answer's phones, emails, matrículas, CURPs and names against every
@@ -17,7 +17,7 @@ from bedel.db import JSONType
 from bedel.students.lookup import student_keys
 
 revision: str = "0015"
-down_revision: str | None = "0010"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
