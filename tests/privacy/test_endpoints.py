@@ -68,7 +68,7 @@ class TestErase:
         assert erased.status_code == 200
         receipt = erased.json()
         # The record's creation was audited: that entry is about her too.
-        assert receipt["removed"] == {"audit": 1, "messages": 2, "threads": 1, "student": 1}
+        assert receipt["removed"] == {"audit": 1, "messages": 2, "threads": 1, "student": 1, "token_usage": 1}
         assert receipt["requested_by"].startswith("key:")
         assert (await client.get("/erasures", headers=STAFF)).json() == [receipt]
         assert "5512345678" not in erased.text and "Ana" not in erased.text

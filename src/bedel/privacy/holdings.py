@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Table, false, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bedel.audit.models import AuditEntry
+from bedel.budgets.models import TokenUsage
 from bedel.campaigns.models import CampaignRecipient
 from bedel.channels.models import ChannelContact
 from bedel.chat.models import Attachment, Message, Thread
@@ -115,6 +116,8 @@ HOLDINGS: tuple[Holding, ...] = (
         order_by=("id",),
         private=frozenset({"lease_token"}),
     ),
+    # Tokens the model spent on the student's questions, per day (the budgets).
+    Holding("token_usage", TokenUsage, lambda subject: TokenUsage.subject.in_(subject.keys), order_by=("period",)),
     # Who read or changed the student's data. An erasure's own entry names its receipt, not the student.
     Holding("audit", AuditEntry, lambda subject: AuditEntry.phone.in_(subject.keys), order_by=("at", "id")),
 )

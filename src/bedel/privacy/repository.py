@@ -6,6 +6,8 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bedel.chat.activity import ActivityRepository
+from bedel.chat.models import Thread
 from bedel.identities.models import ChannelIdentity, IdentityKind
 from bedel.identities.service import anonymous_key, is_anonymous
 from bedel.privacy.holdings import Holding, Subject
@@ -47,6 +49,12 @@ class PrivacyRepository:
         columns = [column for column in table.columns if column.name not in holding.private]
         query = select(*columns).where(holding.rows(subject)).order_by(*(table.c[name] for name in holding.order_by))
         return [dict(row._mapping) for row in await self.session.execute(query)]
+
+    async def forget_activity(self, subject: Subject) -> None:
+        """Drop the dashboard's kept figures of every day the student's conversations touched."""
+        activity = ActivityRepository.from_session(self.session)
+        for thread_id in await self.session.scalars(select(Thread.id).where(Thread.phone.in_(subject.keys))):
+            await activity.forget_thread(thread_id)
 
     async def erase(self, holding: Holding, subject: Subject) -> int:
         result = await self.session.execute(delete(holding.table).where(holding.rows(subject)))

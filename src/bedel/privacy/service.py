@@ -39,6 +39,7 @@ async def erase_student(session: AsyncSession, phone: str, caller: Caller) -> Er
     """Remove every row held about the student and record the erasure; flushed, committed by the caller."""
     repository = PrivacyRepository.from_session(session)
     subject = await _subject(repository, phone)
+    await repository.forget_activity(subject)
     removed = {holding.name: await repository.erase(holding, subject) for holding in reversed(HOLDINGS)}
     if not any(removed.values()):
         raise _nothing_held(subject)
