@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bedel.budgets.models import TokenUsage
 from bedel.campaigns.models import Campaign, CampaignRecipient, CampaignStatus
-from bedel.chat.models import Attachment, Message, Role, Thread, ThreadStatus
+from bedel.chat.models import ActivityDay, ActivityUnanswered, Attachment, Message, Role, Thread, ThreadStatus
 from bedel.chat.schemas import AttachmentCreate
 from bedel.chat.threads import append_message
 from bedel.config import Settings
@@ -76,6 +76,21 @@ class TestConversations:
         assert await count(sessionmaker, Message, Message.thread_id == kept) == 1
         # The files' bytes lived in their rows.
         assert await count(sessionmaker, Attachment) == 0
+
+    async def test_the_dashboards_kept_days_past_the_limit_go_with_their_questions(
+        self, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        old_day, recent_day = (NOW - timedelta(days=45)).date(), (NOW - timedelta(days=2)).date()
+        async with sessionmaker() as session, session.begin():
+            session.add_all([ActivityDay(day=old_day), ActivityDay(day=recent_day)])
+            await session.flush()
+            session.add(ActivityUnanswered(day=old_day, question="¿cuándo es la graduación?", asked=1))
+
+        await retention(sessionmaker, conversations_days=DAYS).purge()
+
+        assert await count(sessionmaker, ActivityDay, ActivityDay.day == old_day) == 0
+        assert await count(sessionmaker, ActivityUnanswered) == 0
+        assert await count(sessionmaker, ActivityDay, ActivityDay.day == recent_day) == 1
 
     async def test_a_conversation_with_a_recent_message_is_kept_whole(
         self, sessionmaker: async_sessionmaker[AsyncSession]

@@ -153,6 +153,11 @@ class ActivityRepository:
         days = select(self._day(Message.created_at)).where(Message.thread_id == thread_id).distinct()
         await self.session.execute(delete(ActivityDay).where(ActivityDay.day.in_(days)))
 
+    async def forget_days_before(self, day: date) -> None:
+        """Drop the kept figures of the days before `day` (retention): what is shown of them is read
+        again from the messages still held, so no question outlives its conversation there."""
+        await self.session.execute(delete(ActivityDay).where(ActivityDay.day < day))
+
     async def hours(
         self, kept: tuple[date, date], live: tuple[datetime, datetime]
     ) -> tuple[list[QuestionCount], list[AnswerCount]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.chat.activity import ActivityRepository
 from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
 from bedel.chat.repository import ThreadRepository
 from bedel.chat.schemas import AttachmentCreate, ThreadSearch
@@ -245,4 +246,7 @@ async def purge_conversations(session: AsyncSession, before: datetime, now: date
     """One batch of retention (`bedel.retention`): up to `limit` messages of conversations silent since
     `before`, or once none are left, up to `limit` of those emptied threads; how many rows went."""
     threads = ThreadRepository.from_session(session)
-    return await threads.purge_messages(before, now, limit) or await threads.purge_empty_threads(before, now, limit)
+    if purged := await threads.purge_messages(before, now, limit):
+        return purged
+    await ActivityRepository.from_session(session).forget_days_before(before.date())
+    return await threads.purge_empty_threads(before, now, limit)
