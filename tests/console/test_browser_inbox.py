@@ -42,7 +42,9 @@ class Graph:
 
 
 @pytest.fixture(scope="module")
-async def graph() -> AsyncIterator[Graph]:
+async def graph(served_database: str) -> AsyncIterator[Graph]:
+    """One per database: what the run on one sent (its reply buttons name that database's thread) never
+    stands in for what the run on the other must send."""
     app = FastAPI()
     port = free_port()
     recorded = Graph(FakeGraph(root=f"http://127.0.0.1:{port}"))
@@ -114,12 +116,8 @@ def buttons(body: dict[str, Any]) -> list[str]:
 
 
 async def test_a_handoff_appears_is_taken_answered_and_delivered(
-    browser: Browser, served: Served, graph: Graph, served_database: str, request: pytest.FixtureRequest
+    browser: Browser, served: Served, graph: Graph
 ) -> None:
-    if served_database.startswith("postgresql"):
-        # Found when this test first ran on PostgreSQL: the reply reaches the vendor, but its tick stays
-        # "En cola" on the open page (it moves on SQLite). Not fixed yet; strict, so a fix shows.
-        request.applymarker(pytest.mark.xfail(reason="staff reply tick not refreshed live on PostgreSQL", strict=True))
     first_context, page = await signed_in(browser, served.url, AGENT.email, AGENT.password)
     await page.get_by_role("navigation", name="Secciones").get_by_role("link", name="Bandeja").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Bandeja de entrada")

@@ -281,6 +281,10 @@ async def _thread_page(
     error: BedelError | None = None,
     draft: str = "",
 ) -> Response:
+    # Read before the messages: on PostgreSQL each statement sees what was committed since the last,
+    # so a version read after them could already count a change (a reply marked sent) they don't show,
+    # and the page's stream would never report it. Read first, such a change is reported.
+    version = await threads.thread_version(session, thread_id)
     context = await _thread_context(request, session, user, thread_id)
     words = strings(page_language(request))
     return render(
@@ -291,7 +295,7 @@ async def _thread_page(
         here=f"{PAGE}/{thread_id}",
         error=words.get(f"conv_error_{error.code}", error.message) if error else None,
         draft=draft,
-        version=await threads.thread_version(session, thread_id),
+        version=version,
         **context,
     )
 

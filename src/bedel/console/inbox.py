@@ -23,8 +23,10 @@ SHOWN = 200
 
 @router.get("/inbox")
 async def inbox_page(request: Request, session: DBSession, user: AnyStaff) -> Response:
+    # Read before the list, for the reason the conversation page does (see conversations._thread_page).
+    version = await threads.inbox_version(session)
     context = await _waiting(request, session)
-    return render(request, "inbox.html", user=user, version=await threads.inbox_version(session), **context)
+    return render(request, "inbox.html", user=user, version=version, **context)
 
 
 @router.get("/inbox/list")
