@@ -16,7 +16,7 @@ from bedel.audit.repository import AuditRepository
 from bedel.audit.schemas import AuditEntryOut
 from bedel.auth import Caller
 from bedel.db import Clock, utcnow
-from bedel.phones import normalize_phone
+from bedel.phones import InvalidPhone, normalize_phone
 
 
 async def record(
@@ -40,11 +40,22 @@ async def record(
         actor_role=caller.role,
         address=caller.address,
         action=action,
-        phone=normalize_phone(phone) if phone is not None else None,
+        phone=_about(phone),
         target=target,
         detail=detail,
     )
     await AuditRepository.from_session(session).add(entry)
+
+
+def _about(phone: str | None) -> str | None:
+    """The student an entry is about, as their threads hold it: a phone, or the key of a contact
+    not verified yet (not a phone, kept as it is)."""
+    if phone is None:
+        return None
+    try:
+        return normalize_phone(phone)
+    except InvalidPhone:
+        return phone
 
 
 async def list_entries(
