@@ -76,8 +76,8 @@ async def chat_turns(served: Console) -> None:
             assert answer.status_code == 200, answer.text
         body, headers = signed(text_message(WA_ID, "¿Hay estacionamiento para motos?", "wamid.HBgLMTIz"))
         assert (await client.post("/webhooks/whatsapp", content=body, headers=headers)).status_code == 200
-    # The answer to the WhatsApp question reaches the fake Graph API.
-    await eventually(lambda: sum(served.graph.accepted.values()) == 1, within_s=20)
+    # The answer to the WhatsApp question reaches the fake Graph API, then the privacy notice a new contact gets.
+    await eventually(lambda: sum(served.graph.accepted.values()) == 2, within_s=20)
 
 
 class TestCampaignAndDashboard:
