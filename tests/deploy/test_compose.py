@@ -5,10 +5,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from bedel.config import ConfigError, Settings, load_settings
+from bedel.config import Settings, load_settings
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 
@@ -59,8 +58,9 @@ class TestEnvExample:
         monkeypatch.chdir(tmp_path)
         template = (DEPLOY / ".env.example").read_text(encoding="utf-8")
         (tmp_path / ".env").write_text(template, encoding="utf-8")
-        with pytest.raises(ConfigError, match="BEDEL_API_KEYS"):
-            load_settings()
+        # Left empty, no key is in settings: `bedel serve` refuses production until one is made with
+        # `bedel keys create` (tests/test_cli.py).
+        assert not load_settings().auth_enabled
 
         filled = template.replace("BEDEL_API_KEYS=\n", "BEDEL_API_KEYS=client-key\n")
         (tmp_path / ".env").write_text(filled, encoding="utf-8")
