@@ -44,7 +44,7 @@ class TestStartupErrors:
         [
             ({"BEDEL_LLM_PROVIDER": "gpt"}, "BEDEL_LLM_PROVIDER", 2),
             ({"BEDEL_PORT": "http"}, "BEDEL_PORT", 2),
-            ({"BEDEL_ENV": "production"}, "BEDEL_API_KEYS", 2),
+            ({"BEDEL_ENV": "production", "BEDEL_WORKERS": "1"}, "BEDEL_API_KEYS", 2),
             (
                 {"BEDEL_INSTRUCTIONS_FILE": "/nonexistent/instructions.j2"},
                 "BEDEL_INSTRUCTIONS_FILE",
