@@ -142,6 +142,15 @@ class _OneHopConnection(aiosqlite.Connection):
         assert self._connection is not None
         return _PrefetchingCursor(self, self._connection.cursor())
 
+    # A session that only read (an API key's lookup) has no transaction open: nothing to end on the thread.
+    async def commit(self) -> None:
+        if self._connection is None or self._connection.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self._connection is None or self._connection.in_transaction:
+            await super().rollback()
+
 
 class _PrefetchingCursor(aiosqlite.Cursor):
     _rows: list[Any] | None = None
