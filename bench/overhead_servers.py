@@ -123,6 +123,8 @@ def bedel_env(database_url: str, upstream: Server | None) -> dict[str, str]:
         BEDEL_RATE_LIMIT_PER_PHONE=GENEROUS_LIMIT,
         BEDEL_RATE_LIMIT_PER_KEY=GENEROUS_LIMIT,
         BEDEL_LLM_PROVIDER="offline",
+        # Its own metrics port: another `bedel serve` on this shared machine may hold the default one.
+        BEDEL_METRICS_PORT=str(free_port()),
     )
     if upstream is not None:
         env.update(
@@ -262,7 +264,7 @@ def start_bedel(
     bedel_cli(["students", "import", str(roster)], env, workdir)
     bedel_cli(["kb", "add", str(DEMO_KNOWLEDGE)], env, workdir)
     # Every request is checked against the database's keys, as a deployment's are.
-    api_key = bedel_cli(["keys", "create", "--role", "client", "bench"], env, workdir).split()[-1]
+    api_key = bedel_cli(["keys", "create", "--role", "client", "--name", "bench"], env, workdir).split()[-1]
     port = free_port()
     server = fleet.start(name, [str(BIN_DIR / "bedel"), "serve", "--port", str(port)], env, port)
     server.api_key = api_key
