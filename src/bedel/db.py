@@ -166,7 +166,7 @@ class _PrefetchingCursor(aiosqlite.Cursor):
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> aiosqlite.Cursor:
-        await self._waiting(partial(self._cursor.executemany, sql, parameters))
+        await self._waiting(partial(self._cursor.executemany, sql, parameters))  # type: ignore[arg-type]
         return self
 
     async def _waiting(self, run: Callable[[], Any]) -> Any:
