@@ -292,7 +292,8 @@ def render(
         "prompt. `bedel-offline`: Bedel with the offline engine. `bedel-fake-llm`: Bedel with "
         "`BEDEL_LLM_PROVIDER=openai_compatible` against `bench/fake_llm.py`, a fake upstream answering at once "
         "with an OpenAI-shaped `chat.completion` (naive-llm uses the same upstream). Rate limits set to "
-        f"{GENEROUS_LIMIT}, no API keys.",
+        f"{GENEROUS_LIMIT}. Every request carries a client API key: Bedel's is kept in its database (made "
+        "with `bedel keys create`) and checked on each request, as a deployment's is; the bare apps ignore it.",
         f"- Load: N clients (keep-alive connections), each asking the {len(QUESTIONS)} questions of "
         "`QUESTIONS` in order on one phone, then moving to a new phone of its own; "
         f"{args.warmup:g} s warm-up, then a {args.duration:g} s measured window. req/s counts 200s completed "
