@@ -26,7 +26,7 @@ _CHAT_WORDS = (
     "quiero", "quisiera", "saber", "necesito", "puedo", "puede", "pueden", "podria", "hay", "tengo",
     "tienen", "dime", "decir", "informacion", "info", "pregunta", "duda", "cual", "cuales", "cuando",
     "cuanto", "cuanta", "cuantos", "cuantas", "donde", "como", "que", "quien", "y", "o", "dan", "dar", "den",
-    "llama", "llaman", "oigan", "onda", "interesa", "interesan",
+    "llama", "llaman", "oigan", "onda", "interesa", "interesan", "sucede",
 )  # fmt: skip
 
 
