@@ -24,7 +24,8 @@ _MONTHS = "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|
 _DAYS = "lunes|martes|miercoles|jueves|viernes|sabado|domingo"
 # What kind of line answers a kind of question: "¿cuánto?" wants a figure, "¿cuándo?" a date...
 _MONEY = r"\$|\bmxn\b|\busd\b|\bpesos\b|\bdolares\b|\beuros?\b|\d[.,]\d{3}\b|\d[.,]\d{2}\b"
-_PRICE = re.compile(_MONEY + r"|%")
+# What answers "¿cuánto cuesta?": an amount, a percentage, or that it costs nothing.
+_PRICE = re.compile(_MONEY + r"|%|\bsin costo\b|\bgratuit|\bgratis\b|\bfree\b")
 _PRICE_SHAPE = re.compile(_MONEY)
 _DATE_SHAPE = re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}|\bdia \d{{1,2}}\b")
 _ASKS_AMOUNT = re.compile(r"\bcuant|\bcost|\bcuesta|\bprecio|\bcobr")
@@ -174,8 +175,7 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         quoted = _quoted([line for line, _, _ in analysed[rank]], credited[rank], scored[rank], weights, wanted)
         if quoted is None:
             break
-        covered = heads[rank].union(*(analyze(line) for line in quoted))
-        if not _answers([_plain(line) for line in quoted], sides, covered, price):
+        if not _answers([_plain(line) for line in quoted], sides, heads[rank], price):
             continue
         text = "\n".join(line for line in (_plain(line) for line in quoted) if line)
         return f"{texts.passage_says.format(title=prompt.passages[rank].title, number=rank + 1)}\n{text}"
@@ -242,18 +242,26 @@ def _part(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -
     return lead + part
 
 
-def _answers(quoted: list[str], sides: list[list[str]], covered: frozenset[str], price: bool) -> bool:
+def _answers(quoted: list[str], sides: list[list[str]], head: frozenset[str], price: bool) -> bool:
     """Whether the quoted lines can answer: the question's topic words covered by them (or by their
-    passage's title), on either side of an English question; and when an amount is asked, an amount
-    and most of the topic ("¿cuánto cuesta la reposición del título?" is not answered by the title's
-    fee: a price beside the one asked for is the likeliest wrong answer)."""
-    if price and not any(_PRICE.search(fold(line)) for line in quoted):
-        return False  # no line with an amount matched the question
+    passage's title), on either side of an English question; and when an amount is asked, one line
+    with an amount that covers most of the topic itself ("¿cuánto cuesta la reposición del título?"
+    is not answered by the rows of the title's fee and the credential's reposition: a price beside
+    the one asked for is the likeliest wrong answer)."""
+    lines = [(line, head.union(analyze(line))) for line in quoted]
+    if price:
+        priced = [covered for line, covered in lines if _PRICE.search(fold(line))]
+        return any(_covers(side, covered, _enough(len(side))) for covered in priced for side in sides) or (
+            bool(priced) and not any(sides)
+        )
     if not any(sides):
         return True
-    return any(
-        sum(_knows(term, covered) for term in side) >= (_enough(len(side)) if price else 1) for side in sides if side
-    )
+    covered = head.union(*(terms for _, terms in lines))
+    return any(_covers(side, covered, 1) for side in sides)
+
+
+def _covers(side: list[str], covered: frozenset[str], least: int) -> bool:
+    return bool(side) and sum(_knows(term, covered) for term in side) >= least
 
 
 def _topic(question: str) -> list[str]:
