@@ -58,7 +58,7 @@ _ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
 _ASKING = frozenset(
     analyze(
         "cuanto cuesta costo precio cobran sale salen pagar hora horario fecha cuando donde plazo tiempo "
-        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero"
+        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero porcentaje"
     )
 )
 # Who asks and from where, not what about ("soy mamá de un alumno", "escribo de otro cel").
@@ -129,6 +129,7 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     asked = [_spelt(term, known, choices) for term in analyze(question)]
     # How it asks ("hora", "costo") is the intent's to match; what it asks about decides the line.
     weights.update({term: ASKING_WEIGHT if term in _ASKING else 2.0 for term in asked})
+    needed = frozenset(term for term in asked if term not in _ASKING and not term.isdigit())
     weights = _with_forms(weights, set(known.values()))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     if not wanted and (previous := [t.content for t in prompt.history if t.role == "user"][-1:]):
@@ -172,7 +173,7 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         score, first = max(credited[rank], default=(0.0, 0))
         if amount and score > 0 and not _FIGURE.search(analysed[rank][first][2]):
             continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure
-        quoted = _quoted([line for line, _, _ in analysed[rank]], credited[rank], scored[rank], weights, wanted)
+        quoted = _quoted(analysed[rank], sections[rank], credited[rank], scored[rank], needed, weights, wanted)
         if quoted is None:
             break
         if not _answers([_plain(line) for line in quoted], sides, heads[rank], price):
@@ -183,16 +184,21 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
 
 
 def _quoted(
-    lines: list[str],
+    analysed: Sequence[tuple[str, frozenset[str], str]],
+    section: frozenset[str],
     credited: list[tuple[float, int]],
     scores: list[tuple[float, int]],
+    needed: frozenset[str],
     weights: dict[str, float],
     wanted: list[re.Pattern[str]],
 ) -> list[str] | None:
     """The lines of one passage that answer, with what they need to be read (a table's header, a
     list's introduction); None when no line matches the question at all. The best line is the one
     that answers best in its section; the others are measured by what they answer themselves, since
-    the heading is the same for all of them."""
+    the heading is the same for all of them. A best line that answers whole (every word the question
+    is about, and the kind of figure it asks for) is quoted alone: the lines beside it are the
+    neighbours with the other figures ("con menos del 80 % y al menos 60 %...")."""
+    lines = [line for line, _, _ in analysed]
     top = max((score for score, _ in credited), default=0.0)
     if top <= 0:
         return None
@@ -202,6 +208,9 @@ def _quoted(
     least = max(scores[i][0] for i in best) * keep
     ranked = sorted((item for item in scores if item[0] >= least or item[1] in best), key=lambda i: (-i[0], i[1]))
     chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES])
+    whole = [i for i in best if _whole(analysed[i], section, needed, wanted)]
+    if whole and not lines[whole[0]].rstrip().endswith(":"):
+        chosen = whole[:1]
     # A table row makes sense only with its header, a list item with the line that introduces it.
     first = chosen[0]
     if lines[first].lstrip().startswith("|"):
@@ -355,6 +364,17 @@ def _score(terms: frozenset[str], folded: str, weights: dict[str, float], wanted
     if not matched:
         return 0.0
     return matched + sum(_INTENT_BONUS for shape in wanted if shape.search(folded))
+
+
+def _whole(
+    line: tuple[str, frozenset[str], str], section: frozenset[str], needed: frozenset[str], wanted: list[re.Pattern[str]]
+) -> bool:
+    """Whether a line answers the whole question: all it is about, and the figure it asks for."""
+    _, terms, folded = line
+    covered = terms | section
+    return bool(needed and wanted) and all(_knows(term, covered) for term in needed) and all(
+        shape.search(folded) for shape in wanted
+    )
 
 
 def _credited(score: float, terms: frozenset[str], section: frozenset[str], weights: dict[str, float]) -> float:
