@@ -195,9 +195,10 @@ def _quoted(
     """The lines of one passage that answer, with what they need to be read (a table's header, a
     list's introduction); None when no line matches the question at all. The best line is the one
     that answers best in its section; the others are measured by what they answer themselves, since
-    the heading is the same for all of them. A best line that answers whole (every word the question
-    is about, and the kind of figure it asks for) is quoted alone: the lines beside it are the
-    neighbours with the other figures ("con menos del 80 % y al menos 60 %...")."""
+    the heading is the same for all of them. When the best line answers whole (every word the
+    question is about, and the kind of figure it asks for), only lines that do too are quoted with
+    it: the others are the neighbours with the other figures ("con menos del 80 % y al menos 60 %
+    de asistencia tiene derecho a examen extraordinario" beside the ordinary exam's 80 %)."""
     lines = [line for line, _, _ in analysed]
     top = max((score for score, _ in credited), default=0.0)
     if top <= 0:
@@ -208,9 +209,8 @@ def _quoted(
     least = max(scores[i][0] for i in best) * keep
     ranked = sorted((item for item in scores if item[0] >= least or item[1] in best), key=lambda i: (-i[0], i[1]))
     chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES])
-    whole = [i for i in best if _whole(analysed[i], section, needed, wanted)]
-    if whole and not lines[whole[0]].rstrip().endswith(":"):
-        chosen = whole[:1]
+    if any(_whole(analysed[i], section, needed, wanted) for i in best):
+        chosen = [i for i in chosen if _whole(analysed[i], section, needed, wanted)]
     # A table row makes sense only with its header, a list item with the line that introduces it.
     first = chosen[0]
     if lines[first].lstrip().startswith("|"):
