@@ -58,7 +58,7 @@ _ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
 _ASKING = frozenset(
     analyze(
         "cuanto cuesta costo precio cobran sale salen pagar hora horario fecha cuando donde plazo tiempo "
-        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero porcentaje"
+        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero porcentaje antes despues"
     )
 )
 # Who asks and from where, not what about ("soy mamá de un alumno", "escribo de otro cel").
@@ -169,8 +169,12 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         ),
         reverse=True,
     )
+    best = [max(lines, default=(0.0, 0)) for lines in credited]
+    if _DATE_SHAPE in wanted:
+        # "¿cuándo son los extras?": a passage whose best line has a date before one that only names them.
+        order.sort(key=lambda rank: not _DATE_SHAPE.search(analysed[rank][best[rank][1]][2]) if analysed[rank] else True)
     for rank in order:
-        score, first = max(credited[rank], default=(0.0, 0))
+        score, first = best[rank]
         if amount and score > 0 and not _FIGURE.search(analysed[rank][first][2]):
             continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure
         quoted = _quoted(analysed[rank], sections[rank], credited[rank], scored[rank], needed, weights, wanted)
