@@ -28,12 +28,13 @@ _MONEY = r"\$|\bmxn\b|\busd\b|\bpesos\b|\bdolares\b|\beuros?\b|\d[.,]\d{3}\b|\d[
 _PRICE = re.compile(_MONEY + r"|%|\bsin costo\b|\bgratuit|\bgratis\b|\bfree\b")
 _PRICE_SHAPE = re.compile(_MONEY)
 _DATE_SHAPE = re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}|\bdia \d{{1,2}}\b")
+# A figure, in digits or words ("como máximo tres exámenes").
+_FIGURE = re.compile(r"\d|\b(?:dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez)\b")
 _ASKS_AMOUNT = re.compile(r"\bcuant|\bcost|\bcuesta|\bprecio|\bcobr")
-_FIGURE = re.compile(r"\d|\b(?:uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez)\b")
 # Words sharing this many first letters are forms of one word ("reinscribirse", "reinscripción").
 _SAME_PREFIX = 7
 _INTENTS = (
-    (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), re.compile(r"\d")),
+    (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), _FIGURE),
     (re.compile(r"\bcost|\bcuesta|\bprecio|\bcobr|\bpag|\bcuota|\bcolegiatura|\bmensualidad"), _PRICE_SHAPE),
     (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), _DATE_SHAPE),
     (re.compile(r"\bplazo|\btarda|\btiempo\b|\bdias\b"), re.compile(r"\d+\s*(dias|semanas|meses|horas)")),
