@@ -176,7 +176,7 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         order.sort(key=lambda rank: not _DATE_SHAPE.search(analysed[rank][best[rank][1]][2]) if analysed[rank] else True)
     for rank in order:
         score, first = best[rank]
-        if amount and score > 0 and not _FIGURE.search(analysed[rank][first][2]):
+        if amount and score > 0 and not _FIGURE.search(folded := analysed[rank][first][2]) and not _PRICE.search(folded):
             continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure
         quoted = _quoted(analysed[rank], sections[rank], credited[rank], scored[rank], needed, weights, wanted)
         if quoted is None:
@@ -377,8 +377,10 @@ def _whole(
     """Whether a line answers the whole question: all it is about, and the figure it asks for."""
     _, terms, folded = line
     covered = terms | section
+    # A percentage is what a surcharge or a discount costs: it answers "¿cuánto es?" as an amount does.
+    shapes = [_PRICE if shape is _PRICE_SHAPE else shape for shape in wanted]
     return bool(needed and wanted) and all(_knows(term, covered) for term in needed) and all(
-        shape.search(folded) for shape in wanted
+        shape.search(folded) for shape in shapes
     )
 
 
