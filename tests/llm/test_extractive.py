@@ -92,6 +92,11 @@ class TestWhatIsAsked:
 
         assert "Sin costo" in (answer("necesito una constancia para el imss, cuanto cuesta", fees) or "")
 
+    def test_the_school_itself_is_not_what_is_asked_about(self) -> None:
+        directory = passage("Centro de Estudios, A.C. Blvd. Campestre 2850.\nConmutador: 477 712 3400.", heading="Directorio")
+
+        assert "477 712 3400" in (answer("¿Cuál es el teléfono de la escuela?", directory) or "")
+
     def test_when_prefers_the_passage_with_a_date(self) -> None:
         scholarships = passage("Las becas no cubren los exámenes extraordinarios.", heading="Becas")
         calendar = passage("Exámenes extraordinarios: del 21 al 25 de junio.", heading="Calendario")

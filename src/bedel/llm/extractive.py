@@ -62,8 +62,14 @@ _ASKING = frozenset(
         "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero porcentaje antes despues"
     )
 )
-# Who asks and from where, not what about ("soy mamá de un alumno", "escribo de otro cel").
-_ASKER = frozenset(analyze("mama papa hijo hija tutor alumno alumna estudiante student cel celular numero escribo"))
+# Who asks and from where, and who is asked, not what about ("soy mamá de un alumno", "escribo de
+# otro cel", "el teléfono de la escuela").
+_ASKER = frozenset(
+    analyze(
+        "mama papa hijo hija tutor alumno alumna estudiante student cel celular numero escribo "
+        "escuela universidad instituto institucion colegio school university college"
+    )
+)
 # Words before a noun, in Spanish and English.
 _DETERMINERS = frozenset(
     {
@@ -271,7 +277,8 @@ def _answers(quoted: list[str], sides: list[list[str]], head: frozenset[str], pr
     if not any(sides):
         return True
     covered = head.union(*(terms for _, terms in lines))
-    return any(_covers(side, covered, 1) for side in sides)
+    # A side left with no topic (every word asked how or of whom) is answered by any matching line.
+    return any(not side or _covers(side, covered, 1) for side in sides)
 
 
 def _covers(side: list[str], covered: frozenset[str], least: int) -> bool:
