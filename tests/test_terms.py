@@ -74,7 +74,10 @@ class TestSentences:
     def test_abbreviations_and_initials_do_not_end_a_sentence(self) -> None:
         text = "Centro de Estudios, A.C. Blvd. Campestre 2850, León. Conmutador: 477 712 3400."
 
-        assert split_sentences(text) == ["Centro de Estudios, A.C. Blvd. Campestre 2850, León.", "Conmutador: 477 712 3400."]
+        assert split_sentences(text) == [
+            "Centro de Estudios, A.C. Blvd. Campestre 2850, León.",
+            "Conmutador: 477 712 3400.",
+        ]
 
 
 class TestShortcuts:

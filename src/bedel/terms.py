@@ -139,9 +139,26 @@ def analyze(text: str) -> list[str]:
 
 # Abbreviations of addresses, titles and numbers, and initials ("A.C.", "S.C."), end in a period but
 # not a sentence ("Centro de Estudios, A.C. Blvd. Campestre 2850").
-_ABBREVIATIONS = ("Blvd", "Av", "Col", "Calz", "No", "Núm", "Ext", "Tel", "Edif", "Lic", "Ing", "Dr", "Dra", "Mtro", "Mtra")
+_ABBREVIATIONS = (
+    "Blvd",
+    "Av",
+    "Col",
+    "Calz",
+    "No",
+    "Núm",
+    "Ext",
+    "Tel",
+    "Edif",
+    "Lic",
+    "Ing",
+    "Dr",
+    "Dra",
+    "Mtro",
+    "Mtra",
+)
 _SENTENCE_END = re.compile(
-    "".join(rf"(?<!\b{word}\.)" for word in _ABBREVIATIONS) + r"(?<!\b[A-Z]\.)(?<=[.!?…])\s+(?=[¿¡\"(«]?[A-ZÁÉÍÓÚÑÜ0-9])|\n+"
+    "".join(rf"(?<!\b{word}\.)" for word in _ABBREVIATIONS)
+    + r"(?<!\b[A-Z]\.)(?<=[.!?…])\s+(?=[¿¡\"(«]?[A-ZÁÉÍÓÚÑÜ0-9])|\n+"
 )
 
 

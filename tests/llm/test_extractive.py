@@ -70,7 +70,9 @@ class TestLines:
 
 class TestWhatIsAsked:
     def test_how_much_is_not_answered_by_a_line_without_a_figure(self) -> None:
-        procedure = passage("Para inscribirte debes pagar la inscripción cuatrimestral en línea.", heading="Inscripción")
+        procedure = passage(
+            "Para inscribirte debes pagar la inscripción cuatrimestral en línea.", heading="Inscripción"
+        )
         fees = passage("- Inscripción cuatrimestral: 2800 pesos.\n- Colegiatura: 4500 pesos al mes.", heading="Cuotas")
 
         lines = quoted(answer("¿Cuánto es la inscripción cuatrimestral?", procedure, fees))
@@ -93,7 +95,9 @@ class TestWhatIsAsked:
         assert "Sin costo" in (answer("necesito una constancia para el imss, cuanto cuesta", fees) or "")
 
     def test_the_school_itself_is_not_what_is_asked_about(self) -> None:
-        directory = passage("Centro de Estudios, A.C. Blvd. Campestre 2850.\nConmutador: 477 712 3400.", heading="Directorio")
+        directory = passage(
+            "Centro de Estudios, A.C. Blvd. Campestre 2850.\nConmutador: 477 712 3400.", heading="Directorio"
+        )
 
         assert "477 712 3400" in (answer("¿Cuál es el teléfono de la escuela?", directory) or "")
 

@@ -158,7 +158,10 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     ]
     # The section's heading words count, a little, for each line that answers something itself.
     credited = [
-        [(_credited(score, terms, section, weights), index) for (_, terms, _), (score, index) in zip(lines, own)]
+        [
+            (_credited(score, terms, section, weights), index)
+            for (_, terms, _), (score, index) in zip(lines, own, strict=True)
+        ]
         for lines, own, section in zip(analysed, scored, sections, strict=True)
     ]
     # Passages in the order their best line answers (a later passage must be clearly better); on a
@@ -179,10 +182,17 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     best = [max(lines, default=(0.0, 0)) for lines in credited]
     if _DATE_SHAPE in wanted:
         # "¿cuándo son los extras?": a passage whose best line has a date before one that only names them.
-        order.sort(key=lambda rank: not _DATE_SHAPE.search(analysed[rank][best[rank][1]][2]) if analysed[rank] else True)
+        order.sort(
+            key=lambda rank: not _DATE_SHAPE.search(analysed[rank][best[rank][1]][2]) if analysed[rank] else True
+        )
     for rank in order:
         score, first = best[rank]
-        if amount and score > 0 and not _FIGURE.search(folded := analysed[rank][first][2]) and not _PRICE.search(folded):
+        if (
+            amount
+            and score > 0
+            and not _FIGURE.search(folded := analysed[rank][first][2])
+            and not _PRICE.search(folded)
+        ):
             continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure
         quoted = _quoted(analysed[rank], sections[rank], credited[rank], scored[rank], needed, weights, wanted)
         if quoted is None:
@@ -379,15 +389,20 @@ def _score(terms: frozenset[str], folded: str, weights: dict[str, float], wanted
 
 
 def _whole(
-    line: tuple[str, frozenset[str], str], section: frozenset[str], needed: frozenset[str], wanted: list[re.Pattern[str]]
+    line: tuple[str, frozenset[str], str],
+    section: frozenset[str],
+    needed: frozenset[str],
+    wanted: list[re.Pattern[str]],
 ) -> bool:
     """Whether a line answers the whole question: all it is about, and the figure it asks for."""
     _, terms, folded = line
     covered = terms | section
     # A percentage is what a surcharge or a discount costs: it answers "¿cuánto es?" as an amount does.
     shapes = [_PRICE if shape is _PRICE_SHAPE else shape for shape in wanted]
-    return bool(needed and wanted) and all(_knows(term, covered) for term in needed) and all(
-        shape.search(folded) for shape in shapes
+    return (
+        bool(needed and wanted)
+        and all(_knows(term, covered) for term in needed)
+        and all(shape.search(folded) for shape in shapes)
     )
 
 
