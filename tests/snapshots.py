@@ -5,8 +5,8 @@ from sqlalchemy import select
 from bedel.db import Base, create_engine
 from bedel.users.models import StaffSession
 
-# Each request of a signed-in account moves its session's last-seen time: that alone may change.
-MOVING = {StaffSession.__table__.c.last_seen_at}
+# Each request of a signed-in account moves its session's last-seen time (and so its updated_at): that alone may change.
+MOVING = {StaffSession.__table__.c.last_seen_at, StaffSession.__table__.c.updated_at}
 
 
 async def snapshot(database_url: str) -> dict[str, list[str]]:
