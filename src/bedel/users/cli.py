@@ -54,27 +54,13 @@ def list_users() -> None:
 @app.command()
 def disable(email: Email) -> None:
     """Disable an account: its sessions end at once."""
-
-    async def work(session: AsyncSession) -> StaffUser:
-        user = await service.find_user(session, email)
-        await service.disable_user(session, user)
-        await audit.record(session, Caller.command_line(), Action.user_disable, target=user.email)
-        return user
-
-    typer.echo(f"disabled {_run(work).email}")
+    typer.echo(f"disabled {_change(email, service.disable_user, Action.user_disable).email}")
 
 
 @app.command()
 def enable(email: Email) -> None:
     """Enable a disabled account again."""
-
-    async def work(session: AsyncSession) -> StaffUser:
-        user = await service.find_user(session, email)
-        await service.enable_user(session, user)
-        await audit.record(session, Caller.command_line(), Action.user_enable, target=user.email)
-        return user
-
-    typer.echo(f"enabled {_run(work).email}")
+    typer.echo(f"enabled {_change(email, service.enable_user, Action.user_enable).email}")
 
 
 @app.command("reset-password")
@@ -82,13 +68,23 @@ def reset_password(email: Email) -> None:
     """Set a new password (asked for, or read from standard input); the account's sessions end."""
     password = _read_password()
 
+    async def reset(session: AsyncSession, user: StaffUser) -> None:
+        await service.reset_password(session, user, password)
+
+    user = _change(email, reset, Action.user_password_reset)
+    typer.echo(f"password reset for {user.email}; its sessions have ended")
+
+
+def _change(email: str, change: Callable[[AsyncSession, StaffUser], Awaitable[None]], action: Action) -> StaffUser:
+    """Make `change` to the account with `email` and record it in the audit log as `action`."""
+
     async def work(session: AsyncSession) -> StaffUser:
         user = await service.find_user(session, email)
-        await service.reset_password(session, user, password)
-        await audit.record(session, Caller.command_line(), Action.user_password_reset, target=user.email)
+        await change(session, user)
+        await audit.record(session, Caller.command_line(), action, target=user.email)
         return user
 
-    typer.echo(f"password reset for {_run(work).email}; its sessions have ended")
+    return _run(work)
 
 
 def _read_password() -> str:
