@@ -1,7 +1,4 @@
-from typing import Any
-
-from sqlalchemy import Table, and_, bindparam, delete, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.budgets.models import TokenUsage
@@ -19,29 +16,16 @@ _TOTALS = select(_usage.c.period, _usage.c.subject, _total).where(
 )
 
 
-def _add(insert: Any) -> Any:
-    """Both counts an answer adds to (the student's day, the institution's month), in one statement."""
-    statement = insert(_usage).values(
-        [
-            {
-                "period": bindparam(period),
-                "subject": bindparam(subject),
-                "input_tokens": bindparam("b_in"),
-                "output_tokens": bindparam("b_out"),
-            }
-            for period, subject in (("b_day", "b_phone"), ("b_month", "b_institution"))
-        ]
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["period", "subject"],
-        set_={
-            "input_tokens": _usage.c.input_tokens + statement.excluded.input_tokens,
-            "output_tokens": _usage.c.output_tokens + statement.excluded.output_tokens,
-        },
-    ).returning(_usage.c.period, _usage.c.subject, _total)
-
-
-_ADD = {"postgresql": _add(postgresql.insert), "sqlite": _add(sqlite.insert)}
+# Both counts an answer adds to (the student's day, the institution's month), in one statement. Written
+# out: SQLAlchemy compiles a multi-row INSERT afresh on every execution, and both databases read this alike.
+_ADD = text(
+    "INSERT INTO token_usage (period, subject, input_tokens, output_tokens)"
+    " VALUES (:b_day, :b_phone, :b_in, :b_out), (:b_month, :b_institution, :b_in, :b_out)"
+    " ON CONFLICT (period, subject) DO UPDATE SET"
+    " input_tokens = token_usage.input_tokens + excluded.input_tokens,"
+    " output_tokens = token_usage.output_tokens + excluded.output_tokens"
+    " RETURNING period, subject, input_tokens + output_tokens"
+)
 
 
 class TokenUsageRepository:
@@ -71,7 +55,7 @@ class TokenUsageRepository:
             "b_in": input_tokens,
             "b_out": output_tokens,
         }
-        rows = await self.session.execute(_ADD[self.session.get_bind().dialect.name], params)
+        rows = await self.session.execute(_ADD, params)
         return {(period, subject): int(total) for period, subject, total in rows}
 
     async def forget_days_before(self, day: str, institution: str, limit: int) -> int:
