@@ -85,8 +85,8 @@ class Graph:
 
     async def refresh(self, client: httpx.AsyncClient) -> list[tuple[float, str, str, str]]:
         new = [tuple(entry) for entry in (await client.get(f"{self.base}/log?since={len(self.sent)}")).json()]
-        self.sent += new  # type: ignore[arg-type]
-        return new  # type: ignore[return-value]
+        self.sent += new
+        return new
 
 
 def start_fleet(fleet: Fleet, url: str, workdir: Path, *, burst_window_s: float) -> tuple[Server, Server, Server]:
@@ -238,7 +238,8 @@ def interval_rows(
         label = f"{n + 1}" if n < INTERVALS else "after"
         rows.append(
             f"| {label} | {len(acks)} | {percentile(acks, 0.99) if acks else 0:.0f} "
-            f"| {len(waits)} | {statistics.median(waits) if waits else 0:.0f} | {percentile(waits, 0.99) if waits else 0:.0f} "
+            f"| {len(waits)} | {statistics.median(waits) if waits else 0:.0f} "
+            f"| {percentile(waits, 0.99) if waits else 0:.0f} "
             f"| {reminders / minute:.0f} / {CAMPAIGN_RATE:.0f} "
             f"| {max((s.jobs_queued for s in window), default=0)} | {window[-1].reminders_left if window else '–'} "
             f"| {cores} | {busy} | {rss} |"
@@ -281,6 +282,10 @@ async def sweep_level(base: str, graph: Graph, conversations: int, first_student
     return times, len(times)
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def model_delays(llm: Server, since: int = 0) -> list[float]:
     with urllib.request.urlopen(f"http://{HOST}:{llm.port}/stats", timeout=10) as response:
         return [d * 1000 for d in json.load(response)["delays"][since:]]
@@ -295,7 +300,7 @@ async def run_sweep(url: str, workdir: Path, levels: list[int], recipients: int)
         first = recipients - sum(levels)  # roster students, each conversation its own
         for level in levels:
             calls_before = len(model_delays(llm))
-            loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            loadavg = load_average()
             cpu_before, started = process_cpu_s(server.pid), time.monotonic()
             times, answers = await sweep_level(base, graph, level, first)
             cores = (process_cpu_s(server.pid) - cpu_before) / (time.monotonic() - started)
@@ -322,7 +327,7 @@ async def run_peak(url: str, workdir: Path, args: argparse.Namespace) -> list[st
         samples: list[Sample] = []
         stop = asyncio.Event()
         watcher = asyncio.create_task(monitor(url, server.pid, samples, stop))
-        loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        loadavg = load_average()
         await enqueue(url, start=True)
         bursts, began = await peak(base, graph, args, rng)
         # Every burst answered, or two minutes more at most; then 3 s for a reply sent twice to show.
@@ -353,7 +358,8 @@ async def run_peak(url: str, workdir: Path, args: argparse.Namespace) -> list[st
         f"{len(model)} calls ({len(model) / max(1, len(answered)):.2f} a burst).",
         "",
         f"Whole run: acknowledgement p50 {statistics.median(acks):.0f} ms, p99 {percentile(acks, 0.99):.0f} ms; "
-        f"answer after the burst went quiet p50 {statistics.median(waits):.0f} ms, p99 {percentile(waits, 0.99):.0f} ms "
+        f"answer after the burst went quiet p50 {statistics.median(waits):.0f} ms, "
+        f"p99 {percentile(waits, 0.99):.0f} ms "
         f"(the model's own p50 {statistics.median(model):.0f}, p99 {percentile(model, 0.99):.0f}).",
         "",
         "| minute | texts | ack p99 ms | answers | answer p50 ms | answer p99 ms | reminders/s vs limit "

@@ -44,7 +44,7 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 POSTGRES_URL = os.environ.get("BEDEL_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bedel_wa")
 
 
-def wait_http(url: str, timeout_s: float = 30) -> None:
+def wait_http(url: str, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
