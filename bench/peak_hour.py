@@ -1,9 +1,9 @@
 """The peak hour of a school on one machine: students writing on WhatsApp while a 20,000-reminder campaign sends.
 
 Run: `.venv/bin/python bench/peak_hour.py [--database sqlite|postgresql] [--duration 150] [--students 2000]
-[--recipients 20000] [--sweep 25 50 100 200 300]` (writes bench/PEAK_RESULTS.md, or `--out`; needs Redis on
-127.0.0.1:6379, db 14, for the rate limits two server processes share; PostgreSQL at BEDEL_BENCH_POSTGRES_URL,
-which it empties).
+[--recipients 20000] [--sweep 25 50 100 200 300] [--concurrency N] [--no-peak]` (writes bench/PEAK_RESULTS.md,
+or `--out`; needs Redis on 127.0.0.1:6379, db 14, for the rate limits two server processes share; PostgreSQL at
+BEDEL_BENCH_POSTGRES_URL, which it empties).
 
 Everything is real but the vendors: `bedel serve --workers 2` (jobs and the campaign sending in its own
 processes, as on one machine), bench/fake_llm.py answering each call in 1.5 s ± 0.5 s (evenly spread), and
@@ -89,7 +89,9 @@ class Graph:
         return new
 
 
-def start_fleet(fleet: Fleet, url: str, workdir: Path, *, burst_window_s: float) -> tuple[Server, Server, Server]:
+def start_fleet(
+    fleet: Fleet, url: str, workdir: Path, *, burst_window_s: float, concurrency: int | None
+) -> tuple[Server, Server, Server]:
     """The fake model, the fake Graph API, then `bedel serve --workers 2` (the knowledge base loaded first)."""
     llm_port, graph_port, port = free_port(), free_port(), free_port()
     llm_env = bedel_env(url, None) | {"FAKE_LLM_DELAY_S": str(MODEL_DELAY_S), "FAKE_LLM_SPREAD_S": str(MODEL_SPREAD_S)}
@@ -106,6 +108,8 @@ def start_fleet(fleet: Fleet, url: str, workdir: Path, *, burst_window_s: float)
         "BEDEL_WHATSAPP_BURST_WINDOW_S": str(burst_window_s),
         "BEDEL_CAMPAIGN_RATE_WHATSAPP": str(CAMPAIGN_RATE),
     }
+    if concurrency is not None:
+        env["BEDEL_WORKER_CONCURRENCY"] = str(concurrency)
     bedel_cli(["kb", "add", str(DEMO_KNOWLEDGE)], env, workdir)
     server = fleet.start("bedel", [str(BIN_DIR / "bedel"), "serve", "--port", str(port)], env, port)
     return llm, graph, server
@@ -303,13 +307,13 @@ def model_delays(llm: Server, since: int = 0) -> list[float]:
         return [d * 1000 for d in json.load(response)["delays"][since:]]
 
 
-async def run_sweep(url: str, workdir: Path, levels: list[int], recipients: int) -> list[str]:
+async def run_sweep(url: str, workdir: Path, levels: list[int], args: argparse.Namespace) -> list[str]:
     fleet = Fleet(workdir)
     rows = []
     try:
-        llm, graph_server, server = start_fleet(fleet, url, workdir, burst_window_s=0)
+        llm, graph_server, server = start_fleet(fleet, url, workdir, burst_window_s=0, concurrency=args.concurrency)
         base, graph = f"http://{HOST}:{server.port}", Graph(f"http://{HOST}:{graph_server.port}")
-        first = recipients - sum(levels)  # roster students, each conversation its own
+        first = args.recipients - sum(levels)  # roster students, each conversation its own
         for level in levels:
             calls_before = len(model_delays(llm))
             loadavg = load_average()
@@ -336,7 +340,9 @@ async def run_peak(url: str, workdir: Path, args: argparse.Namespace) -> list[st
     rng = random.Random(15)
     fleet = Fleet(workdir)
     try:
-        llm, graph_server, server = start_fleet(fleet, url, workdir, burst_window_s=BURST_WINDOW_S)
+        llm, graph_server, server = start_fleet(
+            fleet, url, workdir, burst_window_s=BURST_WINDOW_S, concurrency=args.concurrency
+        )
         base, graph = f"http://{HOST}:{server.port}", Graph(f"http://{HOST}:{graph_server.port}")
         samples: list[Sample] = []
         stop = asyncio.Event()
@@ -393,20 +399,25 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=2000)
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--sweep", type=int, nargs="*", default=[25, 50, 100, 200, 300])
+    parser.add_argument("--concurrency", type=int, help="BEDEL_WORKER_CONCURRENCY (default: Bedel's own, 8)")
+    parser.add_argument("--no-peak", action="store_true", help="the sweep only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "PEAK_RESULTS.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         url = POSTGRES_URL if args.database == "postgresql" else f"sqlite+aiosqlite:///{workdir / 'peak.db'}"
         asyncio.run(reset(url, args.recipients))
-        sweep = asyncio.run(run_sweep(url, workdir, args.sweep, args.recipients)) if args.sweep else []
-        asyncio.run(reset(url, args.recipients))
-        peak_rows = asyncio.run(run_peak(url, workdir, args))
+        sweep = asyncio.run(run_sweep(url, workdir, args.sweep, args)) if args.sweep else []
+        peak_rows: list[str] = []
+        if not args.no_peak:
+            asyncio.run(reset(url, args.recipients))
+            peak_rows = asyncio.run(run_peak(url, workdir, args))
+    concurrency = f" --concurrency {args.concurrency}" if args.concurrency else ""
     lines = [
         "# The peak hour",
         "",
         f"`bench/peak_hour.py --database {args.database} --duration {args.duration:.0f} --students {args.students} "
-        f"--recipients {args.recipients}`: ten minutes compressed into {args.duration:.0f} s "
+        f"--recipients {args.recipients}{concurrency}`: ten minutes compressed into {args.duration:.0f} s "
         f"({600 / args.duration:.0f}× faster; a row is a compressed minute of {args.duration / INTERVALS:.0f} s), "
         f"`bedel serve --workers 2`, the model answering in {MODEL_DELAY_S} s ± {MODEL_SPREAD_S} s, a campaign of "
         f"{args.recipients:,} reminders at {CAMPAIGN_RATE:.0f} a second started with the run. "
