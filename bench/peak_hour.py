@@ -375,7 +375,8 @@ async def run_peak(url: str, workdir: Path, args: argparse.Namespace) -> list[st
         f"{len(answered)} of {len(bursts)} bursts answered, {twice} answered twice; {sum(reminders.values())} "
         f"reminders sent during the run and its drain, {sum(n > 1 for n in reminders.values())} of them twice; "
         f"the model's own delay p50 {statistics.median(model):.0f} ms, p99 {percentile(model, 0.99):.0f} ms over "
-        f"{len(model)} calls ({len(model) / max(1, len(answered)):.2f} a burst).",
+        f"{len(model)} calls ({len(model) / max(1, len(answered)):.2f} per burst answered: calls of bursts never "
+        "answered count too, and a generation a newer text interrupts is asked again).",
         "",
         f"Whole run: acknowledgement p50 {statistics.median(acks):.0f} ms, p99 {percentile(acks, 0.99):.0f} ms; "
         f"answer after the burst went quiet p50 {statistics.median(waits):.0f} ms, "
