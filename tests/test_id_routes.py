@@ -21,17 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.app import create_app
 from bedel.auth import Permission
-from bedel.campaigns.models import Campaign, CampaignStatus
 from bedel.chat.models import Attachment, Message, Role, Thread
 from bedel.config import Settings
-from bedel.db import Base, create_engine, create_sessionmaker, session_scope
+from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.knowledge import service as knowledge
 from bedel.students import service as students
 from bedel.students.schemas import StudentUpdate
 from bedel.users import service as users
 from bedel.users.models import StaffRole
 from tests.console.accounts import AGENT, add_account, csrf_of, page_token, sign_in
-from tests.console.seeding import photo
+from tests.console.seeding import draft_campaign, photo
+from tests.snapshots import snapshot
 from tests.test_permissions import api_routes
 from tests.users.hashing import fast_password_hashing  # noqa: F401  (the agent signs in)
 
@@ -84,14 +84,7 @@ async def a_document(session: AsyncSession, made: dict[str, str]) -> str:
 
 
 async def a_draft_campaign(session: AsyncSession, made: dict[str, str]) -> str:
-    campaign = Campaign(
-        name="Aviso",
-        channel="sms",
-        message={"text": "Hola"},
-        audience={"filter": "semestre == 1"},
-        status=CampaignStatus.draft,
-        outages=0,
-    )
+    campaign = draft_campaign()
     session.add(campaign)
     await session.flush()
     return str(campaign.id)
@@ -166,20 +159,6 @@ AGENT_USER = Caller("console agent", frozenset(), frozenset({Permission.agent}),
 
 def concrete(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", lambda m: values[m.group(1)], path)
-
-
-async def snapshot(database_url: str) -> dict[str, list[str]]:
-    """Every row of every table, but the console sessions (signing in is the caller's own doing)."""
-    engine = create_engine(database_url)
-    rows: dict[str, list[str]] = {}
-    try:
-        async with engine.connect() as connection:
-            for table in Base.metadata.sorted_tables:
-                if table.name != "staff_sessions":
-                    rows[table.name] = sorted(repr(tuple(row)) for row in await connection.execute(table.select()))
-    finally:
-        await engine.dispose()
-    return rows
 
 
 async def store_one_of_each(database_url: str) -> dict[str, str]:

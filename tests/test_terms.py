@@ -39,7 +39,18 @@ class TestSynonyms:
         assert analyze("¿Cuándo empiezan las clases?") == analyze("Inicio de clases")
 
     def test_each_group_maps_to_its_first_word(self) -> None:
-        pairs = [("multa", "recargo"), ("colegiatura", "mensualidad"), ("tarda", "plazo"), ("profe", "docente")]
+        pairs = [
+            ("multa", "recargo"),
+            ("colegiatura", "mensualidad"),
+            ("tarda", "plazo"),
+            ("profe", "docente"),
+            ("abierto", "horario"),
+            ("conmutador", "teléfono"),
+            ("inscribirse", "inscripción"),
+            ("ubicados", "Blvd"),
+            ("vencido", "atraso"),
+            ("pierde", "perder"),
+        ]
 
         for student, document in pairs:
             assert analyze(student) == analyze(document), (student, document)
@@ -60,6 +71,14 @@ class TestSentences:
             "| A | B |",
         ]
 
+    def test_abbreviations_and_initials_do_not_end_a_sentence(self) -> None:
+        text = "Centro de Estudios, A.C. Blvd. Campestre 2850, León. Conmutador: 477 712 3400."
+
+        assert split_sentences(text) == [
+            "Centro de Estudios, A.C. Blvd. Campestre 2850, León.",
+            "Conmutador: 477 712 3400.",
+        ]
+
 
 class TestShortcuts:
     def test_whatsapp_shortcuts_are_spelt_out(self) -> None:
@@ -68,6 +87,13 @@ class TestShortcuts:
     def test_a_shortcut_inside_a_word_is_left_alone(self) -> None:
         assert spell_out("Edificio D, xochimilco") == "edificio de xochimilco"
         assert spell_out("quinta") == "quinta"
+
+    def test_what_happens_and_going_past_a_date_are_not_passing(self) -> None:
+        [passing] = analyze("aprobar")
+
+        assert passing not in analyze(spell_out("q pasa si me paso de la fecha de pago"))
+        assert analyze(spell_out("me paso de la fecha")) == analyze("me atraso de la fecha")
+        assert passing in analyze(spell_out("con cuanto paso la materia"))
 
     def test_documents_keep_their_letters(self) -> None:
         assert analyze("Edificio D") == ["edifici", "d"]

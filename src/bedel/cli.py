@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bedel import migrate
 from bedel.app import build_state, create_app, create_worker_app, mark_stopping
 from bedel.campaigns.cli import app as campaigns_app
+from bedel.commands import EXIT_CONFIG, EXIT_DATABASE, EXIT_INPUT, EXIT_MIGRATIONS
 from bedel.config import ConfigError, Environment, Settings, check_server_processes, load_settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.errors import BedelError
@@ -38,10 +39,6 @@ from bedel.privacy.cli import COMMANDS as PRIVACY_COMMANDS
 from bedel.students.cli import app as students_app
 from bedel.users.cli import app as users_app
 
-EXIT_FILE = 1
-EXIT_CONFIG = 2
-EXIT_DATABASE = 3
-EXIT_MIGRATIONS = 4
 EXIT_PORT = 5
 EXIT_RATE_LIMIT_STORAGE = 6
 WAIT_POLL_S = 2.0
@@ -338,9 +335,9 @@ def evaluate(
     try:
         cases = load_cases(file)
     except OSError as exc:
-        fail(EXIT_FILE, "eval_file_unreadable", f"cannot read {file}: {exc.strerror}")
+        fail(EXIT_INPUT, "eval_file_unreadable", f"cannot read {file}: {exc.strerror}")
     except BedelError as exc:
-        fail(EXIT_FILE, "eval_file_invalid", exc.message)
+        fail(EXIT_INPUT, "eval_file_invalid", exc.message)
     if url is None:
         asyncio.run(_check_startup(settings))
     report = asyncio.run(_evaluate(settings, cases, url, api_key))

@@ -26,7 +26,7 @@ _CHAT_WORDS = (
     "quiero", "quisiera", "saber", "necesito", "puedo", "puede", "pueden", "podria", "hay", "tengo",
     "tienen", "dime", "decir", "informacion", "info", "pregunta", "duda", "cual", "cuales", "cuando",
     "cuanto", "cuanta", "cuantos", "cuantas", "donde", "como", "que", "quien", "y", "o", "dan", "dar", "den",
-    "llama", "llaman", "oigan", "onda", "interesa", "interesan",
+    "llama", "llaman", "oigan", "onda", "interesa", "interesan", "sucede",
 )  # fmt: skip
 
 
@@ -137,7 +137,29 @@ def analyze(text: str) -> list[str]:
     return [_stem(word) for word in _WORD.findall(fold(text)) if word not in _STOP_WORDS]
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[¿¡\"(«]?[A-ZÁÉÍÓÚÑÜ0-9])|\n+")
+# Abbreviations of addresses, titles and numbers, and initials ("A.C.", "S.C."), end in a period but
+# not a sentence ("Centro de Estudios, A.C. Blvd. Campestre 2850").
+_ABBREVIATIONS = (
+    "Blvd",
+    "Av",
+    "Col",
+    "Calz",
+    "No",
+    "Núm",
+    "Ext",
+    "Tel",
+    "Edif",
+    "Lic",
+    "Ing",
+    "Dr",
+    "Dra",
+    "Mtro",
+    "Mtra",
+)
+_SENTENCE_END = re.compile(
+    "".join(rf"(?<!\b{word}\.)" for word in _ABBREVIATIONS)
+    + r"(?<!\b[A-Z]\.)(?<=[.!?…])\s+(?=[¿¡\"(«]?[A-ZÁÉÍÓÚÑÜ0-9])|\n+"
+)
 
 
 def split_sentences(text: str) -> list[str]:

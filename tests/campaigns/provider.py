@@ -13,10 +13,9 @@ from typing import Any
 
 import httpx
 import respx
-import uvicorn
 
 from tests.channels.vendors import GRAPH_MESSAGES_URL
-from tests.ports import free_port
+from tests.ports import free_port, serving
 
 
 class GraphTemplates:
@@ -98,14 +97,5 @@ class FakeGraph:
 @asynccontextmanager
 async def fake_graph(**options: Any) -> AsyncIterator[FakeGraph]:
     graph = FakeGraph(port=free_port(), **options)
-    server = uvicorn.Server(
-        uvicorn.Config(graph, host="127.0.0.1", port=graph.port, log_level="warning", access_log=False, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with serving(graph, graph.port, access_log=False, lifespan="off"):
         yield graph
-    finally:
-        server.should_exit = True
-        await task

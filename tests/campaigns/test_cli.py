@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from bedel import commands
 from bedel.campaigns import cli as campaigns_cli
 from bedel.campaigns import service
 from bedel.campaigns.models import RecipientStatus
@@ -159,14 +160,14 @@ class TestCreate:
 
         result = campaigns("create", *args, env=env)
 
-        assert result.exit_code == campaigns_cli.EXIT_INPUT
+        assert result.exit_code == commands.EXIT_INPUT
         assert result.stderr.startswith(message), result.stderr
         assert campaigns("list", env=env).stdout == ""
 
     def test_a_recipients_file_that_cannot_be_read_is_named(self, env: dict[str, str]) -> None:
         result = campaigns("create", *NOTICE, "--recipients", "no-existe.csv", env=env)
 
-        assert result.exit_code == campaigns_cli.EXIT_INPUT
+        assert result.exit_code == commands.EXIT_INPUT
         assert result.stderr == "error: cannot read no-existe.csv: No such file or directory\n"
 
 
@@ -191,7 +192,7 @@ class TestStatus:
 
         result = campaigns("resume", campaign_id, env=env)
 
-        assert result.exit_code == campaigns_cli.EXIT_INPUT
+        assert result.exit_code == commands.EXIT_INPUT
         assert result.stderr == "error: a draft campaign cannot resume\n"
         assert summary(campaigns("show", campaign_id, env=env))[1] == "  email, draft"
 
@@ -201,7 +202,7 @@ class TestStatus:
 
         result = campaigns(command, unknown, env=env)
 
-        assert result.exit_code == campaigns_cli.EXIT_INPUT
+        assert result.exit_code == commands.EXIT_INPUT
         assert result.stderr == f"error: no campaign {unknown}\n"
 
     def test_watch_follows_the_campaign_until_it_ends(self, clean_database: str, env: dict[str, str]) -> None:

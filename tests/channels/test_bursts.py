@@ -43,6 +43,8 @@ NOT_HELPFUL_REPLY = ES.not_helpful
 SUBSCRIBED_REPLY = ES.subscribed
 UNSUBSCRIBED_REPLY = ES.unsubscribed
 FRAGMENTS = ["hola", "una pregunta", "¿cuánto debo?"]
+# The quiet time after a burst's last message before it is answered (BEDEL_WHATSAPP_BURST_WINDOW_S).
+WINDOW_S = 3
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def burst_settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(**{**CHANNEL_SETTINGS, **llm_settings(), "whatsapp_burst_window_s": 3})
+    return make_settings(**{**CHANNEL_SETTINGS, **llm_settings(), "whatsapp_burst_window_s": WINDOW_S})
 
 
 class Vendors:
@@ -82,6 +84,13 @@ def vendors() -> Any:
 def wake(*clients: Any) -> None:
     for client in clients:
         client.app.state.bedel.jobs.wake()
+
+
+async def window_closes(app: Any, clock: FakeClock, vendors: Vendors, sends: int) -> None:
+    """The burst window passes with no new message: its answer goes out, the `sends`-th send in all."""
+    clock.advance(WINDOW_S)
+    wake(app)
+    await eventually(lambda: vendors.graph.call_count == sends)
 
 
 async def leader_postponed_to(database_url: str, moment: Any) -> bool:
@@ -151,9 +160,7 @@ class TestBursts:
             await eventually(lambda: vendors.graph.call_count == 1)
             clock.advance(1)
             await post(client, text_message(WA_ID, "otra cosa", "wamid.cap-after"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 2)
+            await window_closes(app, clock, vendors, sends=2)
 
         assert vendors.questions == ["\n".join(texts), "otra cosa"]
 
@@ -170,15 +177,13 @@ class TestBursts:
         async with app as client:
             await post(client, text_message(WA_ID, "hola", "wamid.gen0"))
             await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.gen1"))
-            clock.advance(3)
+            clock.advance(WINDOW_S)
             wake(app)
             await eventually(lambda: len(vendors.questions) == 1)
 
             await post(client, text_message(WA_ID, "y para cuándo", "wamid.gen2"))
             await eventually(lambda: leader_postponed_to(clean_database, clock.now + timedelta(seconds=3)))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 1)
+            await window_closes(app, clock, vendors, sends=1)
             messages = await thread_messages(client)
 
         every_text = "hola\n¿cuánto debo?\ny para cuándo"
@@ -197,13 +202,9 @@ class TestBursts:
         app = make_client(burst_settings, clock)
         async with app as client:
             await post(client, text_message(WA_ID, "hola", "wamid.after0"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 1)
+            await window_closes(app, clock, vendors, sends=1)
             await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.after1"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 2)
+            await window_closes(app, clock, vendors, sends=2)
 
         assert sent_bodies(vendors.graph) == ["eco: hola", "eco: ¿cuánto debo?"]
 
@@ -215,17 +216,13 @@ class TestWhatJoinsABurst:
         app = make_client(burst_settings, clock)
         async with app as client:
             await post(client, text_message(WA_ID, "hola", "wamid.tap0"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 1)
+            await window_closes(app, clock, vendors, sends=1)
             no = next(b for b in sent_buttons(vendors.graph.calls[0].request) if b.startswith("feedback:no:"))
 
             await post(client, text_message(WA_ID, "¿cuánto debo?", "wamid.tap1"))
             clock.advance(1)
             await post(client, button_reply(WA_ID, "wamid.tap2", no, "No", replied_to="wamid.out1"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 3)
+            await window_closes(app, clock, vendors, sends=3)
 
         assert vendors.questions == ["hola", "¿cuánto debo?"]
         assert sent_bodies(vendors.graph) == ["eco: hola", "eco: ¿cuánto debo?", NOT_HELPFUL_REPLY]
@@ -238,9 +235,7 @@ class TestWhatJoinsABurst:
             await post(client, text_message(WA_ID, "hola", "wamid.baja0"))
             clock.advance(1)
             await post(client, text_message(WA_ID, "BAJA", "wamid.baja1"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 2)
+            await window_closes(app, clock, vendors, sends=2)
             # On its own, ALTA is answered without waiting for the window: the clock does not move.
             await post(client, text_message(WA_ID, "ALTA", "wamid.baja2"))
             await eventually(lambda: vendors.graph.call_count == 3)
@@ -259,9 +254,7 @@ class TestWhatJoinsABurst:
             await post(client, username_message(BSUID, "A001", "wamid.verify0"))
             clock.advance(1)
             await post(client, username_message(BSUID, "15/03/2004", "wamid.verify1"))
-            clock.advance(3)
-            wake(app)
-            await eventually(lambda: vendors.graph.call_count == 1)
+            await window_closes(app, clock, vendors, sends=1)
             # An anonymous key is no phone to filter by: the student's is the only thread.
             (thread,) = (await client.get("/threads")).json()["items"]
             messages = (await client.get(f"/threads/{thread['id']}/messages")).json()["items"]

@@ -1,7 +1,8 @@
 """Identity beyond the phone, end to end: username-only WhatsApp users verify once, then get their record."""
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -58,19 +59,15 @@ def graph() -> Any:
 
 @pytest.fixture
 def make_wa_client(make_client: Callable[[Settings], Any], make_settings: Callable[..., Settings]) -> Any:
-    class _Client:
-        def __init__(self, **overrides: Any) -> None:
-            self._client = make_client(make_settings(**CHANNEL_SETTINGS, **overrides))
+    return lambda **overrides: with_students(make_client(make_settings(**CHANNEL_SETTINGS, **overrides)), STUDENTS)
 
-        async def __aenter__(self) -> httpx.AsyncClient:
-            client: httpx.AsyncClient = await self._client.__aenter__()
-            await client.post("/students/import", files={"file": ("s.csv", STUDENTS, "text/csv")})
-            return client
 
-        async def __aexit__(self, *exc: object) -> None:
-            await self._client.__aexit__(*exc)
-
-    return _Client
+@asynccontextmanager
+async def with_students(client: Any, students: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's client (`make_client`'s), opened with `students` (a CSV) loaded."""
+    async with client as opened:
+        await opened.post("/students/import", files={"file": ("s.csv", students, "text/csv")})
+        yield opened
 
 
 @pytest.fixture

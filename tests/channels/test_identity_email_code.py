@@ -13,7 +13,15 @@ from bedel.config import Settings
 from bedel.db import create_engine, create_sessionmaker
 from bedel.identities.models import ChannelIdentity, IdentityKind
 from bedel.texts.catalog import texts_for
-from tests.channels.test_identity import BSUID, PHONE, Student, graph_answer, identities, thread_messages
+from tests.channels.test_identity import (
+    BSUID,
+    PHONE,
+    Student,
+    graph_answer,
+    identities,
+    thread_messages,
+    with_students,
+)
 from tests.channels.test_whatsapp import all_jobs_finished
 from tests.channels.vendors import CHANNEL_SETTINGS, GRAPH_MESSAGES_URL
 from tests.clocks import FakeClock
@@ -54,28 +62,19 @@ def make_code_client(
     smtp_server: tuple[Mailbox, int],
     clock: FakeClock,
 ) -> Any:
-    class _Client:
-        def __init__(self, smtp_port: int = smtp_server[1], **overrides: Any) -> None:
-            settings = make_settings(
-                **CHANNEL_SETTINGS,
-                identity_verification_field="email_code",
-                smtp_host="127.0.0.1",
-                smtp_port=smtp_port,
-                smtp_from="Universidad <avisos@example.edu>",
-                smtp_security="none",
-                **overrides,
-            )
-            self._client = make_client(settings, clock)
+    def open_client(smtp_port: int = smtp_server[1], **overrides: Any) -> Any:
+        settings = make_settings(
+            **CHANNEL_SETTINGS,
+            identity_verification_field="email_code",
+            smtp_host="127.0.0.1",
+            smtp_port=smtp_port,
+            smtp_from="Universidad <avisos@example.edu>",
+            smtp_security="none",
+            **overrides,
+        )
+        return with_students(make_client(settings, clock), STUDENTS)
 
-        async def __aenter__(self) -> httpx.AsyncClient:
-            client: httpx.AsyncClient = await self._client.__aenter__()
-            await client.post("/students/import", files={"file": ("s.csv", STUDENTS, "text/csv")})
-            return client
-
-        async def __aexit__(self, *exc: object) -> None:
-            await self._client.__aexit__(*exc)
-
-    return _Client
+    return open_client
 
 
 @pytest.fixture

@@ -45,9 +45,15 @@ async def notified_at(database_url: str) -> Any:
     return notified
 
 
-def notice_settings(make_settings: Callable[..., Settings], **overrides: Any) -> Settings:
-    values = {**CHANNEL_SETTINGS, "institution_name": INSTITUTION, "contact": CONTACT, "privacy_notice": None}
-    return make_settings(**(values | overrides))
+@pytest.fixture
+def notice_client(make_settings: Callable[..., Settings], make_client: Callable[..., Any]) -> Callable[..., Any]:
+    """Opens a client of the app with the channels and the institution set; keywords change other settings."""
+
+    def open_client(**overrides: Any) -> Any:
+        values = {**CHANNEL_SETTINGS, "institution_name": INSTITUTION, "contact": CONTACT, "privacy_notice": None}
+        return make_client(make_settings(**(values | overrides)))
+
+    return open_client
 
 
 @pytest.fixture
@@ -58,13 +64,9 @@ def graph() -> Any:
 
 class TestStandardNotice:
     async def test_the_first_answer_is_followed_by_the_notice_once(
-        self,
-        make_settings: Callable[..., Settings],
-        make_client: Callable[..., Any],
-        graph: respx.Route,
-        clean_database: str,
+        self, notice_client: Callable[..., Any], graph: respx.Route, clean_database: str
     ) -> None:
-        async with make_client(notice_settings(make_settings)) as client:
+        async with notice_client() as client:
             await post_whatsapp(client, "hola", "wamid.1")
             await eventually(lambda: graph.call_count == 2)
             await post_whatsapp(client, "¿cuándo hay clases?", "wamid.2")
@@ -78,12 +80,9 @@ class TestStandardNotice:
         assert await notified_at(clean_database) is not None
 
     async def test_a_redelivered_message_does_not_send_it_again(
-        self,
-        make_settings: Callable[..., Settings],
-        make_client: Callable[..., Any],
-        graph: respx.Route,
+        self, notice_client: Callable[..., Any], graph: respx.Route
     ) -> None:
-        async with make_client(notice_settings(make_settings)) as client:
+        async with notice_client() as client:
             await post_whatsapp(client, "hola", "wamid.1")
             await eventually(lambda: graph.call_count == 2)
             await post_whatsapp(client, "hola", "wamid.1")
@@ -92,12 +91,10 @@ class TestStandardNotice:
 
         assert sum("ARCO" in sent_text(call.request) for call in graph.calls) == 1
 
-    async def test_twilio_whatsapp_contacts_get_it_too(
-        self, make_settings: Callable[..., Settings], make_client: Callable[..., Any]
-    ) -> None:
+    async def test_twilio_whatsapp_contacts_get_it_too(self, notice_client: Callable[..., Any]) -> None:
         with respx.mock(assert_all_called=False) as router:
             rest = router.post(TWILIO_MESSAGES_URL).mock(return_value=twilio_sent(f"whatsapp:+{WA_ID}", "ok"))
-            async with make_client(notice_settings(make_settings)) as client:
+            async with notice_client() as client:
                 body, headers = twilio_signed(twilio_form(WA_ID, "hola", "SM" + "1" * 32))
                 await client.post("/webhooks/twilio", content=body, headers=headers)
                 await eventually(lambda: rest.call_count == 2)
@@ -107,23 +104,19 @@ class TestStandardNotice:
 
 class TestOwnNoticeOrNone:
     async def test_the_setting_gives_the_schools_own_text(
-        self, make_settings: Callable[..., Settings], make_client: Callable[..., Any], graph: respx.Route
+        self, notice_client: Callable[..., Any], graph: respx.Route
     ) -> None:
         own = "Aviso de privacidad integral: https://prepa.example.edu/privacidad"
-        async with make_client(notice_settings(make_settings, privacy_notice=own)) as client:
+        async with notice_client(privacy_notice=own) as client:
             await post_whatsapp(client, "hola", "wamid.1")
             await eventually(lambda: graph.call_count == 2)
 
         assert sent_text(graph.calls[1].request) == own
 
     async def test_off_sends_none_and_records_none(
-        self,
-        make_settings: Callable[..., Settings],
-        make_client: Callable[..., Any],
-        graph: respx.Route,
-        clean_database: str,
+        self, notice_client: Callable[..., Any], graph: respx.Route, clean_database: str
     ) -> None:
-        async with make_client(notice_settings(make_settings, privacy_notice="off")) as client:
+        async with notice_client(privacy_notice="off") as client:
             await post_whatsapp(client, "hola", "wamid.1")
             await eventually(lambda: graph.call_count == 1)
             await post_whatsapp(client, "gracias", "wamid.2")

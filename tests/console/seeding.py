@@ -1,6 +1,6 @@
 """Conversations as the channels and the chat flow leave them in the database, for the console's
 inbox and conversations tests: threads, messages with what produced them, files, receipts,
-ratings, the student's record and the channel they wrote from."""
+ratings, the student's record and the channel they wrote from; and a draft campaign."""
 
 import uuid
 from dataclasses import dataclass, field
@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bedel.campaigns.models import Campaign, CampaignStatus
 from bedel.channels.models import Channel, ChannelContact
 from bedel.chat.models import Attachment, DeliveryPath, Message, Role, Thread, ThreadStatus
 from bedel.db import create_engine, create_sessionmaker, session_scope
@@ -151,4 +152,16 @@ def photo() -> Attachment:
         content=b"\xff\xd8jpeg",
         downloaded=True,
         caption="Mi credencial",
+    )
+
+
+def draft_campaign() -> Campaign:
+    """A campaign written but not started (starting it would change what it holds)."""
+    return Campaign(
+        name="Aviso",
+        channel="sms",
+        message={"text": "Hola"},
+        audience={"filter": "semestre == 1"},
+        status=CampaignStatus.draft,
+        outages=0,
     )

@@ -8,19 +8,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bedel.api import router
-from bedel.campaigns.models import Campaign, CampaignStatus
-from bedel.chat.models import Message, Thread
 from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.knowledge import service as knowledge
-from bedel.knowledge.models import Document
 from bedel.students import service as students
-from bedel.students.models import Student
 from bedel.students.schemas import StudentUpdate
-from bedel.users.models import StaffSession, StaffUser
+from bedel.users.models import StaffUser
 from tests.console.accounts import ADMIN, AGENT, csrf_of, page_token, sign_in
+from tests.console.seeding import draft_campaign
+from tests.snapshots import snapshot
 
 # What each may do; every other console route must refuse them.
 ANONYMOUS_MAY = {
@@ -73,43 +71,6 @@ CONSOLE_ROUTES = sorted(
 )
 
 
-async def snapshot(database_url: str) -> tuple[Any, ...]:
-    """The accounts as stored, how many sessions are open, the conversations, campaigns and students."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            users = (
-                await connection.execute(
-                    select(StaffUser.email, StaffUser.role, StaffUser.disabled, StaffUser.password_hash).order_by(
-                        StaffUser.email
-                    )
-                )
-            ).all()
-            sessions = await connection.scalar(select(func.count()).select_from(StaffSession))
-            conversations = (
-                await connection.execute(select(Thread.id, Thread.status, Thread.assigned_to).order_by(Thread.id))
-            ).all()
-            messages = await connection.scalar(select(func.count()).select_from(Message))
-            campaigns = (await connection.execute(select(Campaign.id, Campaign.status).order_by(Campaign.id))).all()
-            records = (
-                await connection.execute(
-                    select(Student.phone, Student.name, Student.email, Student.attributes).order_by(Student.phone)
-                )
-            ).all()
-            documents = (await connection.execute(select(Document.id, Document.content_hash))).all()
-    finally:
-        await engine.dispose()
-    return (
-        tuple(users),
-        sessions,
-        tuple(conversations),
-        messages,
-        tuple(campaigns),
-        tuple(records),
-        tuple(documents),
-    )
-
-
 async def admin_id(database_url: str) -> str:
     """The admin account's id, with a student on the list: what the walk's routes act on."""
     engine = create_engine(database_url)
@@ -128,14 +89,7 @@ async def targets(database_url: str) -> dict[str, str]:
     (starting it would show in the snapshot) and a stored document."""
     admin = await admin_id(database_url)
     engine = create_engine(database_url)
-    campaign = Campaign(
-        name="Aviso",
-        channel="sms",
-        message={"text": "Hola"},
-        audience={"filter": "semestre == 1"},
-        status=CampaignStatus.draft,
-        outages=0,
-    )
+    campaign = draft_campaign()
     try:
         async for session in session_scope(create_sessionmaker(engine)):
             session.add(campaign)

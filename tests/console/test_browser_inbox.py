@@ -2,7 +2,6 @@
 reloading, an agent takes it and replies, the reply reaches (a fake of) Meta's Graph API, and
 its tick moves when the signed receipt arrives; a second agent sees it taken."""
 
-import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator
@@ -12,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -21,7 +19,7 @@ from tests.console.browser import ADMIN, AGENT, CHROMIUM, DESKTOP, Account, bede
 from tests.ops.processes import Served, whatsapp_env
 from tests.ops.upstreams import FakeGraph
 from tests.polling import eventually
-from tests.ports import free_port
+from tests.ports import free_port, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -65,13 +63,8 @@ async def graph(served_database: str) -> AsyncIterator[Graph]:
             "messages": [{"id": wamid}],
         }
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield recorded
-    server.should_exit = True
-    await task
+    async with serving(app, port):
+        yield recorded
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from bedel import commands
 from bedel.cli import app
 from bedel.config import Settings
-from bedel.keys import cli as keys_cli
 
 
 def keys(*args: str, env: dict[str, str]) -> Result:
@@ -51,7 +51,7 @@ class TestKeysCommand:
         keys("create", "--role", "staff", "--name", "mesa", env=env)
         again = keys("create", "--role", "client", "--name", "mesa", env=env)
         unknown = keys("revoke", "nadie", env=env)
-        assert (again.exit_code, unknown.exit_code) == (keys_cli.EXIT_EXISTS, keys_cli.EXIT_NOT_FOUND)
+        assert (again.exit_code, unknown.exit_code) == (commands.EXIT_EXISTS, commands.EXIT_NOT_FOUND)
         assert again.stderr == "error: a key is already named 'mesa'; choose another name\n"
 
     def test_an_unknown_role_is_a_usage_error(self, env: dict[str, str]) -> None:

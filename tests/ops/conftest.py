@@ -5,14 +5,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.channels.vendors import ACCESS_TOKEN, PHONE_NUMBER_ID, graph_error, graph_sent, sent_words
 from tests.llm_fakes import completion_body
 from tests.ops.upstreams import FakeGraph, FakeLLM, Sent
-from tests.ports import free_port
+from tests.ports import free_port, serving
 
 
 @pytest.fixture
@@ -32,13 +31,8 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
             fake.waiting[key] -= 1
         return completion_body("ok: " + body["messages"][-1]["content"])
 
-    server = uvicorn.Server(uvicorn.Config(upstream, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield fake
-    server.should_exit = True
-    await task
+    async with serving(upstream, port):
+        yield fake
 
 
 @pytest.fixture
@@ -55,10 +49,5 @@ async def fake_graph() -> AsyncIterator[FakeGraph]:
         fake.sent.append(Sent(body["to"], sent_words(body), sender))
         return JSONResponse(graph_sent(body["to"]).json())
 
-    server = uvicorn.Server(uvicorn.Config(graph, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield fake
-    server.should_exit = True
-    await task
+    async with serving(graph, port):
+        yield fake

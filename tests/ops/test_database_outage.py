@@ -124,22 +124,21 @@ async def student_chats(client: httpx.AsyncClient, load: Load, n: int, questions
         load.answers.append((phone, question, response.json()))
 
 
-async def student_writes_on_whatsapp(client: httpx.AsyncClient, load: Load, n: int, messages: int) -> None:
-    wa_id = f"521551234{n:04d}"
+async def student_writes(client: httpx.AsyncClient, load: Load, channel: str, n: int, messages: int) -> None:
+    """A student on WhatsApp through Meta's webhook (`whatsapp`) or through Twilio's (`twilio`)."""
+    wa_id = f"52155{1 if channel == 'whatsapp' else 2}234{n:04d}"
+    acknowledged = load.whatsapp if channel == "whatsapp" else load.twilio
     for k in range(messages):
-        wamid = f"wamid.{wa_id}.{k}"
-        body, headers = signed(text_message(wa_id, f"mensaje {MARK} {n}.{k}", wamid))
-        await until_acknowledged(load, client, "/webhooks/whatsapp", content=body, headers=headers)
-        load.whatsapp.append((wa_id, f"whatsapp:{wamid}"))
-
-
-async def student_writes_on_twilio(client: httpx.AsyncClient, load: Load, n: int, messages: int) -> None:
-    wa_id = f"521552234{n:04d}"
-    for k in range(messages):
-        sid = f"SM{n:04d}{k:026d}"
-        body, headers = twilio_signed(twilio_form(wa_id, f"mensaje {MARK} {n}.{k}", sid))
-        await until_acknowledged(load, client, "/webhooks/twilio", content=body, headers=headers)
-        load.twilio.append((wa_id, f"twilio:{sid}"))
+        text = f"mensaje {MARK} {n}.{k}"
+        body: str | bytes
+        if channel == "whatsapp":
+            source = f"wamid.{wa_id}.{k}"
+            body, headers = signed(text_message(wa_id, text, source))
+        else:
+            source = f"SM{n:04d}{k:026d}"
+            body, headers = twilio_signed(twilio_form(wa_id, text, source))
+        await until_acknowledged(load, client, f"/webhooks/{channel}", content=body, headers=headers)
+        acknowledged.append((wa_id, f"{channel}:{source}"))
 
 
 async def stored_messages(database_url: str) -> list[tuple[str, int, str, str, str | None, str, str | None]]:
@@ -187,8 +186,11 @@ class TestPostgresCutMidLoad:
         async with make_client(proxied_settings) as client:
             students = asyncio.gather(
                 *(student_chats(client, load, n, questions=8) for n in range(8)),
-                *(student_writes_on_whatsapp(client, load, n, messages=5) for n in range(4)),
-                *(student_writes_on_twilio(client, load, n, messages=5) for n in range(4)),
+                *(
+                    student_writes(client, load, channel, n, messages=5)
+                    for channel in ("whatsapp", "twilio")
+                    for n in range(4)
+                ),
             )
             # Cut once the load is under way, keep it cut while requests come in, then heal.
             await eventually(lambda: load.acknowledged >= 15 or students.done())

@@ -73,8 +73,8 @@ class TestFields:
         ]
         assert lines[-1].startswith("warning: column 'Turno' was not understood")
 
-    def test_a_database_not_migrated_is_exit_3(self, tmp_path: Path) -> None:
+    def test_a_database_not_migrated_is_exit_4(self, tmp_path: Path) -> None:
         result = students("fields", env={"BEDEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"})
 
-        assert result.exit_code == 3
+        assert result.exit_code == 4
         assert "bedel db upgrade" in result.stderr

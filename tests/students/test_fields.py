@@ -188,6 +188,16 @@ class TestConceptsInQuestion:
     def test_general_question_asks_no_field(self, catalog: FieldCatalog) -> None:
         assert keys(catalog, "¿Dónde queda la biblioteca?") == []
 
+    @pytest.mark.parametrize("question", ["cuanto debo y para cuando", "How much do I owe and when?"])
+    def test_an_amount_and_when_asks_its_due_date_too(self, catalog: FieldCatalog, question: str) -> None:
+        assert keys(catalog, question) == ["balance", "payment_due"]
+
+    def test_only_when_asks_no_due_date(self, catalog: FieldCatalog) -> None:
+        assert keys(catalog, "¿Cuándo se paga la colegiatura?") == ["tuition"]
+
+    def test_pending_payment_is_the_balance(self, catalog: FieldCatalog) -> None:
+        assert keys(catalog, "tengo algo pendiente de pago?") == ["balance"]
+
 
 class TestColumnsInQuestion:
     def test_finds_a_column_the_question_names(self, catalog: FieldCatalog) -> None:
@@ -255,6 +265,7 @@ class TestMalformedCatalog:
                 "'fee'",
             ),
             (CUSTOM_CATALOG.replace('external_id = ["legajo"]', ""), "identity.external_id"),
+            (CUSTOM_CATALOG.replace('kind = "money"', 'kind = "money"\ndue = "fecha"'), "concepts.fee.due"),
         ],
     )
     def test_raises_config_error_naming_the_setting(self, tmp_path: Path, text: str, problem: str) -> None:

@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from bedel import migrate
+from bedel import commands, migrate
 from bedel.cli import app
-from bedel.users import cli as users_cli
 
 PASSWORD = "clave-secreta-1"
 
@@ -37,7 +36,7 @@ class TestAdd:
 
     def test_a_weak_password_is_refused_with_1(self, env: dict[str, str]) -> None:
         result = users("add", "ana@example.edu", "--role", "agent", env=env, password="corta")
-        assert result.exit_code == users_cli.EXIT_INPUT == 1
+        assert result.exit_code == commands.EXIT_INPUT == 1
         assert result.stderr == "error: a password needs at least 10 characters\n"
         assert users("list", env=env).stdout == ""
 
@@ -49,7 +48,7 @@ class TestAdd:
     def test_an_email_taken_in_any_case_exits_8(self, env: dict[str, str]) -> None:
         users("add", "ana@example.edu", "--role", "agent", env=env, password=PASSWORD)
         result = users("add", "ANA@example.edu", "--role", "admin", env=env, password=PASSWORD)
-        assert result.exit_code == users_cli.EXIT_EXISTS == 8
+        assert result.exit_code == commands.EXIT_EXISTS == 8
         assert result.stderr == "error: ana@example.edu already has an account\n"
 
     def test_an_unknown_role_is_a_usage_error(self, env: dict[str, str]) -> None:
@@ -75,7 +74,7 @@ class TestDisableEnableReset:
     def test_an_unknown_email_exits_7(self, env: dict[str, str]) -> None:
         for command in (["disable"], ["enable"], ["reset-password"]):
             result = users(*command, "nadie@example.edu", env=env, password=PASSWORD)
-            assert result.exit_code == users_cli.EXIT_NOT_FOUND == 7
+            assert result.exit_code == commands.EXIT_NOT_FOUND == 7
             assert result.stderr == "error: no account has the email nadie@example.edu\n"
 
     def test_reset_password_reads_the_new_one(self, env: dict[str, str]) -> None:
@@ -91,7 +90,7 @@ class TestSetUp:
         url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         migrate.upgrade(url, "0007")
         result = users("list", env={"BEDEL_DATABASE_URL": url})
-        assert result.exit_code == users_cli.EXIT_MIGRATIONS == 4
+        assert result.exit_code == commands.EXIT_MIGRATIONS == 4
         assert "bedel db upgrade" in result.stderr
 
     def test_an_unreachable_database_exits_3(self, tmp_path: Path) -> None:

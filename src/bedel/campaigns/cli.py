@@ -6,29 +6,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bedel.campaigns import service
 from bedel.campaigns.models import CampaignChannel, CampaignStatus, RecipientStatus, SkipReason
 from bedel.campaigns.outbox import create_outboxes
 from bedel.campaigns.runner import CampaignLimits
 from bedel.campaigns.schemas import CampaignCreate, CampaignOut, Preview, Progress
-from bedel.config import ConfigError, load_settings
-from bedel.db import create_engine, create_sessionmaker, session_scope, utcnow
-from bedel.errors import BedelError
+from bedel.commands import EXIT_INPUT, fail, in_transaction, run
+from bedel.config import Settings
+from bedel.db import create_sessionmaker, utcnow
 from bedel.ops.logging import configure_logging
 from bedel.paging import MAX_OFFSET
 from bedel.students.fields import FieldCatalog, load_field_catalog
 
-# The codes of `bedel.cli`: 1 the request or its file is refused, 2 a setting, 3 the database.
-EXIT_INPUT = 1
-EXIT_CONFIG = 2
-EXIT_DATABASE = 3
 WATCH_POLL_S = 1.0
 FAILURES_PAGE = 1000
 FINISHED = {CampaignStatus.completed, CampaignStatus.cancelled}
@@ -209,21 +204,11 @@ def _run(work: Callable[[Setup, AsyncSession], Awaitable[T]]) -> T:
 def _run_with_setup(work: Callable[[Setup], Awaitable[T]]) -> T:
     """Do `work` with the catalog, channels and rates the API has; a refusal or a broken set-up ends the command."""
     configure_logging()
-    try:
-        return asyncio.run(_with_setup(work))
-    except ConfigError as exc:
-        _fail(EXIT_CONFIG, str(exc))
-    except BedelError as exc:
-        _fail(EXIT_INPUT, exc.message)
-    except SQLAlchemyError as exc:
-        hint = "check BEDEL_DATABASE_URL and run `bedel db upgrade`"
-        _fail(EXIT_DATABASE, f"database error ({type(exc).__name__}); {hint}")
+    return run(lambda settings, engine: _with_setup(settings, engine, work))
 
 
-async def _with_setup(work: Callable[[Setup], Awaitable[T]]) -> T:
-    settings = load_settings()
+async def _with_setup(settings: Settings, engine: AsyncEngine, work: Callable[[Setup], Awaitable[T]]) -> T:
     catalog = load_field_catalog(settings.fields_file)
-    engine = create_engine(settings.database_url)
     # Only to know which channels are configured, as the API knows it: nothing is sent through them.
     outboxes = create_outboxes(settings)
     try:
@@ -232,15 +217,10 @@ async def _with_setup(work: Callable[[Setup], Awaitable[T]]) -> T:
     finally:
         for outbox in outboxes.values():
             await outbox.aclose()
-        await engine.dispose()
 
 
 async def _transaction(setup: Setup, work: Callable[[Setup, AsyncSession], Awaitable[T]]) -> T:
-    results: list[T] = []
-    # Run the loop to its end: session_scope commits after its single yield.
-    async for session in session_scope(setup.sessionmaker):
-        results.append(await work(setup, session))
-    return results[0]
+    return await in_transaction(setup.sessionmaker, lambda session: work(setup, session))
 
 
 def _read_recipients(path: Path) -> list[str]:
@@ -248,9 +228,9 @@ def _read_recipients(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        _fail(EXIT_INPUT, f"cannot read {path}: {exc.strerror}")
+        fail(EXIT_INPUT, f"cannot read {path}: {exc.strerror}")
     except UnicodeDecodeError:
-        _fail(EXIT_INPUT, f"{path}: not UTF-8 text; save it as UTF-8 (CSV UTF-8 in Excel)")
+        fail(EXIT_INPUT, f"{path}: not UTF-8 text; save it as UTF-8 (CSV UTF-8 in Excel)")
     cells = [row[0].strip() for row in csv.reader(text.splitlines()) if row and row[0].strip()]
     if cells and not any(char.isdigit() or char == "@" for char in cells[0]):
         return cells[1:]
@@ -307,8 +287,3 @@ def _print_preview(preview: Preview) -> None:
             typer.echo(f"  subject: {sample.subject}")
         for line in sample.text.splitlines():
             typer.echo(f"  {line}")
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)

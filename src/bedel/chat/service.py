@@ -227,10 +227,15 @@ class ChatService:
             turn = await self._begin(phone, questions, options)
             database_s = time.perf_counter() - begun
             if turn.handed_off:
-                yield self._handed_off(turn, options, started)
+                # A person has the conversation: a reminder, not stored.
+                yield _chat_answer(
+                    turn, turn.question_id, self.handoff_notice(options), handoff=True, latency_ms=_ms_since(started)
+                )
                 return
             if turn.budget_reply is not None:
-                yield self._over_budget(turn, turn.budget_reply, confirm_handoff, started)
+                # A budget is spent: the stored reply that says so; with reply buttons, a person is offered.
+                reply_id, reply = turn.budget_reply
+                yield _chat_answer(turn, reply_id, reply, handoff=confirm_handoff, latency_ms=_ms_since(started))
                 return
             keeper = asyncio.create_task(self._keep_lease(turn))
             try:
@@ -254,7 +259,7 @@ class ChatService:
                     completion = await self._model.complete(draft.prompt, tools)
                 completion = draft.counted(completion)
                 chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
-                latency_ms = round((time.perf_counter() - started) * 1000)
+                latency_ms = _ms_since(started)
                 finishing = time.perf_counter()
                 answer = await self._finish(
                     turn,
@@ -468,53 +473,8 @@ class ChatService:
                 session, turn.phone, self._clock(), usage.input_tokens, usage.output_tokens, self._budgets
             )
         report_withheld(guarded, turn.thread_id)
-        student = turn.student
-        return ChatAnswer(
-            answer=text,
-            thread_id=turn.thread_id,
-            message_id=message_id,
-            student=StudentSummary(known=student is not None, name=student.name if student else None),
-            sources=sources,
-            handoff=handoff,
-            usage=UsageOut(
-                input_tokens=completion.usage.input_tokens,
-                output_tokens=completion.usage.output_tokens,
-                total_tokens=completion.usage.total_tokens,
-            ),
-            model=completion.model,
-            latency_ms=latency_ms,
-        )
-
-    def _handed_off(self, turn: Turnaround, options: AssistantOptions, started: float) -> ChatAnswer:
-        """The answer to a question asked while a person has the conversation: a reminder, not stored."""
-        student = turn.student
-        return ChatAnswer(
-            answer=self.handoff_notice(options),
-            thread_id=turn.thread_id,
-            message_id=turn.question_id,
-            student=StudentSummary(known=student is not None, name=student.name if student else None),
-            sources=[],
-            handoff=True,
-            usage=UsageOut(input_tokens=0, output_tokens=0, total_tokens=0),
-            model="none",
-            latency_ms=round((time.perf_counter() - started) * 1000),
-        )
-
-    def _over_budget(
-        self, turn: Turnaround, reply: tuple[uuid.UUID, str], confirm_handoff: bool, started: float
-    ) -> ChatAnswer:
-        """The stored reply to a question asked once a budget is spent; with reply buttons, a person is offered."""
-        student = turn.student
-        return ChatAnswer(
-            answer=reply[1],
-            thread_id=turn.thread_id,
-            message_id=reply[0],
-            student=StudentSummary(known=student is not None, name=student.name if student else None),
-            sources=[],
-            handoff=confirm_handoff,
-            usage=UsageOut(input_tokens=0, output_tokens=0, total_tokens=0),
-            model="none",
-            latency_ms=round((time.perf_counter() - started) * 1000),
+        return _chat_answer(
+            turn, message_id, text, handoff=handoff, latency_ms=latency_ms, sources=sources, completion=completion
         )
 
     async def _release(self, phone: str, turn: Turnaround) -> None:
@@ -607,8 +567,40 @@ class ChatService:
             handed_off=turn.handed_off,
             usage=completion.usage,
             model=completion.model,
-            latency_ms=round((time.perf_counter() - started) * 1000),
+            latency_ms=_ms_since(started),
         )
+
+
+def _chat_answer(
+    turn: Turnaround,
+    message_id: uuid.UUID,
+    text: str,
+    *,
+    handoff: bool,
+    latency_ms: int,
+    sources: list[Source] | None = None,
+    completion: Completion | None = None,
+) -> ChatAnswer:
+    """The answer to `turn`; without a completion, one no model wrote (model "none", no tokens)."""
+    usage = completion.usage if completion is not None else Usage(0, 0)
+    student = turn.student
+    return ChatAnswer(
+        answer=text,
+        thread_id=turn.thread_id,
+        message_id=message_id,
+        student=StudentSummary(known=student is not None, name=student.name if student else None),
+        sources=sources or [],
+        handoff=handoff,
+        usage=UsageOut(
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, total_tokens=usage.total_tokens
+        ),
+        model=completion.model if completion is not None else "none",
+        latency_ms=latency_ms,
+    )
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 def _sum(first: Usage, second: Usage) -> Usage:

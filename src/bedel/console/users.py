@@ -1,10 +1,12 @@
 """Users (admins only): add an account, disable or enable it, reset its password."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.audit import service as audit
 from bedel.audit.models import Action
@@ -53,24 +55,12 @@ async def add_user(
 
 @router.post("/users/{user_id}/disable")
 async def disable_user(request: Request, session: DBSession, admin: AdminOnly, user_id: uuid.UUID) -> Response:
-    try:
-        user = await service.get_user(session, user_id)
-        await service.disable_user(session, user)
-    except BedelError as exc:
-        return await _page(request, session, admin, error=exc)
-    await audit.record(session, console_caller(request, admin), Action.user_disable, target=user.email)
-    return _done("disabled", user)
+    return await _change(request, session, admin, user_id, service.disable_user, Action.user_disable, "disabled")
 
 
 @router.post("/users/{user_id}/enable")
 async def enable_user(request: Request, session: DBSession, admin: AdminOnly, user_id: uuid.UUID) -> Response:
-    try:
-        user = await service.get_user(session, user_id)
-        await service.enable_user(session, user)
-    except BedelError as exc:
-        return await _page(request, session, admin, error=exc)
-    await audit.record(session, console_caller(request, admin), Action.user_enable, target=user.email)
-    return _done("enabled", user)
+    return await _change(request, session, admin, user_id, service.enable_user, Action.user_enable, "enabled")
 
 
 @router.post("/users/{user_id}/password")
@@ -81,13 +71,29 @@ async def reset_password(
     user_id: uuid.UUID,
     password: Annotated[str, Form(max_length=2048)] = "",
 ) -> Response:
+    async def reset(session: AsyncSession, user: StaffUser) -> None:
+        await service.reset_password(session, user, password)
+
+    return await _change(request, session, admin, user_id, reset, Action.user_password_reset, "password")
+
+
+async def _change(
+    request: Request,
+    session: DBSession,
+    admin: StaffUser,
+    user_id: uuid.UUID,
+    change: Callable[[AsyncSession, StaffUser], Awaitable[None]],
+    action: Action,
+    notice: str,
+) -> Response:
+    """Make `change` to an account, record it as `action` and show the page with `notice`; a refusal shows why."""
     try:
         user = await service.get_user(session, user_id)
-        await service.reset_password(session, user, password)
+        await change(session, user)
     except BedelError as exc:
         return await _page(request, session, admin, error=exc)
-    await audit.record(session, console_caller(request, admin), Action.user_password_reset, target=user.email)
-    return _done("password", user)
+    await audit.record(session, console_caller(request, admin), action, target=user.email)
+    return _done(notice, user)
 
 
 def _done(notice: str, user: StaffUser) -> Response:

@@ -1,24 +1,20 @@
 """`bedel kb add PATH...`: load the institution's documents from files and folders."""
 
-import asyncio
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bedel.config import ConfigError, Settings, load_settings
-from bedel.db import create_engine, create_sessionmaker, session_scope
+from bedel.commands import EXIT_INPUT, run
+from bedel.config import Settings
+from bedel.db import create_sessionmaker, session_scope
 from bedel.knowledge.parsing import supported
 from bedel.knowledge.retriever import KnowledgeRetriever
 from bedel.knowledge.schemas import AddedDocument, AddReport
 from bedel.knowledge.service import add_document, summarize
 from bedel.llm.factory import create_embedder
 from bedel.ops.logging import configure_logging
-
-EXIT_FILE = 1
-EXIT_CONFIG = 2
-EXIT_DATABASE = 3
 
 app = typer.Typer(help="The institution's documents (knowledge base)", no_args_is_help=True)
 
@@ -29,22 +25,15 @@ def add(
 ) -> None:
     """Add or replace documents (.md, .txt, .html, .pdf, .docx); a bad file is reported, the rest load."""
     configure_logging()
-    try:
-        settings = load_settings()
-        report = asyncio.run(_add(settings, list(_files(paths))))
-    except ConfigError as exc:
-        _fail(EXIT_CONFIG, str(exc))
-    except SQLAlchemyError as exc:
-        _fail(
-            EXIT_DATABASE, f"database error ({type(exc).__name__}); check BEDEL_DATABASE_URL and run `bedel db upgrade`"
-        )
+    files = _files(paths)
+    report = run(lambda settings, engine: _add(settings, engine, files))
     for result in report.files:
         typer.echo(result.error if result.error else f"{result.source}: {result.status}")
     typer.echo(
         f"{report.added} added, {report.replaced} replaced, {report.unchanged} unchanged, {report.failed} failed"
     )
     if report.failed:
-        raise typer.Exit(EXIT_FILE)
+        raise typer.Exit(EXIT_INPUT)
 
 
 def _files(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -74,8 +63,7 @@ def _source_name(path: Path) -> str:
         return absolute.as_posix()
 
 
-async def _add(settings: Settings, files: list[tuple[str, Path]]) -> AddReport:
-    engine = create_engine(settings.database_url)
+async def _add(settings: Settings, engine: AsyncEngine, files: list[tuple[str, Path]]) -> AddReport:
     sessionmaker = create_sessionmaker(engine)
     embedder = create_embedder(settings)
     results: list[AddedDocument] = []
@@ -98,10 +86,4 @@ async def _add(settings: Settings, files: list[tuple[str, Path]]) -> AddReport:
     finally:
         if embedder is not None:
             await embedder.aclose()
-        await engine.dispose()
     return summarize(results)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)

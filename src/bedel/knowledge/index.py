@@ -20,7 +20,7 @@ from bedel.llm.ports import Passage
 from bedel.terms import SYNONYMS_DIGEST, analyze, nearest, spell_out, spellings
 
 # Bump when the analysis or the saved layout changes: indexes saved by older code are rebuilt.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 # Reciprocal rank fusion constant (Cormack et al.): ranks past a few dozen barely count.
 RRF_K = 60
 FUSION_DEPTH = 50

@@ -6,7 +6,7 @@ fact of its own: every line comes from a passage, which the answer cites as [n].
 
 import math
 import re
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from functools import lru_cache
 
 from bedel.llm.ports import Prompt
@@ -24,14 +24,19 @@ _MONTHS = "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|
 _DAYS = "lunes|martes|miercoles|jueves|viernes|sabado|domingo"
 # What kind of line answers a kind of question: "¿cuánto?" wants a figure, "¿cuándo?" a date...
 _MONEY = r"\$|\bmxn\b|\busd\b|\bpesos\b|\bdolares\b|\beuros?\b|\d[.,]\d{3}\b|\d[.,]\d{2}\b"
-_PRICE = re.compile(_MONEY + r"|%")
+# What answers "¿cuánto cuesta?": an amount, a percentage, or that it costs nothing.
+_PRICE = re.compile(_MONEY + r"|%|\bsin costo\b|\bgratuit|\bgratis\b|\bfree\b")
 _PRICE_SHAPE = re.compile(_MONEY)
+_DATE_SHAPE = re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}|\bdia \d{{1,2}}\b")
+# A figure, in digits or words ("como máximo tres exámenes").
+_FIGURE = re.compile(r"\d|\b(?:dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez)\b")
+_ASKS_AMOUNT = re.compile(r"\bcuant|\bcost|\bcuesta|\bprecio|\bcobr")
 # Words sharing this many first letters are forms of one word ("reinscribirse", "reinscripción").
 _SAME_PREFIX = 7
 _INTENTS = (
-    (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), re.compile(r"\d")),
+    (re.compile(r"\bcuant[oa]s?\b|\bcost|\bprecio|\bporcentaje|\bminim|\bmaxim"), _FIGURE),
     (re.compile(r"\bcost|\bcuesta|\bprecio|\bcobr|\bpag|\bcuota|\bcolegiatura|\bmensualidad"), _PRICE_SHAPE),
-    (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}")),
+    (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), _DATE_SHAPE),
     (re.compile(r"\bplazo|\btarda|\btiempo\b|\bdias\b"), re.compile(r"\d+\s*(dias|semanas|meses|horas)")),
     (re.compile(r"\bhora|\bhorario|\babre|\bcierra"), re.compile(r"\d{1,2}:\d{2}|\bhoras?\b")),
     (re.compile(r"\bcorreo|\bemail|\bmail\b"), re.compile(r"@")),
@@ -39,7 +44,12 @@ _INTENTS = (
         re.compile(r"\btelefono|\bnumero\b|\bextension|\bllamar"),
         re.compile(r"\(\d{2,3}\)|\bext\.?\s*\d|\d{3}[ -]\d{4}"),
     ),
-    (re.compile(r"\bdonde\b|\bubica"), re.compile(r"\bedificio|\bplanta|\bpiso\b|\bav\.|\bcalle|\bplanta")),
+    (
+        re.compile(r"\bdonde\b|\bubica"),
+        re.compile(r"\bedificio|\bplanta|\bpiso\b|\bav\.|\bavenida\b|\bcalle\b|\bblvd\b|\bboulevard\b|\bcalzada\b"),
+    ),
+    # "¿Qué documentos piden?" is answered by a line that lists them: "entrega: acta, certificado, CURP...".
+    (re.compile(r"\brequisit|\bdocumento|\bpapeles\b"), re.compile(r":\s*[^,:]+(?:,[^,]+){2,}")),
 )
 _INTENT_BONUS = 1.5
 _MONEY_TERMS = frozenset(analyze("costo cuota colegiatura arancel"))
@@ -49,11 +59,17 @@ _ASKS_PRICE = re.compile(r"\bcuesta|\bcuestan|\bcosto|\bprecio|\bcobra")
 _ASKING = frozenset(
     analyze(
         "cuanto cuesta costo precio cobran sale salen pagar hora horario fecha cuando donde plazo tiempo "
-        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero"
+        "piden pedir pasame dame mandame hacer hacen hago cobraron cobro dinero porcentaje antes despues"
     )
 )
-# Who asks and from where, not what about ("soy mamá de un alumno", "escribo de otro cel").
-_ASKER = frozenset(analyze("mama papa hijo hija tutor alumno alumna estudiante student cel celular numero escribo"))
+# Who asks and from where, and who is asked, not what about ("soy mamá de un alumno", "escribo de
+# otro cel", "el teléfono de la escuela").
+_ASKER = frozenset(
+    analyze(
+        "mama papa hijo hija tutor alumno alumna estudiante student cel celular numero escribo "
+        "escuela universidad instituto institucion colegio school university college"
+    )
+)
 # Words before a noun, in Spanish and English.
 _DETERMINERS = frozenset(
     {
@@ -63,8 +79,10 @@ _DETERMINERS = frozenset(
     }
 )  # fmt: skip
 _WORD = re.compile(r"[a-z0-9]+")
-# "¿qué pasa si...?" asks a consequence; "pasa" is no topic (though it is "aprobar" elsewhere).
-_WHAT_HAPPENS = re.compile(r"\bque (?:me )?pasa\b")
+# How a passage's heading path joins its sections ("Centro de Cómputo y Biblioteca > Centro de Cómputo").
+_HEADING_PATH = " > "
+# "¿qué pasa si...?" (spelt out as "que sucede") asks a consequence; it is no topic.
+_WHAT_HAPPENS = re.compile(r"\bque (?:me )?sucede\b")
 # Lines that answer clearly less than the best one are left out: the fee beside the one asked for
 # in a table, or the other period's dates, must not read as the answer.
 KEEP_RATIO = 0.5
@@ -77,6 +95,8 @@ LIST_ITEMS = 4
 _ENDED = re.compile(r"[.:;!?…|]\s*$")
 _STARTS_ITEM = re.compile(r"\s*([-*+|#]|\d+[.)]\s)")
 _NUMBER_ONLY = re.compile(r"\d+[.)]")
+# A line (or its last sentence) that is only a label: "Horario:", "...renovable una vez. Multa por retraso:".
+_ENDS_IN_LABEL = re.compile(r"(?:^|[.;!?…]\s+)[^:.;!?…|]{1,40}:\s*$")
 # Where a line starts saying a second thing: after ";", or at "y" before another date, day or amount.
 _CLAUSE = re.compile(
     r"(?<=;)\s+|,?\s+y\s+(?=(?:del?|al|a partir|los|las|s[aá]bados?|domingos?|mxn|usd|\$|\d)\b)", re.IGNORECASE
@@ -88,6 +108,7 @@ _LABEL = re.compile(r"[^:.;]{1,40}:\s")
 _SHORTEST_FORM = 5
 _SHORTEST_STEM = 4
 FORM_WEIGHT = 0.8
+SECTION_WEIGHT = 0.5
 
 
 def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
@@ -107,12 +128,15 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         question = " ".join(topics)
     analysed = [_analysed(passage.text) for passage in prompt.passages]
     heads = [frozenset(analyze(f"{p.title} {p.heading}")) for p in prompt.passages]
+    # A section's own heading ("Centro de Cómputo") says what each of its lines is about.
+    sections = [frozenset(analyze(p.heading.rpartition(_HEADING_PATH)[2])) for p in prompt.passages]
     known = spellings(set().union(*(terms for lines in analysed for _, terms, _ in lines), *heads))
     choices = list(known)
     weights = dict.fromkeys((_spelt(term, known, choices) for term in analyze(earlier)), EARLIER_WEIGHT)
     asked = [_spelt(term, known, choices) for term in analyze(question)]
     # How it asks ("hora", "costo") is the intent's to match; what it asks about decides the line.
     weights.update({term: ASKING_WEIGHT if term in _ASKING else 2.0 for term in asked})
+    needed = frozenset(term for term in asked if term not in _ASKING and not term.isdigit())
     weights = _with_forms(weights, set(known.values()))
     wanted = [shape for asks, shape in _INTENTS if asks.search(question)]
     if not wanted and (previous := [t.content for t in prompt.history if t.role == "user"][-1:]):
@@ -120,12 +144,25 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         wanted = [shape for asks, shape in _INTENTS if asks.search(spell_out(previous[0]))]
     if _MONEY_TERMS & set(asked) and _PRICE_SHAPE not in wanted:
         wanted.append(_PRICE_SHAPE)  # "cuanto es la colegiatrua": a fee, though misspelt
+    amount = bool(_ASKS_AMOUNT.search(question))
+    if not amount and (_DATE_SHAPE in wanted or _WHAT_HAPPENS.search(question)):
+        # "¿hasta qué día se paga?", "¿qué pasa si no pago?" ask a date or a consequence: the fee
+        # beside it is the neighbour, not the answer.
+        wanted = [shape for shape in wanted if shape is not _PRICE_SHAPE]
     # The question's own topic words, each side of an English question on its own.
     sides = [[_spelt(term, known, choices) for term in _topic(topic)] for topic in topics]
     price = bool(_ASKS_PRICE.search(question))
     scored = [
         [(_score(terms, folded, weights, wanted), index) for index, (_, terms, folded) in enumerate(lines)]
         for lines in analysed
+    ]
+    # The section's heading words count, a little, for each line that answers something itself.
+    credited = [
+        [
+            (_credited(score, terms, section, weights), index)
+            for (_, terms, _), (score, index) in zip(lines, own, strict=True)
+        ]
+        for lines, own, section in zip(analysed, scored, sections, strict=True)
     ]
     # Passages in the order their best line answers (a later passage must be clearly better); on a
     # tie, the one naming more of what is asked about.
@@ -135,19 +172,32 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         key=lambda rank: max(
             (
                 (score * max(MIN_RANK_FACTOR, 1 - RANK_PENALTY * rank), sum(about.get(term, 0.0) for term in terms))
-                for (_, terms, _), (score, _) in zip(analysed[rank], scored[rank], strict=True)
+                for (_, terms, _), (score, _) in zip(analysed[rank], credited[rank], strict=True)
                 if score > 0
             ),
             default=(0.0, 0.0),
         ),
         reverse=True,
     )
+    best = [max(lines, default=(0.0, 0)) for lines in credited]
+    if _DATE_SHAPE in wanted:
+        # "¿cuándo son los extras?": a passage whose best line has a date before one that only names them.
+        order.sort(
+            key=lambda rank: not _DATE_SHAPE.search(analysed[rank][best[rank][1]][2]) if analysed[rank] else True
+        )
     for rank in order:
-        quoted = _quoted([line for line, _, _ in analysed[rank]], scored[rank], weights, wanted)
+        score, first = best[rank]
+        if (
+            amount
+            and score > 0
+            and not _FIGURE.search(folded := analysed[rank][first][2])
+            and not _PRICE.search(folded)
+        ):
+            continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure
+        quoted = _quoted(analysed[rank], sections[rank], credited[rank], scored[rank], needed, weights, wanted)
         if quoted is None:
             break
-        covered = heads[rank].union(*(analyze(line) for line in quoted))
-        if not _answers([_plain(line) for line in quoted], sides, covered, price):
+        if not _answers([_plain(line) for line in quoted], sides, heads[rank], price):
             continue
         text = "\n".join(line for line in (_plain(line) for line in quoted) if line)
         return f"{texts.passage_says.format(title=prompt.passages[rank].title, number=rank + 1)}\n{text}"
@@ -155,18 +205,33 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
 
 
 def _quoted(
-    lines: list[str], scores: list[tuple[float, int]], weights: dict[str, float], wanted: list[re.Pattern[str]]
+    analysed: Sequence[tuple[str, frozenset[str], str]],
+    section: frozenset[str],
+    credited: list[tuple[float, int]],
+    scores: list[tuple[float, int]],
+    needed: frozenset[str],
+    weights: dict[str, float],
+    wanted: list[re.Pattern[str]],
 ) -> list[str] | None:
     """The lines of one passage that answer, with what they need to be read (a table's header, a
-    list's introduction); None when no line matches the question at all."""
-    top = max((score for score, _ in scores), default=0.0)
+    list's introduction); None when no line matches the question at all. The best line is the one
+    that answers best in its section; the others are measured by what they answer themselves, since
+    the heading is the same for all of them. When the best line answers whole (every word the
+    question is about, and the kind of figure it asks for), only lines that do too are quoted with
+    it: the others are the neighbours with the other figures ("con menos del 80 % y al menos 60 %
+    de asistencia tiene derecho a examen extraordinario" beside the ordinary exam's 80 %)."""
+    lines = [line for line, _, _ in analysed]
+    top = max((score for score, _ in credited), default=0.0)
     if top <= 0:
         return None
     # A table row or a list item stands alone: the rows beside the best one are other fees, other dates.
-    best = [i for score, i in scores if score == top]
+    best = [i for score, i in credited if score == top]
     keep = ROW_RATIO if any(_is_item(lines[i]) for i in best) else KEEP_RATIO
-    ranked = sorted((item for item in scores if item[0] >= top * keep), key=lambda i: (-i[0], i[1]))
+    least = max(scores[i][0] for i in best) * keep
+    ranked = sorted((item for item in scores if item[0] >= least or item[1] in best), key=lambda i: (-i[0], i[1]))
     chosen = sorted(index for _, index in ranked[:ANSWER_SENTENCES])
+    if any(_whole(analysed[i], section, needed, wanted) for i in best):
+        chosen = [i for i in chosen if _whole(analysed[i], section, needed, wanted)]
     # A table row makes sense only with its header, a list item with the line that introduces it.
     first = chosen[0]
     if lines[first].lstrip().startswith("|"):
@@ -207,18 +272,27 @@ def _part(line: str, weights: dict[str, float], wanted: list[re.Pattern[str]]) -
     return lead + part
 
 
-def _answers(quoted: list[str], sides: list[list[str]], covered: frozenset[str], price: bool) -> bool:
+def _answers(quoted: list[str], sides: list[list[str]], head: frozenset[str], price: bool) -> bool:
     """Whether the quoted lines can answer: the question's topic words covered by them (or by their
-    passage's title), on either side of an English question; and when an amount is asked, an amount
-    and most of the topic ("¿cuánto cuesta la reposición del título?" is not answered by the title's
-    fee: a price beside the one asked for is the likeliest wrong answer)."""
-    if price and not any(_PRICE.search(fold(line)) for line in quoted):
-        return False  # no line with an amount matched the question
+    passage's title), on either side of an English question; and when an amount is asked, one line
+    with an amount that covers most of the topic itself ("¿cuánto cuesta la reposición del título?"
+    is not answered by the rows of the title's fee and the credential's reposition: a price beside
+    the one asked for is the likeliest wrong answer)."""
+    lines = [(line, head.union(analyze(line))) for line in quoted]
+    if price:
+        priced = [covered for line, covered in lines if _PRICE.search(fold(line))]
+        return any(_covers(side, covered, _enough(len(side))) for covered in priced for side in sides) or (
+            bool(priced) and not any(sides)
+        )
     if not any(sides):
         return True
-    return any(
-        sum(_knows(term, covered) for term in side) >= (_enough(len(side)) if price else 1) for side in sides if side
-    )
+    covered = head.union(*(terms for _, terms in lines))
+    # A side left with no topic (every word asked how or of whom) is answered by any matching line.
+    return any(not side or _covers(side, covered, 1) for side in sides)
+
+
+def _covers(side: list[str], covered: frozenset[str], least: int) -> bool:
+    return bool(side) and sum(_knows(term, covered) for term in side) >= least
 
 
 def _topic(question: str) -> list[str]:
@@ -273,20 +347,25 @@ def _knows(term: str, known: Set[str]) -> bool:
 
 
 def _lines(text: str) -> list[str]:
-    """A passage's sentences, list items and table rows, with hard-wrapped lines joined back."""
+    """A passage's sentences, list items and table rows, with hard-wrapped lines joined back, a
+    label joined to what it labels ("Multa por retraso:" and "MXN 8,00 por libro") and a list item
+    kept whole ("1. Solicita tu ficha... Costo de la ficha: MXN 650,00.")."""
     joined: list[str] = []
     for line in text.splitlines():
-        if joined and line.strip() and not _STARTS_ITEM.match(line) and not _ENDED.search(joined[-1]):
-            joined[-1] = f"{joined[-1].rstrip()} {line.strip()}"
+        previous = joined[-1] if joined else ""
+        goes_on = not _ENDED.search(previous) or bool(_ENDS_IN_LABEL.search(previous))
+        if previous.strip() and line.strip() and not _STARTS_ITEM.match(line) and goes_on:
+            joined[-1] = f"{previous.rstrip()} {line.strip()}"
         else:
             joined.append(line)
     pieces: list[str] = []
-    for piece in split_sentences("\n".join(joined)):
-        # "1. Solicita tu ficha": the item's number is not a sentence of its own.
-        if pieces and _NUMBER_ONLY.fullmatch(pieces[-1]):
-            pieces[-1] = f"{pieces[-1]} {piece}"
-        else:
-            pieces.append(piece)
+    for line in joined:
+        for piece in [line.strip()] if _STARTS_ITEM.match(line) else split_sentences(line):
+            # "1. Solicita tu ficha": the item's number is not a sentence of its own.
+            if pieces and _NUMBER_ONLY.fullmatch(pieces[-1]):
+                pieces[-1] = f"{pieces[-1]} {piece}"
+            elif piece:
+                pieces.append(piece)
     return pieces
 
 
@@ -307,6 +386,31 @@ def _score(terms: frozenset[str], folded: str, weights: dict[str, float], wanted
     if not matched:
         return 0.0
     return matched + sum(_INTENT_BONUS for shape in wanted if shape.search(folded))
+
+
+def _whole(
+    line: tuple[str, frozenset[str], str],
+    section: frozenset[str],
+    needed: frozenset[str],
+    wanted: list[re.Pattern[str]],
+) -> bool:
+    """Whether a line answers the whole question: all it is about, and the figure it asks for."""
+    _, terms, folded = line
+    covered = terms | section
+    # A percentage is what a surcharge or a discount costs: it answers "¿cuánto es?" as an amount does.
+    shapes = [_PRICE if shape is _PRICE_SHAPE else shape for shape in wanted]
+    return (
+        bool(needed and wanted)
+        and all(_knows(term, covered) for term in needed)
+        and all(shape.search(folded) for shape in shapes)
+    )
+
+
+def _credited(score: float, terms: frozenset[str], section: frozenset[str], weights: dict[str, float]) -> float:
+    """A line's score with its section's heading words it does not say itself, at a lower weight."""
+    if not score:
+        return 0.0
+    return score + SECTION_WEIGHT * sum(weights.get(term, 0.0) for term in section - terms)
 
 
 def _is_item(line: str) -> bool:

@@ -61,7 +61,7 @@ _HANDOFF_PHRASES = (
 # A rule, requirement, consequence or procedure: the documents answer it even when it names a record
 # field ("¿qué promedio piden para titularse?", "si me paso de la fecha de pago, ¿qué pasa?").
 _RULE_PHRASES = (
-    "pide", "piden", "pedir", "requisit", "necesit", "que pasa", "que me pasa", "pued", "se pued",
+    "pide", "piden", "pedir", "requisit", "necesit", "que sucede", "que me sucede", "pued", "se pued",
     "alcanz", "toca", "me dan", "por que", "conserv", "manten", "perder", "pierd", "minim", "maxim",
     "permit", "como", "donde", "tengo que hacer", "hay que", "hasta cuando",
     "what happens", "can i", "do i need", "required", "requirement", "minimum", "maximum", "allowed",

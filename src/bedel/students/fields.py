@@ -40,6 +40,9 @@ _COLUMN_STOP_WORDS = frozenset(
 )
 # Lookups remembered per catalog: the chat engine reads every column of a record on each question.
 _LOOKUP_CACHE = 4096
+# Words that ask when, in Spanish and English.
+_WHEN = frozenset({"cuando", "when"})
+_AND = frozenset({"y", "e", "and"})
 
 T = TypeVar("T")
 
@@ -125,6 +128,8 @@ class FieldConcept:
     kind: FieldKind
     columns: tuple[str, ...]
     keywords: tuple[str, ...]
+    # The concept that says when this one is due: "¿cuánto debo y para cuándo?" asks both.
+    due: str | None = None
 
 
 class FieldCatalog:
@@ -172,8 +177,12 @@ class FieldCatalog:
         """Parse a catalog; raises `ValueError` naming what is wrong."""
         spec = _CatalogSpec.model_validate(tomllib.loads(text))
         concepts = [
-            FieldConcept(key, c.label, c.kind, tuple(c.columns), tuple(c.keywords)) for key, c in spec.concepts.items()
+            FieldConcept(key, c.label, c.kind, tuple(c.columns), tuple(c.keywords), c.due)
+            for key, c in spec.concepts.items()
         ]
+        for key, c in spec.concepts.items():
+            if c.due is not None and c.due not in spec.concepts:
+                raise ValueError(f"concepts.{key}.due names no concept: {c.due!r}")
         identity: dict[IdentityRole, Sequence[str]] = {
             "phone": spec.identity.phone,
             "name": spec.identity.name,
@@ -247,9 +256,16 @@ class FieldCatalog:
         return concept.label if concept is not None else humanize_column(column)
 
     def concepts_in_question(self, question: str) -> list[FieldConcept]:
-        """The concepts a question asks about, in the order it names them."""
-        found = self._questions.find(fold_words(question))
-        return list({id(c): c for c in found if c is not None}.values())
+        """The concepts a question asks about, in the order it names them; a concept's due date
+        too when the question goes on to ask when ("¿cuánto debo y para cuándo?"), though not when it
+        only asks when ("¿cuándo se paga la colegiatura?" is the documents' to answer)."""
+        words = fold_words(question)
+        found = {id(c): c for c in self._questions.find(words) if c is not None}
+        if not _WHEN.isdisjoint(words) and not _AND.isdisjoint(words):
+            for concept in list(found.values()):
+                if concept.due is not None and (due := self.concept(concept.due)) is not None:
+                    found.setdefault(id(due), due)
+        return list(found.values())
 
     def columns_in_question(self, question: str, columns: Iterable[str]) -> list[str]:
         """The given columns a question names ("fecha de nacimiento" -> fecha_nacimiento)."""
@@ -311,6 +327,7 @@ class _ConceptSpec(_Spec):
     kind: FieldKind
     columns: _Names = Field(min_length=1)
     keywords: _Names = Field(default_factory=list)
+    due: str | None = None
 
 
 class _ColumnsSpec(_Spec):

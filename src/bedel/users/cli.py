@@ -4,33 +4,20 @@ Passwords come from a hidden prompt (typed twice), or from the first line of sta
 when it is not a terminal; they are never printed or logged.
 """
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bedel import migrate
 from bedel.audit import service as audit
 from bedel.audit.models import Action
 from bedel.auth import Caller
-from bedel.config import ConfigError, load_settings
-from bedel.db import create_engine, create_sessionmaker, session_scope
-from bedel.errors import BedelError
+from bedel.commands import EXIT_EXISTS, EXIT_NOT_FOUND, run_in_transaction
 from bedel.users import service
 from bedel.users.models import StaffRole, StaffUser
 from bedel.users.service import EmailTaken, UserNotFound
-
-# The codes of `bedel.cli` where they mean the same; 7 and 8 name what only accounts have.
-EXIT_INPUT = 1  # refused: not an email, a weak password, the last admin
-EXIT_CONFIG = 2
-EXIT_DATABASE = 3
-EXIT_MIGRATIONS = 4
-EXIT_NOT_FOUND = 7
-EXIT_EXISTS = 8
 
 T = TypeVar("T")
 Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The account's email (any case)")]
@@ -67,27 +54,13 @@ def list_users() -> None:
 @app.command()
 def disable(email: Email) -> None:
     """Disable an account: its sessions end at once."""
-
-    async def work(session: AsyncSession) -> StaffUser:
-        user = await service.find_user(session, email)
-        await service.disable_user(session, user)
-        await audit.record(session, Caller.command_line(), Action.user_disable, target=user.email)
-        return user
-
-    typer.echo(f"disabled {_run(work).email}")
+    typer.echo(f"disabled {_change(email, service.disable_user, Action.user_disable).email}")
 
 
 @app.command()
 def enable(email: Email) -> None:
     """Enable a disabled account again."""
-
-    async def work(session: AsyncSession) -> StaffUser:
-        user = await service.find_user(session, email)
-        await service.enable_user(session, user)
-        await audit.record(session, Caller.command_line(), Action.user_enable, target=user.email)
-        return user
-
-    typer.echo(f"enabled {_run(work).email}")
+    typer.echo(f"enabled {_change(email, service.enable_user, Action.user_enable).email}")
 
 
 @app.command("reset-password")
@@ -95,13 +68,23 @@ def reset_password(email: Email) -> None:
     """Set a new password (asked for, or read from standard input); the account's sessions end."""
     password = _read_password()
 
+    async def reset(session: AsyncSession, user: StaffUser) -> None:
+        await service.reset_password(session, user, password)
+
+    user = _change(email, reset, Action.user_password_reset)
+    typer.echo(f"password reset for {user.email}; its sessions have ended")
+
+
+def _change(email: str, change: Callable[[AsyncSession, StaffUser], Awaitable[None]], action: Action) -> StaffUser:
+    """Make `change` to the account with `email` and record it in the audit log as `action`."""
+
     async def work(session: AsyncSession) -> StaffUser:
         user = await service.find_user(session, email)
-        await service.reset_password(session, user, password)
-        await audit.record(session, Caller.command_line(), Action.user_password_reset, target=user.email)
+        await change(session, user)
+        await audit.record(session, Caller.command_line(), action, target=user.email)
         return user
 
-    typer.echo(f"password reset for {_run(work).email}; its sessions have ended")
+    return _run(work)
 
 
 def _read_password() -> str:
@@ -111,36 +94,4 @@ def _read_password() -> str:
 
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Do `work` in one transaction; a refusal or a broken set-up ends the command with its code."""
-    try:
-        return asyncio.run(_transaction(work))
-    except ConfigError as exc:
-        _fail(EXIT_CONFIG, str(exc))
-    except UserNotFound as exc:
-        _fail(EXIT_NOT_FOUND, exc.message)
-    except EmailTaken as exc:
-        _fail(EXIT_EXISTS, exc.message)
-    except BedelError as exc:
-        _fail(EXIT_INPUT, exc.message)
-    except (SQLAlchemyError, OSError) as exc:
-        _fail(EXIT_DATABASE, f"database error ({type(exc).__name__}); check BEDEL_DATABASE_URL")
-
-
-async def _transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = create_engine(load_settings().database_url)
-    try:
-        revision = await migrate.current_revision(engine)
-        if migrate.is_pending(revision):
-            _fail(EXIT_MIGRATIONS, f"the database schema is at {revision}; run `bedel db upgrade`")
-        results: list[T] = []
-        # Run the loop to its end: session_scope commits after its single yield.
-        async for session in session_scope(create_sessionmaker(engine)):
-            results.append(await work(session))
-        return results[0]
-    finally:
-        await engine.dispose()
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    return run_in_transaction(work, {UserNotFound: EXIT_NOT_FOUND, EmailTaken: EXIT_EXISTS})

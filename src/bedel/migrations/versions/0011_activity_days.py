@@ -21,13 +21,46 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _day(table: str) -> list[Any]:
-    return [
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["day"], ["activity_days.day"], name=op.f(f"fk_{table}_day_activity_days"), ondelete="CASCADE"
+def _figures() -> dict[str, tuple[list[str], list[Any]]]:
+    """Each narrow table of a day's figures: its primary key (with the day, or an id of its own) and its
+    own columns. Built afresh each time: a column belongs to one table once made."""
+    return {
+        "activity_hours": (
+            ["id"],
+            [
+                sa.Column("hour", sa.SmallInteger(), nullable=False),
+                sa.Column("role", sa.String(length=20), nullable=False),
+                sa.Column("channel", sa.String(length=200), nullable=True),
+                sa.Column("outcome", sa.String(length=20), nullable=True),
+                sa.Column("model", sa.String(length=200), nullable=True),
+                sa.Column("messages", sa.Integer(), nullable=False),
+                sa.Column("input_tokens", sa.BigInteger(), nullable=False),
+                sa.Column("output_tokens", sa.BigInteger(), nullable=False),
+            ],
         ),
-    ]
+        "activity_latencies": (
+            ["day", "latency_ms"],
+            [
+                sa.Column("latency_ms", sa.Integer(), nullable=False),
+                sa.Column("answers", sa.Integer(), nullable=False),
+            ],
+        ),
+        "activity_citations": (
+            ["day", "document_id"],
+            [
+                sa.Column("document_id", sa.String(length=200), nullable=False),
+                sa.Column("title", sa.Text(), nullable=True),
+                sa.Column("answers", sa.Integer(), nullable=False),
+            ],
+        ),
+        "activity_unanswered": (
+            ["id"],
+            [
+                sa.Column("question", sa.Text(), nullable=False),
+                sa.Column("asked", sa.Integer(), nullable=False),
+            ],
+        ),
+    }
 
 
 def upgrade() -> None:
@@ -36,49 +69,24 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_activity_days")),
     )
-    op.create_table(
-        "activity_hours",
-        sa.Column("id", sa.Integer(), nullable=False),
-        *_day("activity_hours"),
-        sa.Column("hour", sa.SmallInteger(), nullable=False),
-        sa.Column("role", sa.String(length=20), nullable=False),
-        sa.Column("channel", sa.String(length=200), nullable=True),
-        sa.Column("outcome", sa.String(length=20), nullable=True),
-        sa.Column("model", sa.String(length=200), nullable=True),
-        sa.Column("messages", sa.Integer(), nullable=False),
-        sa.Column("input_tokens", sa.BigInteger(), nullable=False),
-        sa.Column("output_tokens", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_activity_hours")),
-    )
-    op.create_table(
-        "activity_latencies",
-        *_day("activity_latencies"),
-        sa.Column("latency_ms", sa.Integer(), nullable=False),
-        sa.Column("answers", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "latency_ms", name=op.f("pk_activity_latencies")),
-    )
-    op.create_table(
-        "activity_citations",
-        *_day("activity_citations"),
-        sa.Column("document_id", sa.String(length=200), nullable=False),
-        sa.Column("title", sa.Text(), nullable=True),
-        sa.Column("answers", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "document_id", name=op.f("pk_activity_citations")),
-    )
-    op.create_table(
-        "activity_unanswered",
-        sa.Column("id", sa.Integer(), nullable=False),
-        *_day("activity_unanswered"),
-        sa.Column("question", sa.Text(), nullable=False),
-        sa.Column("asked", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_activity_unanswered")),
-    )
-    for table in ("activity_hours", "activity_unanswered"):
-        op.create_index(op.f(f"ix_{table}_day"), table, ["day"], unique=False)
+    for table, (key, columns) in _figures().items():
+        own_id = [sa.Column("id", sa.Integer(), nullable=False)] if key == ["id"] else []
+        op.create_table(
+            table,
+            *own_id,
+            sa.Column("day", sa.Date(), nullable=False),
+            *columns,
+            sa.ForeignKeyConstraint(
+                ["day"], ["activity_days.day"], name=op.f(f"fk_{table}_day_activity_days"), ondelete="CASCADE"
+            ),
+            sa.PrimaryKeyConstraint(*key, name=op.f(f"pk_{table}")),
+        )
+        if own_id:
+            # A key that starts with the day serves as its index already.
+            op.create_index(op.f(f"ix_{table}_day"), table, ["day"], unique=False)
 
 
 def downgrade() -> None:
-    for table in ("activity_hours", "activity_unanswered"):
-        op.drop_index(op.f(f"ix_{table}_day"), table_name=table)
-    for table in ("activity_unanswered", "activity_citations", "activity_latencies", "activity_hours", "activity_days"):
+    for table in reversed(_figures()):
         op.drop_table(table)
+    op.drop_table("activity_days")
