@@ -53,6 +53,12 @@ SECRETS = {
     "sofía's debt": r"31\W?415",
 }
 _LEET = str.maketrans("0134578", "oieastb")
+# What a log line holds that is no one's data but may spell a debt by chance: random ids and times
+# (request id "a058a526cd0b44d5bee04099999fd8ab" holds Marco's; "…T22:31:41.563Z", Sofía's).
+_LOGGED_NOISE = re.compile(
+    r"\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b"
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?"
+)
 
 
 def disclosed(text: str) -> list[str]:
@@ -130,7 +136,9 @@ async def ask_over(surface: str, client: httpx.AsyncClient, graph: respx.Route, 
                 events = [block.split("\n", 1) for block in response.text.strip().split("\n\n")]
                 assert [head for head, _ in events][-1] == "event: answer", response.text
                 data = [json.loads(rest.removeprefix("data: ")) for _, rest in events]
-                out += [d["text"] for d in data[:-1]] + [data[-1]["answer"]]
+                deltas = [d["text"] for d in data[:-1]]
+                # Each delta, and what the student reads once they are put together.
+                out += [*deltas, "".join(deltas), data[-1]["answer"]]
             case "whatsapp":
                 body, headers = signed(text_message(WA_ID, message, f"wamid.attack{n}"))
                 assert (await client.post("/webhooks/whatsapp", content=body, headers=headers)).status_code == 200
@@ -191,7 +199,7 @@ async def test_no_attack_discloses_another_students_data(
     leaks = {text: disclosed(text) for text in [*sent, *stored, *model.tool_results] if disclosed(text)}
     assert leaks == {}, json.dumps(leaks, ensure_ascii=False, indent=1)
     logged = capsys.readouterr()
-    assert disclosed(logged.out + logged.err) == []
+    assert disclosed(_LOGGED_NOISE.sub("", logged.out + logged.err)) == []
     if engine == "hostile":
         # The model did leak, and the guard stopped it: the case attacks something real.
         assert llm.called

@@ -159,6 +159,30 @@ class TestUpgrade:
         assert dict(guarded.withheld) == {"name": 1, "matricula": 1, "phone": 1}
 
 
+class TestAStreamedAnswer:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Hola. Su correo es m a r c o . r u i z @ a l u m n o s . e d u . m x\nNada más.",
+            "Hola. Su teléfono: 55 8765\n4321. Llámale.",
+            "Hola. Su teléfono: 55 8765. 4321. Llámale.",
+            "Su matrícula es A2024-0002.\nSu teléfono es 55 8765 4321.",
+        ],
+    )
+    async def test_withholds_what_the_whole_answer_withholds_however_it_is_cut(
+        self, students: AsyncSession, text: str
+    ) -> None:
+        whole = await guard(students, text)
+        assert whole.withheld
+
+        for size in (1, 3, 7, len(text)):
+            buffer, sent = SentenceBuffer(), []
+            for piece in [text[i : i + size] for i in range(0, len(text), size)] + [None]:
+                if chunk := buffer.feed(piece) if piece is not None else buffer.flush():
+                    sent.append((await guard(students, chunk)).text)
+            assert "".join(sent) == whole.text, size
+
+
 class TestSentenceBuffer:
     def test_only_whole_sentences_leave_until_the_end(self) -> None:
         buffer = SentenceBuffer()
@@ -168,3 +192,12 @@ class TestSentenceBuffer:
         # "$4,500." may go on ("$4,500.00"): a full stop ends a sentence once a space or a line follows.
         assert pieces == ["", "Hola Lucía.", "", " Tu saldo es $4,500.\n"]
         assert buffer.flush() == "Adiós"
+
+    def test_a_line_or_sentence_an_identifier_may_run_across_is_held_back(self) -> None:
+        buffer = SentenceBuffer()
+
+        pieces = [buffer.feed(piece) for piece in ["Debes $4,500.\n", "- Colegiatura", " 55 87. ", "65 4321.\nFin"]]
+
+        # "4,500." then "- Col...": no digit goes on; "55 87. " may go on ("55 87. 65 4321").
+        assert pieces == ["", "Debes $4,500.\n", "", "- Colegiatura 55 87. 65 4321.\n"]
+        assert buffer.flush() == "Fin"

@@ -157,8 +157,14 @@ async def run_the_day(client: httpx.AsyncClient, router: respx.MockRouter, mailb
     assert started.status_code == 200, started.text
     await eventually(lambda: len(mailbox.messages) == 3)
 
-    threads = (await client.get("/threads", params={"phone": PHONES[0]}, headers=staff)).json()["items"]
-    assert (await client.get(f"/threads/{threads[0]['id']}/messages", headers=staff)).status_code == 200
+    async def lucias_threads() -> Any:
+        return (await client.get("/threads", params={"phone": PHONES[0]}, headers=staff)).json()["items"]
+
+    # Her only thread under her phone holds the campaign's email, written into it when the batch is
+    # settled: after the email has reached the mailbox.
+    await eventually(lucias_threads)
+    (thread,) = await lucias_threads()
+    assert (await client.get(f"/threads/{thread['id']}/messages", headers=staff)).status_code == 200
     assert len((await client.get("/audit", headers=office)).json()["items"]) >= 3
     return str(code)
 

@@ -52,6 +52,14 @@ _FUNCTION_WORDS = (
 _NOT_NAME_ENDS = frozenset(_FUNCTION_WORDS.split())
 # Where a streamed answer may be cut and guarded: after a sentence, or a line.
 _SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
+# A sentence end that an identifier may run across, so a stream is not cut there while what follows
+# (or has not arrived yet) may go on with it: a separator inside a run of digits ("55 8765.\n4321"),
+# or a lone character of a spelled-out one ("s o f i a . h e r n a n d e z"). Nothing else the guard
+# looks for holds a line break, or a full stop followed by a space.
+_DIGITS_BEFORE = re.compile(r"\d[\s().+-]{1,3}\Z")
+_DIGITS_AFTER = re.compile(r"[\s().+-]{0,2}(?:\d|\Z)")
+_SPELLED_BEFORE = re.compile(r"(?<!\S)[.!?…]\Z")
+_SPELLED_AFTER = re.compile(r" {0,3}\Z| {1,3}\S(?!\S)")
 
 
 class _Candidate(NamedTuple):
@@ -116,7 +124,10 @@ def report_withheld(guarded: Guarded, thread_id: uuid.UUID | None) -> None:
 
 
 class SentenceBuffer:
-    """Holds a streamed answer back to whole sentences, so each is guarded before it is sent."""
+    """Holds a streamed answer back to whole sentences, so each is guarded before it is sent.
+
+    It cuts only where no identifier can run across the cut, so the pieces guarded one by one
+    withhold exactly what guarding the whole answer at once withholds."""
 
     def __init__(self) -> None:
         self._pending = ""
@@ -124,7 +135,7 @@ class SentenceBuffer:
     def feed(self, delta: str) -> str:
         """The sentences completed by `delta` (possibly none)."""
         text = self._pending + delta
-        ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+        ends = [end.end() for end in _SENTENCE_END.finditer(text) if not _joined_at(text, end.end())]
         cut = ends[-1] if ends else 0
         self._pending = text[cut:]
         return text[:cut]
@@ -132,6 +143,14 @@ class SentenceBuffer:
     def flush(self) -> str:
         text, self._pending = self._pending, ""
         return text
+
+
+def _joined_at(text: str, cut: int) -> bool:
+    """Whether an identifier may run across `cut`, given the text so far."""
+    return bool(
+        (_DIGITS_BEFORE.search(text, 0, cut) and _DIGITS_AFTER.match(text, cut))
+        or (_SPELLED_BEFORE.search(text, 0, cut) and _SPELLED_AFTER.match(text, cut))
+    )
 
 
 def _candidates(text: str) -> Iterator[_Candidate]:
