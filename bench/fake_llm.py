@@ -2,8 +2,9 @@
 
 The body has the shape of OpenAI's documented `chat.completion` object, so the SDK's own
 parsing runs in the process under test. `FAKE_LLM_DELAY_S` (seconds, default 0) delays
-every answer, to play a slow model; `POST /delay {"delay_s": 1.5}` changes it while running.
-`GET /stats` counts the completions served.
+every answer, to play a slow model, and `FAKE_LLM_SPREAD_S` (default 0) spreads each delay evenly
+over ± that much; `POST /delay {"delay_s": 1.5, "spread_s": 0.5}` changes them while running.
+`GET /stats` counts the completions served and lists the delay each one slept.
 
 Run: `uvicorn fake_llm:app --app-dir bench`.
 """
@@ -11,6 +12,7 @@ Run: `uvicorn fake_llm:app --app-dir bench`.
 import asyncio
 import itertools
 import os
+import random
 import time
 
 from starlette.applications import Starlette
@@ -26,7 +28,8 @@ ANSWER = (
 )
 _ids = itertools.count(1)
 _served = {"completions": 0}
-_delay_s = [float(os.environ.get("FAKE_LLM_DELAY_S", "0"))]
+_delays: list[float] = []
+_delay_s = [float(os.environ.get("FAKE_LLM_DELAY_S", "0")), float(os.environ.get("FAKE_LLM_SPREAD_S", "0"))]
 
 
 def _tokens(text: str) -> int:
@@ -35,9 +38,12 @@ def _tokens(text: str) -> int:
 
 async def chat_completions(request: Request) -> JSONResponse:
     payload = await request.json()
-    if _delay_s[0]:
-        await asyncio.sleep(_delay_s[0])
+    delay_s, spread_s = _delay_s
+    delay_s = max(0.0, random.uniform(delay_s - spread_s, delay_s + spread_s))
+    if delay_s:
+        await asyncio.sleep(delay_s)
     _served["completions"] += 1
+    _delays.append(delay_s)
     prompt_tokens = sum(_tokens(str(message.get("content") or "")) for message in payload.get("messages", []))
     # A real server stops at max_tokens (the search-words call asks for a few).
     answer = ANSWER[: payload["max_tokens"] * 4] if payload.get("max_tokens") else ANSWER
@@ -67,12 +73,13 @@ async def chat_completions(request: Request) -> JSONResponse:
 
 
 async def stats(_: Request) -> JSONResponse:
-    return JSONResponse(_served)
+    return JSONResponse({**_served, "delays": _delays})
 
 
 async def set_delay(request: Request) -> JSONResponse:
-    _delay_s[0] = float((await request.json())["delay_s"])
-    return JSONResponse({"delay_s": _delay_s[0]})
+    asked = await request.json()
+    _delay_s[:] = [float(asked["delay_s"]), float(asked.get("spread_s", 0))]
+    return JSONResponse({"delay_s": _delay_s[0], "spread_s": _delay_s[1]})
 
 
 app = Starlette(

@@ -1,4 +1,5 @@
-"""CPU accounting from /proc: a process tree's CPU time, the whole machine's, and waiting for a quiet machine."""
+"""CPU and memory accounting from /proc: a process tree's CPU time and memory, the whole machine's CPU, and
+waiting for a quiet machine."""
 
 import contextlib
 import os
@@ -34,6 +35,16 @@ def process_cpu_s(pid: int) -> float:
         with contextlib.suppress(OSError, IndexError, ValueError):
             total += sum(int(value) for value in _stat_fields(member)[11:15])
     return total / CLK_TCK
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its live descendants, in MiB (shared pages counted in each)."""
+    total_kb = 0
+    for member in [pid, *_descendants(pid)]:
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            status = Path(f"/proc/{member}/status").read_text().splitlines()
+            total_kb += int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+    return total_kb / 1024
 
 
 def machine_busy_s() -> float:

@@ -1,17 +1,20 @@
 """Burst merging: texts one phone writes in a row get one answer; a clock the test moves decides the window."""
 
 import asyncio
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import respx
+from sqlalchemy import select
 
+from bedel.channels.models import ChannelContact
 from bedel.chat.service import AskedQuestion
 from bedel.config import Settings
-from bedel.db import as_utc
+from bedel.db import as_utc, create_engine
 from bedel.identities.service import anonymous_key
 from bedel.texts.catalog import texts_for
 from tests.channels.test_identity import BSUID, STUDENTS
@@ -45,6 +48,14 @@ UNSUBSCRIBED_REPLY = ES.unsubscribed
 FRAGMENTS = ["hola", "una pregunta", "¿cuánto debo?"]
 # The quiet time after a burst's last message before it is answered (BEDEL_WHATSAPP_BURST_WINDOW_S).
 WINDOW_S = 3
+
+
+async def last_inbound_at(database_url: str) -> datetime:
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        moment = (await connection.execute(select(ChannelContact.last_inbound_at))).scalar_one()
+    await engine.dispose()
+    return as_utc(moment)
 
 
 @pytest.fixture
@@ -109,10 +120,11 @@ class TestBursts:
     ) -> None:
         api, worker = make_client(burst_settings, clock), make_client(burst_settings, clock)
         async with api as client, worker:
+            sent_at = int(time.time()) - 60  # the vendor's timestamp of the first fragment
             for n, fragment in enumerate(FRAGMENTS):
                 if n:
                     clock.advance(2)
-                await post(client, text_message(WA_ID, fragment, f"wamid.burst{n}"))
+                await post(client, text_message(WA_ID, fragment, f"wamid.burst{n}", timestamp=sent_at + 2 * n))
             last_at = clock.now
             clock.advance(1)
             wake(api, worker)
@@ -134,6 +146,8 @@ class TestBursts:
         answers = await jobs(clean_database, "channels.answer")
         assert [(j.status, j.attempts) for j in answers] == [("done", 1), ("done", 0), ("done", 0)]
         assert len(await jobs(clean_database, "channels.deliver")) == 1
+        # The followers' jobs never ran; their sender was recorded all the same: the window runs from the last text.
+        assert await last_inbound_at(clean_database) == datetime.fromtimestamp(sent_at + 4, UTC)
 
     async def test_a_burst_that_never_goes_quiet_is_answered_ten_seconds_after_its_first_message(
         self,

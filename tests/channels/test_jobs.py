@@ -11,6 +11,8 @@ from bedel.channels.jobs import AnswerJob, DeliverJob
 from bedel.channels.models import Channel
 from bedel.channels.ports import Button
 from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
+from bedel.identities.models import IdentityKind
+from bedel.identities.schemas import Identity
 
 RECEIVED_AT = datetime(2025, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
 
@@ -35,6 +37,16 @@ class TestAnswerJob:
                 InboundMedia(MediaKind.audio, "audio/ogg", "https://media/1", caption="oye", filename="nota.ogg"),
             ),
             AnswerJob(Channel.whatsapp, "wamid.2", "5215511112222", "bsuid:MX.1", "Sí", RECEIVED_AT, button="a:b"),
+            AnswerJob(
+                Channel.whatsapp,
+                "wamid.3",
+                "5215511112222",
+                "+525511112222",
+                "hola",
+                RECEIVED_AT,
+                sent_at=datetime(2025, 3, 1, 9, 30, 14, tzinfo=UTC),
+                identities=(Identity(IdentityKind.wa_id, "5215511112222"), Identity(IdentityKind.bsuid, "MX.1")),
+            ),
         ],
     )
     def test_a_job_reads_back_as_it_was_written(self, job: AnswerJob) -> None:
@@ -55,6 +67,12 @@ class TestAnswerJob:
         }
         job = AnswerJob.from_payload(payload)
         assert job.received_at < RECEIVED_AT and job.button is None
+
+    def test_a_job_ledgered_when_the_webhook_recorded_the_sender_carries_no_sender_details(self) -> None:
+        payload = AnswerJob(Channel.whatsapp, "wamid.old", "5215511112222", "+525511112222", "hola", RECEIVED_AT)
+        stored_payload = {k: v for k, v in stored(payload.to_payload()).items() if k not in ("sent_at", "identities")}
+        job = AnswerJob.from_payload(stored_payload)
+        assert (job.sent_at, job.identities) == (None, None)
 
 
 class TestDeliverJob:

@@ -1,12 +1,15 @@
 """The jobs table as a queue, on SQLite and PostgreSQL: leases, per-key order, dedupe."""
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bedel import migrate
 from bedel.db import create_engine, create_sessionmaker, utcnow
 from bedel.jobs.models import Job, JobStatus
 from bedel.jobs.repository import ClaimedJob, JobRepository
@@ -86,6 +89,20 @@ class TestClaim:
         async with sessions() as session:
             job = await session.get(Job, taken.id)
         assert job is not None and (job.status, job.lease_token) == (JobStatus.running, taken.token)
+
+    async def test_an_empty_queue_is_polled_while_another_process_holds_sqlite_write_lock(self, tmp_path: Path) -> None:
+        # An idle runner polls every second in every process: the poll must not queue behind writers.
+        database = tmp_path / "jobs.db"
+        await asyncio.to_thread(migrate.upgrade, f"sqlite+aiosqlite:///{database}")
+        engine = create_engine(f"sqlite+aiosqlite:///{database}")
+        other = sqlite3.connect(database)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            assert await claim(create_sessionmaker(engine)) is None
+        finally:
+            other.rollback()
+            other.close()
+            await engine.dispose()
 
 
 class TestPostpone:

@@ -4,6 +4,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from bedel.db import create_engine
 from tests.ops.processes import Served, samples, serve_env, start_serve
 from tests.ops.upstreams import FakeLLM
 from tests.polling import eventually
+from tests.ports import free_port
 
 # The processes share their rate limits through Redis: memory:// is refused with more than one.
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -26,6 +29,15 @@ def worker_pids(served: Served) -> list[int]:
     """The spawned server processes (not multiprocessing's resource tracker, also a child)."""
     children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
     return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not exited (an exited orphan may wait as a zombie for init to reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def events(stderr: bytes, name: str) -> list[dict[str, object]]:
@@ -118,6 +130,29 @@ class TestStartAndStopTogether:
         assert exit_code == 0
         assert len(events(stderr, "stopped")) == 2
         assert events(stderr, "workers_stopped")
+
+    def test_a_parent_killed_while_its_workers_start_leaves_none_behind(
+        self, tmp_path: Path, fake_llm: FakeLLM, database_url: str
+    ) -> None:
+        ports = {"BEDEL_PORT": str(free_port()), "BEDEL_METRICS_PORT": str(free_port())}
+        env = serve_env(database_url, fake_llm.url, **ports, **SHARED_LIMITS)
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "bedel.cli", "serve", "--workers", "2"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert parent.stderr is not None
+        for line in parent.stderr:  # killed as soon as the workers exist, before they have imported Bedel
+            if b"workers_started" in line:
+                pids = json.loads(line)["pids"]
+                parent.kill()
+                break
+        # The workers hold the log's pipe: it ends only once every one of them has exited.
+        parent.communicate(timeout=60)
+
+        assert not [pid for pid in pids if running(pid)]
 
     async def test_a_worker_that_dies_stops_the_others_and_the_service_exits_1(
         self, tmp_path: Path, fake_llm: FakeLLM, database_url: str

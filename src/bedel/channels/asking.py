@@ -51,7 +51,7 @@ class Asker:
         self._burst_window = burst_window
         self._clock = clock
 
-    async def already_answered(self, queued: QueuedAnswer, to: Delivery) -> tuple[Delivery, list[int]] | None:
+    async def already_answered(self, queued: QueuedAnswer, to: Delivery) -> tuple[Delivery, list[QueuedAnswer]] | None:
         """A re-run after a crash: the answer already stored, and the followers whose questions it covered."""
         stored = await self._chat.stored_answer(queued.job.source_id)
         if stored is None:
@@ -62,10 +62,10 @@ class Asker:
                 again = await self._chat.stored_answer(follower.job.source_id)
                 if again is None or again[1] != stored[1]:
                     break
-                covered.append(follower.id)
+                covered.append(follower)
         return replace(to, text=stored[0], message_id=stored[1]), covered
 
-    async def answer_burst(self, leader: QueuedAnswer, to: Delivery) -> tuple[Delivery, list[int]]:
+    async def answer_burst(self, leader: QueuedAnswer, to: Delivery) -> tuple[Delivery, list[QueuedAnswer]]:
         """Once the phone is quiet, one answer to the leader's text and its followers', whose jobs it covers."""
         # The time is read before the burst: a text that comes in meanwhile is left to the watch in `_ask`.
         now = self._clock()

@@ -32,8 +32,8 @@ class Burst:
         return self.answers[0].job.received_at + BURST_CAP
 
     @property
-    def followers(self) -> list[int]:
-        return [queued.id for queued in self.answers[1:]]
+    def followers(self) -> list[QueuedAnswer]:
+        return self.answers[1:]
 
     def quiet_at(self, window: timedelta) -> datetime:
         last = max(queued.job.received_at for queued in self.answers)

@@ -11,7 +11,7 @@ from bedel.channels.jobs import AnswerJob, QueuedAnswer
 from bedel.channels.media import MediaInbox, describe, reply_for
 from bedel.channels.repository import ContactRepository
 from bedel.channels.schemas import Delivery, InboundMedia, MediaKind
-from bedel.channels.service import enqueue_delivery, hand_over
+from bedel.channels.service import enqueue_delivery, hand_over, take_in
 from bedel.chat.models import Role, ThreadStatus
 from bedel.chat.schemas import AttachmentCreate
 from bedel.chat.service import AskedQuestion, ChatService
@@ -19,7 +19,6 @@ from bedel.chat.threads import append_message, belongs_to, has_message_from, is_
 from bedel.consent.service import set_subscription, subscription_request
 from bedel.db import Clock
 from bedel.feedback.service import record_feedback
-from bedel.identities.service import current_key
 from bedel.jobs.repository import JobRepository
 from bedel.jobs.runner import JobContext
 from bedel.phones import mask_phone
@@ -60,7 +59,7 @@ class InboundAnswers:
             await self._change_subscription(job, subscription)
             return
         async with self._sessionmaker() as session, session.begin():
-            phone = await current_key(session, job.phone, job.address)
+            phone = await take_in(session, job)
             handed_off = not job.button and await is_handed_off(session, phone)
         if handed_off:
             # The person on staff reads it in the thread; the bot stays silent.
@@ -74,7 +73,7 @@ class InboundAnswers:
         if job.button:
             await self._tapped(delivery, job.button, job.source_id)
             return
-        covered: list[int] = []
+        covered: list[QueuedAnswer] = []
         if stored := await self._asker.already_answered(queued, delivery):
             delivery, covered = stored
         elif job.text is None:
@@ -84,7 +83,9 @@ class InboundAnswers:
         async with self._sessionmaker() as session, session.begin():
             await enqueue_delivery(session, delivery, once_for=job.source_id)
             await self._notify_privacy(session, delivery, job.source_id)
-            await JobRepository.from_session(session, self._clock).finish_queued(covered)
+            for follower in covered:  # their jobs never run: what they would record, recorded here
+                await take_in(session, follower.job)
+            await JobRepository.from_session(session, self._clock).finish_queued([follower.id for follower in covered])
             if invitation := await self._asker.invitation(session, phone):
                 invitation_id = await append_message(session, phone, Role.assistant, invitation)
                 invited = replace(delivery, text=invitation, message_id=invitation_id, buttons=(), footer="")
@@ -104,7 +105,7 @@ class InboundAnswers:
         """ "BAJA" / "STOP" (or "ALTA" / "START"): no bot answer, the change confirmed in the thread."""
         assert job.text is not None
         async with self._sessionmaker() as session, session.begin():
-            phone = await current_key(session, job.phone, job.address)
+            phone = await take_in(session, job)
             await set_subscription(session, phone, subscribe)
             await append_message(session, phone, Role.user, job.text)
             reply = self._chat.texts.subscribed if subscribe else self._chat.texts.unsubscribed

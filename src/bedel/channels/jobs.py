@@ -2,7 +2,8 @@
 
 The jobs table stores JSON (`bedel.jobs`); only these classes read or write it,
 so a payload an older release ledgered is read here too: one without
-`received_at` (before bursts) or without `buttons` (before reply buttons).
+`received_at` (before bursts), without `buttons` (before reply buttons), or
+without `sent_at` and `identities` (taken in by the webhook itself then).
 """
 
 import uuid
@@ -13,6 +14,8 @@ from typing import Any, ClassVar
 from bedel.channels.models import Channel
 from bedel.channels.ports import Button
 from bedel.channels.schemas import Delivery, Inbound, InboundMedia, MediaKind
+from bedel.identities.models import IdentityKind
+from bedel.identities.schemas import Identity
 
 # When an answer job ledgered before bursts existed arrived, for all it matters: long ago, so long quiet.
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -27,24 +30,30 @@ class AnswerJob:
     channel: Channel
     external_id: str
     address: str
-    # Canonical, or the anonymous key of a business-scoped id, when the webhook took the message.
+    # Canonical, or the anonymous key of a business-scoped id, as the message carried it.
     phone: str
     text: str | None
     received_at: datetime
     media: InboundMedia | None = None
     button: str | None = None
+    # When the student sent it and every identifier it carried: the job records them (`take_in`).
+    # None in a job an older release ledgered, whose webhook recorded them.
+    sent_at: datetime | None = None
+    identities: tuple[Identity, ...] | None = None
 
     @classmethod
-    def of(cls, message: Inbound, phone: str, received_at: datetime) -> "AnswerJob":
+    def of(cls, message: Inbound, received_at: datetime) -> "AnswerJob":
         return cls(
             message.channel,
             message.external_id,
             message.address,
-            phone,
+            message.phone,
             message.text,
             received_at,
             message.media,
             message.button,
+            message.sent_at,
+            message.identities,
         )
 
     @property
@@ -67,11 +76,14 @@ class AnswerJob:
             "media": asdict(self.media) if self.media else None,
             "button": self.button,
             "received_at": self.received_at.isoformat(),
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "identities": None if self.identities is None else [list(identity) for identity in self.identities],
         }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "AnswerJob":
         media, received_at = payload.get("media"), payload.get("received_at")
+        sent_at, identities = payload.get("sent_at"), payload.get("identities")
         return cls(
             Channel(payload["channel"]),
             payload["external_id"],
@@ -81,6 +93,8 @@ class AnswerJob:
             datetime.fromisoformat(received_at) if received_at else _LONG_AGO,
             _media(media) if media else None,
             payload.get("button"),
+            datetime.fromisoformat(sent_at) if sent_at else None,
+            None if identities is None else tuple(Identity(IdentityKind(kind), value) for kind, value in identities),
         )
 
 

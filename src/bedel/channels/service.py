@@ -28,7 +28,7 @@ from bedel.chat.threads import append_message, get_message, get_thread, mark_pen
 from bedel.config import ReengageFallback
 from bedel.db import as_utc
 from bedel.errors import Conflict, TemplateRequired
-from bedel.identities.service import identify
+from bedel.identities.service import current_key, identify
 from bedel.jobs.repository import JobRepository
 from bedel.phones import mask_phone
 
@@ -67,20 +67,33 @@ async def reply_window(session: AsyncSession, phone: str, now: datetime, fallbac
 
 
 async def accept_inbound(session: AsyncSession, messages: Iterable[Inbound], received_at: datetime) -> int:
-    """Ledger each message not seen before, under its sender's conversation; return how many were new.
+    """Ledger each message not seen before, as its answer job; return how many were new.
 
-    `received_at` is when the webhook took them: bursts are measured by it (see `bursts.py`).
+    One insert per message and nothing else, so the vendor is acknowledged at once: the
+    sender's identifiers and contact are recorded by the job (`take_in`). `received_at` is
+    when the webhook took them: bursts are measured by it (see `bursts.py`).
     """
     jobs = JobRepository.from_session(session)
-    contacts = ContactRepository.from_session(session)
     accepted = 0
     for message in messages:
-        phone = await identify(session, message.phone, message.identities)
-        job = AnswerJob.of(message, phone, received_at)
-        if await jobs.enqueue(job.kind, job.to_payload(), key=job.key, dedupe_key=job.source_id):
-            await contacts.record_inbound(phone, message.channel, message.address, message.sent_at)
-            accepted += 1
+        job = AnswerJob.of(message, received_at)
+        accepted += await jobs.enqueue(job.kind, job.to_payload(), key=job.key, dedupe_key=job.source_id)
     return accepted
+
+
+async def take_in(session: AsyncSession, job: AnswerJob) -> str:
+    """Record who sent a ledgered message and where from; return the conversation key it is answered under.
+
+    Every identifier the message carried is linked to its phone, and the contact remembers the
+    channel for replies and the 24-hour window. Running it again changes nothing. A business-scoped
+    id verified, or linked to a phone, since the message came is answered under that phone.
+    """
+    if job.sent_at is None or job.identities is None:
+        # Ledgered by an older release, whose webhook recorded all this.
+        return await current_key(session, job.phone, job.address)
+    phone = await identify(session, job.phone, job.identities)
+    await ContactRepository.from_session(session).record_inbound(phone, job.channel, job.address, job.sent_at)
+    return phone
 
 
 async def enqueue_delivery(

@@ -71,7 +71,7 @@ class JobRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def claim(self, ttl: timedelta) -> ClaimedJob | None:
-        """Lease the oldest ready job whose key has no earlier unfinished job, in one statement."""
+        """Lease the oldest ready job whose key has no earlier unfinished job, in one statement once one is ready."""
         now = self._clock()
         candidate, earlier = _jobs.alias("candidate"), _jobs.alias("earlier")
         blocked = exists().where(
@@ -85,6 +85,10 @@ class JobRepository:
             .order_by(candidate.c.id)
             .limit(1)
         )
+        if await self.session.scalar(pick) is None:
+            # Nothing is ready: a read takes no lock, where an UPDATE that matches no row still takes
+            # SQLite's one write lock, at every poll of every idle process.
+            return None
         if self.session.get_bind().dialect.name == "postgresql":
             # Workers skip each other's rows instead of queueing behind them.
             pick = pick.with_for_update(skip_locked=True)

@@ -134,13 +134,13 @@ class JobRunner:
         try:
             async with self._sessionmaker() as session, session.begin():
                 jobs = JobRepository.from_session(session, self._clock)
-                await self._schedule(jobs)
-                claimed = await jobs.claim(self._lease)
                 if time.monotonic() >= self._depth_due:
-                    # The queue's depth, measured at most once a poll interval.
+                    # The queue's depth, measured at most once a poll interval, before any write:
+                    # on SQLite the write lock is then held from the claim to the commit only.
                     JOBS_QUEUED.set(await jobs.count_queued())
                     self._depth_due = time.monotonic() + POLL_S
-                return claimed
+                await self._schedule(jobs)
+                return await jobs.claim(self._lease)
         except Exception:
             log.exception("job_claim_failed")
             return None

@@ -38,6 +38,10 @@ def stop_with_parent() -> None:
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        # The parent died before the line above could take effect: killed while this worker was still starting.
+        raise SystemExit(EXIT_WORKER_DIED)
 
 
 def run_workers(count: int, target: Callable[[socket.socket], None], listening: socket.socket) -> int:
