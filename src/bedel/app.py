@@ -24,8 +24,10 @@ from bedel.channels.outbound import Deliverer, Fallback
 from bedel.channels.privacy import privacy_notice
 from bedel.channels.receipts import Receipts
 from bedel.channels.senders import create_email_sender, create_senders, create_sms_sender, email_client
+from bedel.chat.activity import KEEP_JOB
 from bedel.chat.prompt import AssistantOptions, load_instructions
 from bedel.chat.service import ChatService
+from bedel.chat.tasks import KEEP_EVERY, keep_handler
 from bedel.config import Settings, load_settings
 from bedel.console.errors import pages_on_console
 from bedel.console.headers import ConsoleHeadersMiddleware
@@ -119,13 +121,14 @@ def build_state(settings: Settings, clock: Clock = utcnow) -> AppState:
             DeliverJob.kind: outbound.deliver,
             RecordJob.kind: record_handler(sessionmaker),
             PURGE_JOB: Retention(sessionmaker, retention, clock).run,
+            KEEP_JOB: keep_handler(sessionmaker, clock),
         },
         concurrency=settings.worker_concurrency,
         max_attempts=settings.job_max_attempts,
         retry_base_s=settings.job_retry_base_s,
         lease=lease,
         clock=clock,
-        periodic={PURGE_JOB: PURGE_EVERY} if retention.purges else {},
+        periodic={KEEP_JOB: KEEP_EVERY} | ({PURGE_JOB: PURGE_EVERY} if retention.purges else {}),
     )
     return AppState(
         settings=settings,

@@ -10,13 +10,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-# Full-text search objects each engine keeps outside the models (migration 0009): the FTS5
-# table over messages and the tables SQLite makes for it, and PostgreSQL's GIN index.
-_OUTSIDE_MODELS = ("messages_fts", "ix_messages_content_fts")
+# Search objects each engine keeps outside the models: the FTS5 table over messages and the tables
+# SQLite makes for it, and PostgreSQL's GIN index (migration 0009); the students' indexes on
+# expressions (migration 0016).
+_OUTSIDE_MODELS = ("messages_fts", "ix_messages_content_fts", "ix_students_external_id_lower", "ix_students_name_trgm")
 
 
 def include_in_comparison(name: str | None, type_: str, parent_names: object) -> bool:
-    """Alembic's `include_name`: leave the full-text search objects out of autogenerate's comparison."""
+    """Alembic's `include_name`: leave the search objects out of autogenerate's comparison."""
     return not (name or "").startswith(_OUTSIDE_MODELS)
 
 

@@ -48,10 +48,11 @@ def sent_bodies(route: respx.Route) -> list[str]:
 
 
 async def jobs(database_url: str, kind: str | None = None) -> list[Job]:
+    """The channels' jobs (of one kind): not the periodic ones every runner enqueues."""
     engine = create_engine(database_url)
     async with create_sessionmaker(engine)() as session:
-        query = select(Job).order_by(Job.id)
-        rows = (await session.scalars(query.where(Job.kind == kind) if kind else query)).all()
+        query = select(Job).where(Job.kind == kind if kind else Job.kind.startswith("channels.")).order_by(Job.id)
+        rows = (await session.scalars(query)).all()
     await engine.dispose()
     return list(rows)
 

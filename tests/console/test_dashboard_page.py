@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import text
 
 from bedel.chat import activity
+from bedel.chat.tasks import keep_finished_days
 from bedel.config import Settings
 from bedel.console.charts import percentile
 from bedel.db import create_engine, create_sessionmaker, session_scope
 from bedel.feedback.service import record_feedback
 from bedel.phones import normalize_phone
 from tests.console.accounts import ADMIN, MovableClock, sign_in
+from tests.polling import eventually
 
 PHONE = "+5215512345678"
 CALENDAR = """# Calendario escolar
@@ -72,6 +74,15 @@ async def run_sql(database_url: str, statement: str) -> list[Any]:
 
 async def kept_days(database_url: str) -> list[str]:
     return [str(day) for day in await run_sql(database_url, "SELECT day FROM activity_days ORDER BY day")]
+
+
+async def keep(database_url: str, clock: MovableClock) -> list[str]:
+    """What the periodic job does (chat/tasks.py): the days it kept."""
+    engine = create_engine(database_url)
+    try:
+        return [day.isoformat() for day in await keep_finished_days(create_sessionmaker(engine), clock)]
+    finally:
+        await engine.dispose()
 
 
 def without_waits(found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -161,12 +172,20 @@ class TestDashboard:
         # Two days on (a day is kept once it has been over for a while), the session has lapsed: sign in again.
         clock.advance(days=2)
         await sign_in(as_admin, *ADMIN)
+        # A view keeps nothing: before the job has kept the day, it is read from its messages.
+        unkept = await as_admin.get("/console/dashboard", params={"start": today, "end": today})
+        assert await kept_days(clean_database) == []
+        # Every day from the first message's up to the last settled one, once.
+        days = [today, (clock.now.date() - timedelta(days=1)).isoformat()]
+        assert await keep(clean_database, clock) == days
+        assert await keep(clean_database, clock) == []
         kept = await as_admin.get("/console/dashboard", params={"start": today, "end": today})
-        assert await kept_days(clean_database) == [today]
+        assert await kept_days(clean_database) == days
         # Everything but the waits, which are counted up to now.
-        assert without_waits(charts(kept)) == without_waits(charts(live))
-        for name in ("questions", "answers", "median", "p95", "cost"):
-            assert figure(kept, name) == figure(live, name)
+        for page in (unkept, kept):
+            assert without_waits(charts(page)) == without_waits(charts(live))
+            for name in ("questions", "answers", "median", "p95", "cost"):
+                assert figure(page, name) == figure(live, name)
         assert sum(charts(kept)["outcomes"]["series"][0]["values"]) == 3
 
     async def test_a_kept_day_is_not_read_again_from_its_messages(
@@ -177,6 +196,7 @@ class TestDashboard:
         period = {"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()}
         clock.advance(days=2)
         await sign_in(as_admin, *ADMIN)
+        await keep(clean_database, clock)
         first = charts(await as_admin.get("/console/dashboard", params=period))
         assert first["per-day"]["series"][0]["values"] == [1, 0]
         await run_sql(clean_database, "UPDATE messages SET role = 'staff'")
@@ -191,6 +211,7 @@ class TestDashboard:
         await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654323")
         clock.advance(days=2)
         await sign_in(as_admin, *ADMIN)
+        await keep(clean_database, clock)
         page = await as_admin.get("/console/dashboard")
         assert charts(page)["unanswered"]["labels"] == ["¿hay estacionamiento para motos?"]
         assert await run_sql(clean_database, "SELECT asked FROM activity_unanswered") == [2]
@@ -200,20 +221,25 @@ class TestDashboard:
     ) -> None:
         await ask(as_admin, "Hola")
         unknown = await ask(as_admin, "¿De qué color es el edificio de rectoría?", phone="+5215587654321")
+        day = clock.now.date().isoformat()
         clock.advance(days=2)
         await sign_in(as_admin, *ADMIN)
+        await keep(clean_database, clock)
         before = await as_admin.get("/console/dashboard")
-        assert await kept_days(clean_database) != []
         assert figure(before, "questions") == "2"
         assert charts(before)["unanswered"]["labels"] == ["¿de qué color es el edificio de rectoría?"]
 
         assert (await as_admin.delete(f"/threads/{unknown['thread_id']}")).status_code == 204
 
-        after = await as_admin.get("/console/dashboard")
-        assert figure(after, "questions") == "1"
-        # Its day was kept again, from the messages left.
-        assert await kept_days(clean_database) != []
-        assert charts(after)["unanswered"]["labels"] == []
+        # Its day is read from the messages left until the job, asked for by the deletion, keeps it again.
+        assert day not in await kept_days(clean_database)
+        assert await run_sql(clean_database, "SELECT kind FROM jobs WHERE status = 'queued'") == ["activity.keep"]
+        for _ in range(2):
+            after = await as_admin.get("/console/dashboard")
+            assert figure(after, "questions") == "1"
+            assert charts(after)["unanswered"]["labels"] == []
+            assert await keep(clean_database, clock) in ([day], [])
+        assert day in await kept_days(clean_database)
         assert await run_sql(clean_database, "SELECT question FROM activity_unanswered") == []
 
     async def test_a_reversed_period_is_refused_with_the_reason(self, as_admin: httpx.AsyncClient) -> None:
@@ -238,6 +264,27 @@ class TestDashboard:
         as_admin.cookies.set("bedel_lang", "en", path="/console")
         page = await as_admin.get("/console/dashboard")
         assert "Questions per day and channel" in page.text
+
+
+class TestKeepingJob:
+    async def test_the_runner_keeps_the_finished_days_soon_after_it_starts(
+        self, make_client: Callable[..., Any], make_settings: Callable[..., Settings], clean_database: str
+    ) -> None:
+        clock = MovableClock()
+        async with make_client(make_settings(), clock) as client:
+            await ask(client, "Hola")
+        clock.advance(days=3)
+        # A replica starting (the first time, or after a night): its runner keeps every finished day.
+        async with make_client(make_settings(jobs_in_process=True), clock):
+
+            async def kept() -> bool:
+                return len(await kept_days(clean_database)) == 3
+
+            await eventually(kept)
+        assert await kept_days(clean_database) == [
+            (clock.now.date() - timedelta(days=n)).isoformat() for n in (3, 2, 1)
+        ]
+        assert await run_sql(clean_database, "SELECT status FROM jobs WHERE kind = 'activity.keep'") == ["done"]
 
 
 class TestPercentile:

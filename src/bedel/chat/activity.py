@@ -1,7 +1,8 @@
 """What the conversations amounted to over a period, for the dashboard: the SQL, read in a few grouped
 statements (a month is hundreds of thousands of messages; none is loaded one by one). A past day's
-figures are read from its messages once and kept in the activity_* tables, small rows summed over the
-period in SQL; only the last hours are read from the messages on each view.
+figures are read from its messages once, by a job shortly after the day ends (chat/tasks.py), and kept
+in the activity_* tables, small rows summed over the period in SQL; a view reads from the messages only
+the days not kept yet (today, and a day whose conversation was just deleted until the job keeps it again).
 
 The way other packages read these figures (as they reach threads through `threads.py`).
 """
@@ -22,6 +23,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -44,6 +46,7 @@ from bedel.chat.models import (
     ThreadStatus,
 )
 from bedel.db import as_utc, conflict_insert
+from bedel.jobs.repository import JobRepository
 
 # What an answer says when neither the documents nor the record had it: the instructions ask the
 # model for these words and the offline engine writes them (texts' unknown_answer), in both languages.
@@ -58,6 +61,8 @@ KEPT_UNANSWERED = 100
 # A day's figures are kept once it has been over this long: a message stamped just before midnight may
 # still be committing on another replica.
 SETTLED = timedelta(minutes=10)
+# The job that keeps them (chat/tasks.py).
+KEEP_JOB = "activity.keep"
 
 
 class Outcome(StrEnum):
@@ -107,6 +112,19 @@ class ChatActivity:
     waiting_since: list[datetime]
 
 
+# Moments from the first up to (not including) the second, UTC.
+Ranges = list[tuple[datetime, datetime]]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A period as the days whose figures are kept (runs of days, the second not included) and the
+    moments read from the messages."""
+
+    kept: list[tuple[date, date]]
+    live: Ranges
+
+
 class ActivityRepository:
     """Each figure is one grouped statement over a period's messages, by UTC day: run once to keep a past
     day's figures (`keep_days`), and run for the days not kept yet (today) beside what was kept."""
@@ -121,10 +139,10 @@ class ActivityRepository:
 
     async def keep_days(self, days: list[date]) -> None:
         """Read and keep the figures of those of `days` (in order) not kept yet. Claiming a day first means that
-        two replicas showing the dashboard at once keep it once: the second waits, then skips it."""
+        two runs of the job at once keep it once: the second waits, then skips it."""
         kept = set(
             await self.session.scalars(
-                select(ActivityDay.day).where(_kept(ActivityDay, (days[0], days[-1] + timedelta(days=1))))
+                select(ActivityDay.day).where(_kept(ActivityDay, [(days[0], days[-1] + timedelta(days=1))]))
             )
         )
         missing = [day for day in days if day not in kept]
@@ -137,32 +155,47 @@ class ActivityRepository:
             .returning(ActivityDay.day)
         )
         for first, last in _runs(sorted(claimed)):
-            start, end = _midnight(first), _midnight(last + timedelta(days=1))
+            ranges = [(_midnight(first), _midnight(last + timedelta(days=1)))]
             for table, query in (
-                (ActivityHour, self._hours(start, end)),
-                (ActivityLatency, self._latencies(start, end)),
-                (ActivityCitation, self._cited(start, end)),
-                (ActivityUnanswered, self._most_unanswered(start, end)),
+                (ActivityHour, self._hours(ranges)),
+                (ActivityLatency, self._latencies(ranges)),
+                (ActivityCitation, self._cited(ranges)),
+                (ActivityUnanswered, self._most_unanswered(ranges)),
             ):
                 columns = [column.name for column in query.selected_columns]
                 await self.session.execute(insert(table).from_select(columns, query))
 
+    async def days_to_keep(self, settled: date) -> list[date]:
+        """The days from the first message's up to (not including) `settled` whose figures are not kept."""
+        first = await self.session.scalar(select(func.min(Message.created_at)))
+        if first is None:
+            return []
+        start = as_utc(first).date()
+        past = [start + timedelta(days=n) for n in range((settled - start).days)]
+        return sorted(set(past) - await self.kept_days(start, settled))
+
+    async def kept_days(self, start: date, end: date) -> set[date]:
+        """The days from `start` up to (not including) `end` whose figures are kept."""
+        return set(await self.session.scalars(select(ActivityDay.day).where(_kept(ActivityDay, [(start, end)]))))
+
     async def forget_thread(self, thread_id: uuid.UUID) -> None:
-        """Drop the kept figures of every day the conversation has messages on (before it is deleted):
-        those days are read again, without it, when next shown."""
+        """Drop the kept figures of every day the conversation has messages on (before it is deleted), and
+        have the job keep those days again, without it, once this transaction commits."""
         days = select(self._day(Message.created_at)).where(Message.thread_id == thread_id).distinct()
-        await self.session.execute(delete(ActivityDay).where(ActivityDay.day.in_(days)))
+        forgotten = await self.session.execute(delete(ActivityDay).where(ActivityDay.day.in_(days)))
+        if forgotten.rowcount:  # type: ignore[attr-defined]
+            await JobRepository.from_session(self.session).enqueue(
+                KEEP_JOB, {}, key=KEEP_JOB, dedupe_key=f"{KEEP_JOB}:{thread_id}"
+            )
 
     async def forget_days_before(self, day: date) -> None:
         """Drop the kept figures of the days before `day` (retention): what is shown of them is read
         again from the messages still held, so no question outlives its conversation there."""
         await self.session.execute(delete(ActivityDay).where(ActivityDay.day < day))
 
-    async def hours(
-        self, kept: tuple[date, date], live: tuple[datetime, datetime]
-    ) -> tuple[list[QuestionCount], list[AnswerCount]]:
-        """Questions by hour and channel, and answers by outcome and model: the kept days' rows from
-        `kept[0]` up to (not including) `kept[1]`, and the messages from `live[0]` up to `live[1]`."""
+    async def hours(self, split: "Split") -> tuple[list[QuestionCount], list[AnswerCount]]:
+        """Questions by hour and channel, and answers by outcome and model: the kept days' rows of
+        `split.kept` and the messages of `split.live`."""
         stored = select(
             ActivityHour.day,
             ActivityHour.hour,
@@ -173,8 +206,8 @@ class ActivityRepository:
             ActivityHour.messages,
             ActivityHour.input_tokens,
             ActivityHour.output_tokens,
-        ).where(_kept(ActivityHour, kept))
-        both = union_all(stored, self._hours(*live)).subquery()
+        ).where(_kept(ActivityHour, split.kept))
+        both = union_all(stored, self._hours(split.live)).subquery()
         # One statement, summed in SQL: questions keep their hour, answers are summed over the period
         # (a month is a few thousand rows, not the tens of thousands stored).
         asked = both.c.role == Role.user
@@ -201,22 +234,22 @@ class ActivityRepository:
                 answers.append(AnswerCount(Outcome(outcome), model, int(count), int(tokens_in), int(tokens_out)))
         return questions, answers
 
-    async def latencies(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[tuple[int, int]]:
+    async def latencies(self, split: "Split") -> list[tuple[int, int]]:
         """(answer time to 10 ms, answers), shortest first: a month's percentiles from a few hundred rows."""
         stored = select(ActivityLatency.day, ActivityLatency.latency_ms, ActivityLatency.answers).where(
-            _kept(ActivityLatency, kept)
+            _kept(ActivityLatency, split.kept)
         )
-        both = union_all(stored, self._latencies(*live)).subquery()
+        both = union_all(stored, self._latencies(split.live)).subquery()
         latency, answers = both.c[1], both.c[2]
         rows = await self.session.execute(select(latency, func.sum(answers)).group_by(latency).order_by(latency))
         return [(int(value), int(count)) for value, count in rows]
 
-    async def cited(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[CitedDocument]:
+    async def cited(self, split: "Split") -> list[CitedDocument]:
         """The documents cited by the most answers, most first."""
         stored = select(
             ActivityCitation.day, ActivityCitation.document_id, ActivityCitation.title, ActivityCitation.answers
-        ).where(_kept(ActivityCitation, kept))
-        both = union_all(stored, self._cited(*live)).subquery()
+        ).where(_kept(ActivityCitation, split.kept))
+        both = union_all(stored, self._cited(split.live)).subquery()
         document_id, title, answers = both.c[1], both.c[2], both.c[3]
         total = func.sum(answers)
         rows = await self.session.execute(
@@ -227,12 +260,12 @@ class ActivityRepository:
         )
         return [CitedDocument(str(found), str(name or ""), int(count)) for found, name, count in rows]
 
-    async def unanswered(self, kept: tuple[date, date], live: tuple[datetime, datetime]) -> list[tuple[str, int]]:
+    async def unanswered(self, split: "Split") -> list[tuple[str, int]]:
         """The questions answered "no tengo esa información" most often, most first."""
         stored = select(ActivityUnanswered.day, ActivityUnanswered.question, ActivityUnanswered.asked).where(
-            _kept(ActivityUnanswered, kept)
+            _kept(ActivityUnanswered, split.kept)
         )
-        both = union_all(stored, self._unanswered(*live)).subquery()
+        both = union_all(stored, self._unanswered(split.live)).subquery()
         question, asked = both.c[1], both.c[2]
         total = func.sum(asked)
         rows = await self.session.execute(
@@ -254,7 +287,7 @@ class ActivityRepository:
         )
         return sorted(as_utc(at or changed) for _, changed, at in rows)
 
-    def _hours(self, start: datetime, end: datetime) -> Select[Any]:
+    def _hours(self, ranges: Ranges) -> Select[Any]:
         day, hour = self._day(Message.created_at), self._hour(Message.created_at)
         channel = case((Message.role == Role.user, self._channel(Message.source_id)))
         outcome = case((Message.role == Role.assistant, self._outcome(Message)))
@@ -270,20 +303,20 @@ class ActivityRepository:
                 func.coalesce(func.sum(Message.input_tokens), 0).label("input_tokens"),
                 func.coalesce(func.sum(Message.output_tokens), 0).label("output_tokens"),
             )
-            .where(_within(Message, start, end), or_(Message.role == Role.user, _answer(Message)))
+            .where(_within(Message, ranges), or_(Message.role == Role.user, _answer(Message)))
             .group_by(day, hour, Message.role, channel, outcome, Message.model)
         )
 
-    def _latencies(self, start: datetime, end: datetime) -> Select[Any]:
+    def _latencies(self, ranges: Ranges) -> Select[Any]:
         day = self._day(Message.created_at)
         rounded = Message.latency_ms // LATENCY_STEP_MS * LATENCY_STEP_MS
         return (
             select(day.label("day"), rounded.label("latency_ms"), func.count().label("answers"))
-            .where(_within(Message, start, end), _answer(Message), Message.latency_ms.is_not(None))
+            .where(_within(Message, ranges), _answer(Message), Message.latency_ms.is_not(None))
             .group_by(day, rounded)
         )
 
-    def _cited(self, start: datetime, end: datetime) -> Select[Any]:
+    def _cited(self, ranges: Ranges) -> Select[Any]:
         document_id: ColumnElement[Any]
         title: ColumnElement[Any]
         if self.dialect == "postgresql":
@@ -304,11 +337,11 @@ class ActivityRepository:
             )
             .select_from(Message)
             .join(source, literal(True))
-            .where(_within(Message, start, end), _answer(Message))
+            .where(_within(Message, ranges), _answer(Message))
             .group_by(day, document_id)
         )
 
-    def _unanswered(self, start: datetime, end: datetime) -> Select[Any]:
+    def _unanswered(self, ranges: Ranges) -> Select[Any]:
         """The question just before each "no tengo esa información" answer, grouped as written."""
         answer, question = aliased(Message), aliased(Message)
         text = func.lower(func.trim(question.content))
@@ -324,13 +357,13 @@ class ActivityRepository:
                     question.role == Role.user,
                 ),
             )
-            .where(_within(answer, start, end), _answer(answer), self._outcome(answer) == Outcome.unknown)
+            .where(_within(answer, ranges), _answer(answer), self._outcome(answer) == Outcome.unknown)
             .group_by(day, text)
         )
 
-    def _most_unanswered(self, start: datetime, end: datetime) -> Select[Any]:
+    def _most_unanswered(self, ranges: Ranges) -> Select[Any]:
         """Each day's `KEPT_UNANSWERED` questions answered "no tengo esa información" most often."""
-        grouped = self._unanswered(start, end).subquery()
+        grouped = self._unanswered(ranges).subquery()
         rank = func.row_number().over(partition_by=grouped.c.day, order_by=(grouped.c.asked.desc(), grouped.c.question))
         ranked = select(grouped, rank.label("rank")).subquery()
         return select(ranked.c.day, ranked.c.question, ranked.c.asked).where(ranked.c.rank <= KEPT_UNANSWERED)
@@ -365,8 +398,8 @@ class ActivityRepository:
         )
 
 
-def _within(message: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(message.created_at >= start, message.created_at < end)
+def _within(message: Any, ranges: Ranges) -> ColumnElement[bool]:
+    return or_(false(), *(and_(message.created_at >= start, message.created_at < end) for start, end in ranges))
 
 
 def _answer(message: Any) -> ColumnElement[bool]:
@@ -374,8 +407,8 @@ def _answer(message: Any) -> ColumnElement[bool]:
     return and_(message.role == Role.assistant, message.model.is_not(None))
 
 
-def _kept(table: Any, kept: tuple[date, date]) -> ColumnElement[bool]:
-    return and_(table.day >= kept[0], table.day < kept[1])
+def _kept(table: Any, runs: list[tuple[date, date]]) -> ColumnElement[bool]:
+    return or_(false(), *(and_(table.day >= first, table.day < end) for first, end in runs))
 
 
 def _day_value(value: Any) -> date:
@@ -394,24 +427,35 @@ def _runs(days: list[date]) -> Iterator[tuple[date, date]]:
         yield found[0], found[-1]
 
 
+def settled_day(now: datetime) -> date:
+    """The first day not over for `SETTLED` yet: every day before it can be kept."""
+    return (now - SETTLED).date()
+
+
 async def chat_activity(session: AsyncSession, start: datetime, end: datetime, now: datetime) -> ChatActivity:
     """Questions, answers, citations from `start` up to (not including) `end` (both midnights, UTC), and
-    the handoffs waiting now. A day that ended more than `SETTLED` ago is read from its messages once
-    and kept (its messages no longer change; deleting a conversation drops its days' figures); later
-    days, today among them, are read afresh."""
+    the handoffs waiting now: the kept days' figures, and the other days' (today) read from the messages."""
     repository = ActivityRepository.from_session(session)
-    settled = _midnight((now - SETTLED).date())
-    kept = (start.date(), max(start, min(end, settled)).date())
-    live = (max(start, settled), end)
-    days = [kept[0] + timedelta(days=n) for n in range((kept[1] - kept[0]).days)]
-    if days:
-        await repository.keep_days(days)
-    questions, answers = await repository.hours(kept, live)
+    split = await _split(repository, start.date(), end.date(), settled_day(now))
+    questions, answers = await repository.hours(split)
     return ChatActivity(
         questions=questions,
         answers=answers,
-        latencies=await repository.latencies(kept, live),
-        cited=await repository.cited(kept, live),
-        unanswered=await repository.unanswered(kept, live),
+        latencies=await repository.latencies(split),
+        cited=await repository.cited(split),
+        unanswered=await repository.unanswered(split),
         waiting_since=await repository.waiting_since(),
+    )
+
+
+async def _split(repository: ActivityRepository, start: date, end: date, settled: date) -> Split:
+    """The days from `start` up to `end` whose figures are kept, and the others as moments to read."""
+    kept = await repository.kept_days(start, min(end, settled)) if start < settled else set()
+    days = [start + timedelta(days=n) for n in range((end - start).days)]
+    return Split(
+        kept=[(first, last + timedelta(days=1)) for first, last in _runs(sorted(kept))],
+        live=[
+            (_midnight(first), _midnight(last + timedelta(days=1)))
+            for first, last in _runs([day for day in days if day not in kept])
+        ],
     )

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bedel.db import Base, RecordMixin
@@ -35,11 +35,15 @@ class Thread(RecordMixin, Base):
     """One conversation per canonical phone, whatever channel it arrives on."""
 
     __tablename__ = "threads"
-    # The console lists conversations by their latest activity.
-    __table_args__ = (Index("ix_threads_updated_at", "updated_at"),)
+    # The console lists conversations by their latest activity, of every status or of one (the newest
+    # handed-off ones are found without walking past every other conversation).
+    __table_args__ = (
+        Index("ix_threads_updated_at", "updated_at"),
+        Index("ix_threads_status_updated_at", "status", "updated_at"),
+    )
 
     phone: Mapped[str] = mapped_column(String(16), unique=True)
-    status: Mapped[ThreadStatus] = mapped_column(String(20), default=ThreadStatus.active, index=True)
+    status: Mapped[ThreadStatus] = mapped_column(String(20), default=ThreadStatus.active)
     message_count: Mapped[int] = mapped_column(default=0)
     summary: Mapped[str] = mapped_column(Text, default="")
     # Messages with seq <= summarized_through are represented by `summary`.
@@ -59,7 +63,19 @@ class Thread(RecordMixin, Base):
 class Message(RecordMixin, Base):
     __tablename__ = "messages"
     # created_at: the console's date filters and dashboard; the full-text index is in migration 0009.
-    __table_args__ = (UniqueConstraint("thread_id", "seq"), Index("ix_messages_created_at", "created_at"))
+    # ix_messages_staff: when a person last wrote in each handed-off conversation (the inbox), from the
+    # few staff messages rather than every message of those conversations.
+    __table_args__ = (
+        UniqueConstraint("thread_id", "seq"),
+        Index("ix_messages_created_at", "created_at"),
+        Index(
+            "ix_messages_staff",
+            "thread_id",
+            "created_at",
+            postgresql_where=text("role = 'staff'"),
+            sqlite_where=text("role = 'staff'"),
+        ),
+    )
 
     thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
     seq: Mapped[int]

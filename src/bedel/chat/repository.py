@@ -16,14 +16,15 @@ from sqlalchemy import (
     case,
     delete,
     exists,
-    false,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
     text,
     union,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -480,6 +481,10 @@ class ThreadRepository:
 
     async def search(self, search: ThreadSearch, limit: int, offset: int) -> Sequence[Thread]:
         """Conversations matching every filter given, the most recently active first."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Planned for one core: given parallel workers, PostgreSQL walked every conversation newest
+            # first instead of the few of one status, and waited for cores on a busy machine.
+            await self.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         newest = (Thread.updated_at.desc(), Thread.id)
         filters: list[ColumnElement[bool]] = []
         if search.status is not None:
@@ -494,17 +499,18 @@ class ThreadRepository:
             filters.append(Thread.id.in_(select(_messages.c.thread_id).where(_messages.c.id.in_(search.with_answers))))
         frequent = bool(search.words) and offset + limit <= WALK_AT_MOST and await self._frequent(search.words)
         found: list[ColumnElement[bool]] = []
-        if search.phone is not None or search.phones is not None:
-            found.append(
-                or_(
-                    Thread.phone == search.phone if search.phone is not None else false(),
-                    Thread.phone.in_(search.phones) if search.phones is not None else false(),
-                )
-            )
+        phones = [
+            *([select(literal(search.phone, String))] if search.phone is not None else []),
+            *([search.phones] if search.phones is not None else []),
+        ]
+        if phones:
+            # One set of phones, each found through its index: an OR of the phone and the students'
+            # phones made PostgreSQL walk every conversation newest first.
+            found.append(Thread.phone.in_(union_all(*phones) if len(phones) > 1 else phones[0]))
         if search.words and found:
-            # The threads holding the words, newest first and only as far as this page, joined to the
-            # few whose phone matches: an OR of the two would make PostgreSQL gather every thread
-            # holding a common word before sorting them.
+            # The threads holding the words and those whose phone matches, each newest first and only
+            # as far as this page, joined: an OR of the two would make PostgreSQL gather every thread
+            # holding a common word (or of every student named "Ana") before sorting them.
             holding = (
                 select(Thread.id)
                 .where(Thread.id.in_(self._containing(search.words, frequent=frequent)), *filters)
@@ -512,7 +518,8 @@ class ThreadRepository:
                 .limit(offset + limit)
                 .subquery()
             )
-            found = [Thread.id.in_(union(select(holding.c.id), select(Thread.id).where(*found)))]
+            phoned = select(Thread.id).where(*found, *filters).order_by(*newest).limit(offset + limit).subquery()
+            found = [Thread.id.in_(union(select(holding.c.id), select(phoned.c.id)))]
         elif search.words:
             found = [Thread.id.in_(self._containing(search.words, frequent=frequent))]
         query = select(Thread).where(*found, *filters).order_by(*newest).limit(limit).offset(offset)

@@ -30,7 +30,7 @@ from bedel.chat.schemas import AttachmentCreate, ChatAnswer, Source, StudentSumm
 from bedel.chat.tools import CallerTools
 from bedel.db import Clock, utcnow
 from bedel.errors import Conflict, UpstreamUnavailable
-from bedel.llm.ports import ChatModel, Completion, Passage, Retriever, Turn, Usage
+from bedel.llm.ports import ChatModel, Completion, Passage, Prompt, Retriever, Turn, Usage
 from bedel.ops.metrics import ChatStage, chat_stage
 from bedel.students.fields import FieldCatalog
 from bedel.students.repository import StudentRepository
@@ -75,6 +75,25 @@ class Turnaround:
     handed_off: bool
     # A token budget was spent: the stored reply (its id and text) that says so, given instead of the model's.
     budget_reply: tuple[uuid.UUID, str] | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a turn asks the model, and what that was made from: the same for an answer and a preview."""
+
+    prompt: Prompt
+    passages: list[Passage]
+    # The new summary and the last seq it covers, when old turns were folded to fit the budget.
+    folded: tuple[str, int] | None
+    # Tokens spent finding the Spanish words of a question in English.
+    search_usage: Usage
+    retrieval_s: float
+
+    def counted(self, completion: Completion) -> Completion:
+        """The completion with the search's tokens added to its usage."""
+        if not self.search_usage.total_tokens:
+            return completion
+        return replace(completion, usage=_sum(completion.usage, self.search_usage))
 
 
 @dataclass(frozen=True)
@@ -200,10 +219,7 @@ class ChatService:
     ) -> AsyncIterator[str | ChatAnswer]:
         started = time.perf_counter()
         question = "\n".join(q.text for q in questions)
-        if options is None and is_english(question):
-            # The student's language wins over the configured one: an exchange student gets English.
-            options = replace(self.options, language="en")
-        options = options or self.options
+        options = options or self._options_for(question)
         async with self._locks.hold(phone):
             if (unreleased := self._unreleased.pop(phone, None)) is not None:
                 await self._release(phone, unreleased)
@@ -225,26 +241,13 @@ class ChatService:
             try:
                 tools = CallerTools(turn.student)
                 retrieving = time.perf_counter()
-                search_text, search_usage = await self._search_text(question)
-                passages = await self._passages(turn, question, search_text, options)
-                asked = time.perf_counter()
-                chat_stage(ChatStage.retrieval).observe(asked - retrieving)
-                window, folded = await self._memory(turn, options)
-                prompt = build_prompt(
-                    template=template or self._template,
-                    options=options,
-                    catalog=self._catalog,
-                    student=turn.student,
-                    summary=folded[0] if folded else turn.summary,
-                    history=window,
-                    question=question,
-                    passages=passages,
-                    search_text=search_text,
-                )
+                draft = await self._draft(turn, question, options, template)
+                chat_stage(ChatStage.retrieval).observe(draft.retrieval_s)
+                asked = retrieving + draft.retrieval_s
                 if streaming:
                     completion = None
                     markers, sentences = MarkerFilter(), SentenceBuffer()
-                    async for item in self._model.stream(prompt, tools):
+                    async for item in self._model.stream(draft.prompt, tools):
                         if isinstance(item, Completion):
                             completion = item
                         elif text := sentences.feed(markers.feed(item)):
@@ -253,14 +256,20 @@ class ChatService:
                         yield (await self._withhold(rest, turn.student, options)).text
                     assert completion is not None
                 else:
-                    completion = await self._model.complete(prompt, tools)
-                if search_usage.total_tokens:
-                    completion = replace(completion, usage=_sum(completion.usage, search_usage))
+                    completion = await self._model.complete(draft.prompt, tools)
+                completion = draft.counted(completion)
                 chat_stage(ChatStage.llm).observe(time.perf_counter() - asked)
                 latency_ms = _ms_since(started)
                 finishing = time.perf_counter()
                 answer = await self._finish(
-                    turn, completion, passages, tools.handoff_requested, folded, latency_ms, confirm_handoff, options
+                    turn,
+                    completion,
+                    draft.passages,
+                    tools.handoff_requested,
+                    draft.folded,
+                    latency_ms,
+                    confirm_handoff,
+                    options,
                 )
                 chat_stage(ChatStage.database).observe(database_s + time.perf_counter() - finishing)
             except BaseException:
@@ -328,6 +337,32 @@ class ChatService:
             if time.monotonic() > deadline:
                 raise Conflict("an earlier question from this phone is still being answered; ask again", retry_after=5)
             await asyncio.sleep(LEASE_POLL_S)
+
+    def _options_for(self, question: str) -> AssistantOptions:
+        """The configured options, in English for a question written in English: the student's language
+        wins over the configured one, so an exchange student gets English."""
+        return replace(self.options, language="en") if is_english(question) else self.options
+
+    async def _draft(self, turn: Turnaround, question: str, options: AssistantOptions, template: Any) -> Draft:
+        """The turn's steps before the model: retrieval, memory (folding old turns when they no longer
+        fit) and the prompt."""
+        retrieving = time.perf_counter()
+        search_text, search_usage = await self._search_text(question)
+        passages = await self._passages(turn, question, search_text, options)
+        retrieval_s = time.perf_counter() - retrieving
+        window, folded = await self._memory(turn, options)
+        prompt = build_prompt(
+            template=template or self._template,
+            options=options,
+            catalog=self._catalog,
+            student=turn.student,
+            summary=folded[0] if folded else turn.summary,
+            history=window,
+            question=question,
+            passages=passages,
+            search_text=search_text,
+        )
+        return Draft(prompt, passages, folded, search_usage, retrieval_s)
 
     async def _search_text(self, question: str) -> tuple[str, Usage]:
         """What to search the Spanish documents with: the question, or its Spanish words when written in English."""
@@ -494,8 +529,7 @@ class ChatService:
         model, but writing nothing: no thread, message, lease, summary or turn metric. The
         conversation's stored turns are read as a turn reads them."""
         started = time.perf_counter()
-        # As a turn does: the student's language wins over the configured one.
-        options = replace(self.options, language="en") if is_english(question) else self.options
+        options = self._options_for(question)
         async with self._sessionmaker() as session:
             threads = ThreadRepository.from_session(session)
             found = await threads.find_many(phone=phone, status=None, limit=1, offset=0)
@@ -517,33 +551,18 @@ class ChatService:
             handed_off=thread is not None and thread.status == ThreadStatus.handoff,
         )
         tools = CallerTools(student)
-        search_text, search_usage = await self._search_text(question)
-        passages = await self._passages(turn, question, search_text, options)
-        window, folded = await self._memory(turn, options)
-        prompt = build_prompt(
-            template=self._template,
-            options=options,
-            catalog=self._catalog,
-            student=student,
-            summary=folded[0] if folded else turn.summary,
-            history=window,
-            question=question,
-            passages=passages,
-            search_text=search_text,
-        )
-        completion = await self._model.complete(prompt, tools)
-        if search_usage.total_tokens:
-            completion = replace(completion, usage=_sum(completion.usage, search_usage))
-        text, sources = cited_sources(completion.text, passages)
+        draft = await self._draft(turn, question, options, None)
+        completion = draft.counted(await self._model.complete(draft.prompt, tools))
+        text, sources = cited_sources(completion.text, draft.passages)
         guarded = await self._withhold(text, student, options)
         report_withheld(guarded, thread.id if thread else None)
         return Preview(
             answer=guarded.text,
             student=student,
             fields=record_fields(student, self._catalog),
-            passages=passages,
+            passages=draft.passages,
             sources=sources,
-            instructions=prompt.messages[0]["content"],
+            instructions=draft.prompt.messages[0]["content"],
             handoff=tools.handoff_requested,
             handed_off=turn.handed_off,
             usage=completion.usage,
