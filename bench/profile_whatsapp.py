@@ -37,7 +37,7 @@ CONCURRENCY = 16
 
 
 async def messages(
-    database_url: str, count: int, burst_window_s: float, model_delay_s: float | None
+    database_url: str, count: int, burst_window_s: float, model_delay_s: float | None, *, profiled: bool
 ) -> tuple[cProfile.Profile, float, int]:
     if model_delay_s is not None:
         # bench/fake_llm.py's answer, after the model's delay, through the OpenAI SDK as in production.
@@ -109,7 +109,8 @@ async def messages(
             await round_of(0, CONCURRENCY)  # warm-up
             profile = cProfile.Profile()
             started_cpu, started = time.process_time(), time.monotonic()
-            profile.enable()
+            if profiled:
+                profile.enable()
             await round_of(1000, count)
             profile.disable()
             cpu_s, wall_s = time.process_time() - started_cpu, time.monotonic() - started
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL (postgresql+asyncpg://...), emptied first")
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--model-delay", type=float, help="seconds: answer through the OpenAI API, mocked, this slow")
+    parser.add_argument("--plain", action="store_true", help="no cProfile: only the process CPU per message")
     parser.add_argument("--dump", help="also write the raw profile here (for pstats)")
     parser.add_argument("--burst-window", type=float, default=3.0, help="BEDEL_WHATSAPP_BURST_WINDOW_S")
     args = parser.parse_args()
@@ -154,7 +156,12 @@ def main() -> None:
         url = args.postgres or f"sqlite+aiosqlite:///{folder}/profile.db"
         if args.postgres:
             asyncio.run(empty_postgres(url))
-        profile, cpu_s, count = asyncio.run(messages(url, args.messages, args.burst_window, args.model_delay))
+        profile, cpu_s, count = asyncio.run(
+            messages(url, args.messages, args.burst_window, args.model_delay, profiled=not args.plain)
+        )
+    if args.plain:
+        print(f"{count} messages, {cpu_s / count * 1000:.2f} ms of process CPU per message, not profiled")
+        return
     if args.dump:
         profile.dump_stats(args.dump)
     print("\n".join(table(pstats.Stats(profile), cpu_s, count)))
