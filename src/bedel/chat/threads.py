@@ -107,9 +107,7 @@ async def take_thread(session: AsyncSession, thread_id: uuid.UUID, user_id: uuid
     return thread
 
 
-async def waiting_threads(
-    session: AsyncSession, *, limit: int, offset: int
-) -> list[tuple[Thread, datetime | None]]:
+async def waiting_threads(session: AsyncSession, *, limit: int, offset: int) -> list[tuple[Thread, datetime | None]]:
     """Handed-off conversations, the longest waiting first, with since when each waits (None: answered)."""
     return await ThreadRepository.from_session(session).waiting(limit, offset)
 
