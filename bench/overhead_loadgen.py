@@ -22,8 +22,9 @@ from overhead_workload import HOST, QUESTIONS, phone_for
 class Connection:
     """One keep-alive HTTP/1.1 connection with just enough parsing for JSON answers."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, api_key: str | None) -> None:
         self.port = port
+        self.authorization = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -55,7 +56,7 @@ class Connection:
         assert self.reader is not None and self.writer is not None
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{self.authorization}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
         await self.writer.drain()
@@ -163,7 +164,7 @@ async def drive_clients(spec: dict[str, Any]) -> dict[str, Any]:
     tally, stopping = Tally(), asyncio.Event()
 
     async def client(index: int) -> None:
-        conn, asked = Connection(spec["port"]), 0
+        conn, asked = Connection(spec["port"], spec["api_key"]), 0
         try:
             while not stopping.is_set():
                 conversation, turn = divmod(asked, len(QUESTIONS))
@@ -187,7 +188,7 @@ async def drive_clients(spec: dict[str, Any]) -> dict[str, Any]:
 async def drive_conversations(spec: dict[str, Any]) -> dict[str, Any]:
     """`conversations` phones, started evenly over `ramp_s`, each asking `questions` in turn."""
     tally, count, ramp = Tally(), spec["conversations"], spec["ramp_s"]
-    conns = [Connection(spec["port"]) for _ in range(count)]
+    conns = [Connection(spec["port"], spec["api_key"]) for _ in range(count)]
     await asyncio.gather(*(conn.connect() for conn in conns))
 
     async def conversation(index: int, started: float) -> None:

@@ -47,6 +47,8 @@ class Server:
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
+    # The API key the load generator sends (a client key kept in Bedel's database, as in production).
+    api_key: str | None = None
 
     @property
     def pid(self) -> int:
@@ -121,6 +123,8 @@ def bedel_env(database_url: str, upstream: Server | None) -> dict[str, str]:
         BEDEL_RATE_LIMIT_PER_PHONE=GENEROUS_LIMIT,
         BEDEL_RATE_LIMIT_PER_KEY=GENEROUS_LIMIT,
         BEDEL_LLM_PROVIDER="offline",
+        # Its own metrics port: another `bedel serve` on this shared machine may hold the default one.
+        BEDEL_METRICS_PORT=str(free_port()),
     )
     if upstream is not None:
         env.update(
@@ -131,12 +135,13 @@ def bedel_env(database_url: str, upstream: Server | None) -> dict[str, str]:
     return env
 
 
-def bedel_cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
+def bedel_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
     done = subprocess.run(
         [str(BIN_DIR / "bedel"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"bedel {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
 
 
 def write_roster(path: Path, slow_conversations: int) -> tuple[int, bool]:
@@ -247,7 +252,8 @@ def start_bedel(
     roster: Path,
     demo_in_roster: bool,
 ) -> Server:
-    """`bedel db upgrade`, the students and the demo documents loaded, then `bedel serve` on a fresh database."""
+    """`bedel db upgrade`, the students and the demo documents loaded and a client API key made, then
+    `bedel serve` on a fresh database."""
     url = postgres_url or f"sqlite+aiosqlite:///{workdir / name}.db"
     env = bedel_env(url, upstream)
     if postgres_url and prepare_postgres() is None:  # each variant starts from an empty database
@@ -257,5 +263,9 @@ def start_bedel(
         bedel_cli(["students", "import", str(DEMO_STUDENTS)], env, workdir)
     bedel_cli(["students", "import", str(roster)], env, workdir)
     bedel_cli(["kb", "add", str(DEMO_KNOWLEDGE)], env, workdir)
+    # Every request is checked against the database's keys, as a deployment's are.
+    api_key = bedel_cli(["keys", "create", "--role", "client", "--name", "bench"], env, workdir).split()[-1]
     port = free_port()
-    return fleet.start(name, [str(BIN_DIR / "bedel"), "serve", "--port", str(port)], env, port)
+    server = fleet.start(name, [str(BIN_DIR / "bedel"), "serve", "--port", str(port)], env, port)
+    server.api_key = api_key
+    return server

@@ -115,7 +115,7 @@ def is_database_outage(exc: BaseException) -> bool:
 
 def _one_hop_connection(url: URL) -> aiosqlite.Connection:
     args, options = aiosqlite_dialect().create_connect_args(url)
-    # The cursor is created on the event loop's thread (below); its statements still run on aiosqlite's.
+    # The cursor is created and its statements run on the event loop's thread (below), waits on aiosqlite's.
     options["check_same_thread"] = False
     connection = _OneHopConnection(partial(sqlite3.connect, *args, **options), iter_chunk_size=64)
     connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
@@ -123,13 +123,18 @@ def _one_hop_connection(url: URL) -> aiosqlite.Connection:
 
 
 class _OneHopConnection(aiosqlite.Connection):
-    """aiosqlite, with one trip to its thread per statement instead of four.
+    """aiosqlite, with its statements run in place, and only waits and commits on its thread.
 
     Each trip to aiosqlite's thread and back wakes the event loop through its self-pipe and
     hands the GIL over twice; SQLAlchemy's adapter makes four per statement (create the cursor,
-    execute, fetch, close): a quarter of a /chat turn's CPU on SQLite (bench/PROFILE.md). Here
-    the cursor is made and closed in place and the rows come back with the execute. SQLAlchemy
-    runs one statement at a time on a connection, so nothing else uses it meanwhile.
+    execute, fetch, close), and a /chat turn runs about ten statements, most of them taking a few
+    microseconds in SQLite: the trips were a third of the turn's CPU (bench/PROFILE.md). Here
+    the cursor is made and closed in place and a statement runs on the event loop's thread,
+    rows and all, with no busy timeout. One that finds the database locked by another process
+    (SQLITE_BUSY: it did nothing) is run again on aiosqlite's thread, which waits for the lock as
+    long as `BUSY_TIMEOUT_MS`, so the event loop never waits on another process. Commits and
+    rollbacks (the file's I/O) stay on the thread. SQLAlchemy runs one statement at a time on a
+    connection, so nothing else uses it meanwhile.
     """
 
     @aiosqlite_context  # awaitable and an async context manager, as SQLAlchemy uses aiosqlite's
@@ -137,13 +142,36 @@ class _OneHopConnection(aiosqlite.Connection):
         assert self._connection is not None
         return _PrefetchingCursor(self, self._connection.cursor())
 
+    # A session that only read (an API key's lookup) has no transaction open: nothing to end on the thread.
+    async def commit(self) -> None:
+        if self._connection is None or self._connection.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self._connection is None or self._connection.in_transaction:
+            await super().rollback()
+
 
 class _PrefetchingCursor(aiosqlite.Cursor):
     _rows: list[Any] | None = None
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> aiosqlite.Cursor:
-        self._rows = await self._execute(_execute_and_fetch, self._cursor, sql, parameters or ())  # type: ignore[no-untyped-call]
+        parameters = parameters or ()
+        try:
+            self._rows = _execute_and_fetch(self._cursor, sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            self._rows = await self._waiting(partial(_execute_and_fetch, self._cursor, sql, parameters))
         return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> aiosqlite.Cursor:
+        await self._waiting(partial(self._cursor.executemany, sql, parameters))  # type: ignore[arg-type]
+        return self
+
+    async def _waiting(self, run: Callable[[], Any]) -> Any:
+        """`run` on aiosqlite's thread, waiting up to `BUSY_TIMEOUT_MS` for another process's write lock."""
+        return await self._execute(_with_busy_timeout, self._cursor.connection, run)  # type: ignore[no-untyped-call]
 
     async def fetchall(self) -> Iterable[Any]:
         rows, self._rows = self._rows, None
@@ -165,10 +193,22 @@ class _PrefetchingCursor(aiosqlite.Cursor):
         self._cursor.close()
 
 
+# How long a statement waits for another process's write lock (on aiosqlite's thread).
+BUSY_TIMEOUT_MS = 10000
+
+
 def _execute_and_fetch(cursor: sqlite3.Cursor, sql: str, parameters: Iterable[Any]) -> list[Any] | None:
-    """On aiosqlite's thread: the statement and, when it returns rows, all of them."""
+    """The statement and, when it returns rows, all of them."""
     cursor.execute(sql, parameters)  # type: ignore[arg-type]
     return cursor.fetchall() if cursor.description else None
+
+
+def _with_busy_timeout(connection: sqlite3.Connection, run: Callable[[], Any]) -> Any:
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        return run()
+    finally:
+        connection.execute("PRAGMA busy_timeout=0")
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
@@ -178,7 +218,9 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.execute("PRAGMA foreign_keys=ON")
     # Deleted rows are overwritten with zeros, so an erased student's data does not linger in free pages.
     cursor.execute("PRAGMA secure_delete=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # Statements run on the event loop without waiting for a lock; one that finds it taken waits on
+    # aiosqlite's thread (`_execute_waiting`). Commits hold the lock already, or write nothing.
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
 
 

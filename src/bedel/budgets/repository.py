@@ -1,7 +1,4 @@
-from typing import Any
-
-from sqlalchemy import Table, and_, bindparam, delete, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.budgets.models import TokenUsage
@@ -19,23 +16,16 @@ _TOTALS = select(_usage.c.period, _usage.c.subject, _total).where(
 )
 
 
-def _add(insert: Any) -> Any:
-    statement = insert(_usage).values(
-        period=bindparam("b_period"),
-        subject=bindparam("b_subject"),
-        input_tokens=bindparam("b_in"),
-        output_tokens=bindparam("b_out"),
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["period", "subject"],
-        set_={
-            "input_tokens": _usage.c.input_tokens + statement.excluded.input_tokens,
-            "output_tokens": _usage.c.output_tokens + statement.excluded.output_tokens,
-        },
-    ).returning(_total)
-
-
-_ADD = {"postgresql": _add(postgresql.insert), "sqlite": _add(sqlite.insert)}
+# Both counts an answer adds to (the student's day, the institution's month), in one statement. Written
+# out: SQLAlchemy compiles a multi-row INSERT afresh on every execution, and both databases read this alike.
+_ADD = text(
+    "INSERT INTO token_usage (period, subject, input_tokens, output_tokens)"
+    " VALUES (:b_day, :b_phone, :b_in, :b_out), (:b_month, :b_institution, :b_in, :b_out)"
+    " ON CONFLICT (period, subject) DO UPDATE SET"
+    " input_tokens = token_usage.input_tokens + excluded.input_tokens,"
+    " output_tokens = token_usage.output_tokens + excluded.output_tokens"
+    " RETURNING period, subject, input_tokens + output_tokens"
+)
 
 
 class TokenUsageRepository:
@@ -52,10 +42,21 @@ class TokenUsageRepository:
         rows = await self.session.execute(_TOTALS, params)
         return {(period, subject): int(total) for period, subject, total in rows}
 
-    async def add(self, period: str, subject: str, input_tokens: int, output_tokens: int) -> int:
-        """Count tokens in the caller's transaction; the new total of (period, subject)."""
-        params = {"b_period": period, "b_subject": subject, "b_in": input_tokens, "b_out": output_tokens}
-        return int((await self.session.execute(_ADD[self.session.get_bind().dialect.name], params)).scalar_one())
+    async def add(
+        self, day: str, phone: str, month: str, institution: str, input_tokens: int, output_tokens: int
+    ) -> dict[tuple[str, str], int]:
+        """Count tokens for the phone that day and the institution that month, in the caller's
+        transaction; the new totals, keyed as `totals` keys them."""
+        params = {
+            "b_day": day,
+            "b_phone": phone,
+            "b_month": month,
+            "b_institution": institution,
+            "b_in": input_tokens,
+            "b_out": output_tokens,
+        }
+        rows = await self.session.execute(_ADD, params)
+        return {(period, subject): int(total) for period, subject, total in rows}
 
     async def forget_days_before(self, day: str, institution: str, limit: int) -> int:
         """Delete up to `limit` students' daily rows older than `day` (they name a phone); how many went."""

@@ -67,10 +67,11 @@ async def record_usage(
     """Count an answer's tokens for the student's day and the institution's month."""
     if not input_tokens + output_tokens:
         return
-    usage = TokenUsageRepository.from_session(session)
-    await usage.add(_day(now), phone, input_tokens, output_tokens)
-    month = await usage.add(_month(now), INSTITUTION, input_tokens, output_tokens)
-    record_budget_use(month, budgets.institution_monthly)
+    month = _month(now)
+    totals = await TokenUsageRepository.from_session(session).add(
+        _day(now), phone, month, INSTITUTION, input_tokens, output_tokens
+    )
+    record_budget_use(totals[month, INSTITUTION], budgets.institution_monthly)
 
 
 async def forget_daily_usage(session: AsyncSession, before: datetime, limit: int) -> int:

@@ -76,7 +76,9 @@ async def chat(body: ChatRequest, request: Request, caller: CurrentCaller) -> An
     await state.limiter.check_key(caller.key_id)
     await state.limiter.check_phone(body.phone)
     if not body.stream:
-        return await state.chat.ask(body.phone, body.question, options, template)
+        answer = await state.chat.ask(body.phone, body.question, options, template)
+        # Serialised once, as it is: FastAPI would dump the answer, validate the dump and dump it again.
+        return Response(answer.model_dump_json(), media_type="application/json")
     events = state.chat.ask_stream(body.phone, body.question, options, template)
     return StreamingResponse(_sse(events), media_type="text/event-stream")
 

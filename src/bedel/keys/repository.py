@@ -2,10 +2,15 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, exists, select, update
+from sqlalchemy import Row, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bedel.keys.models import ApiKey, KeyRole
+
+# Every request runs it: built once, with a bind parameter.
+_ACTIVE_BY_HASH = select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.last_used_at).where(
+    ApiKey.key_hash == bindparam("b_hash"), ApiKey.revoked_at.is_(None)
+)
 
 
 class ApiKeyRepository:
@@ -25,10 +30,7 @@ class ApiKeyRepository:
 
     async def active_by_hash(self, key_hash: str) -> Row[uuid.UUID, str, KeyRole, datetime | None] | None:
         """The columns a request needs, not the whole entity: this runs on every request."""
-        query = select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.last_used_at).where(
-            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
-        )
-        return (await self.session.execute(query)).one_or_none()
+        return (await self.session.execute(_ACTIVE_BY_HASH, {"b_hash": key_hash})).one_or_none()
 
     async def any(self) -> bool:
         return bool(await self.session.scalar(select(exists().select_from(ApiKey))))
