@@ -13,7 +13,15 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # Search objects each engine keeps outside the models: the FTS5 table over messages and the tables
 # SQLite makes for it, and PostgreSQL's GIN index (migration 0009); the students' indexes on
 # expressions (migration 0016).
-_OUTSIDE_MODELS = ("messages_fts", "ix_messages_content_fts", "ix_students_external_id_lower", "ix_students_name_trgm")
+_OUTSIDE_MODELS = (
+    "messages_fts",
+    "ix_messages_content_fts",
+    "ix_students_external_id_lower",
+    "ix_students_name_trgm",
+    "ix_students_external_id_trgm",
+    "ix_students_email_trgm",
+    "ix_students_phone_trgm",
+)
 
 
 def include_in_comparison(name: str | None, type_: str, parent_names: object) -> bool:

@@ -105,6 +105,45 @@ class TestWaitingList:
         assert f"La atiende {AGENT[0]}" in waiting_rows((await other_replica.get("/console/inbox")).text)[0]
 
 
+class TestPages:
+    async def test_the_pages_go_on_with_those_waiting_less_none_missing_or_twice(
+        self, as_agent: httpx.AsyncClient, clean_database: str, clock: MovableClock
+    ) -> None:
+        # 120 waiting, 50 a page: conversation i has waited 200 - i minutes.
+        phones = [f"+5255{i:08d}" for i in range(120)]
+        await seed(
+            clean_database,
+            *(Conversation(phone, [student("ayuda", 200 - i)], clock.now, 200 - i) for i, phone in enumerate(phones)),
+        )
+        pages = [await as_agent.get("/console/inbox", params={"page": page}) for page in (1, 2, 3)]
+        shown = [re.findall(r"\+5255\d{8}", " ".join(waiting_rows(page.text))) for page in pages]
+        assert [len(rows) for rows in shown] == [50, 50, 20]
+        assert shown[0] + shown[1] + shown[2] == phones  # the longest waiting first, across the pages
+        assert all("Esperando a una persona: 120" in page.text for page in pages)
+        assert "1–50 de 120" in pages[0].text and "101–120 de 120" in pages[2].text
+        assert 'href="/console/inbox?page=2" rel="next"' in pages[0].text
+        assert 'href="/console/inbox?page=1" rel="prev"' in pages[1].text
+        assert 'href="/console/inbox?page=3" rel="next"' in pages[1].text
+        assert 'rel="next"' not in pages[2].text
+        # The live update refetches the page the agent is on.
+        assert 'hx-get="/console/inbox/list?page=2"' in pages[1].text
+        listed = await as_agent.get("/console/inbox/list", params={"page": 2})
+        assert re.findall(r"\+5255\d{8}", " ".join(waiting_rows(listed.text))) == shown[1]
+
+    async def test_a_page_past_the_end_says_where_they_are(
+        self, as_agent: httpx.AsyncClient, clean_database: str, clock: MovableClock
+    ) -> None:
+        await seed(clean_database, Conversation("+525511111111", [student("ayuda", 5)], clock.now, 5))
+        page = await as_agent.get("/console/inbox", params={"page": 4})
+        assert waiting_rows(page.text) == []
+        assert "Esta página ya no tiene conversaciones" in page.text
+        assert 'href="/console/inbox?page=3" rel="prev"' in page.text
+
+    async def test_a_page_that_is_no_number_is_refused(self, as_agent: httpx.AsyncClient) -> None:
+        assert (await as_agent.get("/console/inbox", params={"page": "0"})).status_code == 422
+        assert (await as_agent.get("/console/inbox/list", params={"page": "dos"})).status_code == 422
+
+
 @pytest.fixture
 async def live(
     make_client: Callable[..., Any], make_settings: Callable[..., Settings], clock: MovableClock, accounts: None

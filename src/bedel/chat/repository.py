@@ -420,7 +420,7 @@ class ThreadRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def waiting(self, limit: int) -> list[tuple[Thread, datetime | None]]:
+    async def waiting(self, limit: int, offset: int) -> list[tuple[Thread, datetime | None]]:
         """Handed-off conversations and since when each waits for a person, the longest waiting first.
 
         A conversation waits from its handoff until a person writes, and again from the student's
@@ -456,8 +456,12 @@ class ThreadRepository:
             .where(handed_off)
             .order_by(since.is_(None), since, Thread.id)
             .limit(limit)
+            .offset(offset)
         )
         return [(thread, as_utc(moment) if moment else None) for thread, moment in rows]
+
+    async def count_handed_off(self) -> int:
+        return await self.session.scalar(select(func.count()).where(_threads.c.status == ThreadStatus.handoff)) or 0
 
     async def inbox_version(self) -> str:
         """Changes whenever a conversation enters or leaves the inbox, is taken, or gets a message."""

@@ -107,9 +107,14 @@ async def take_thread(session: AsyncSession, thread_id: uuid.UUID, user_id: uuid
     return thread
 
 
-async def waiting_threads(session: AsyncSession, limit: int) -> list[tuple[Thread, datetime | None]]:
+async def waiting_threads(session: AsyncSession, *, limit: int, offset: int) -> list[tuple[Thread, datetime | None]]:
     """Handed-off conversations, the longest waiting first, with since when each waits (None: answered)."""
-    return await ThreadRepository.from_session(session).waiting(limit)
+    return await ThreadRepository.from_session(session).waiting(limit, offset)
+
+
+async def count_waiting(session: AsyncSession) -> int:
+    """How many conversations are handed off (the inbox's length), counted by the status index."""
+    return await ThreadRepository.from_session(session).count_handed_off()
 
 
 async def search_threads(session: AsyncSession, search: ThreadSearch, *, limit: int, offset: int) -> Sequence[Thread]:

@@ -1,5 +1,5 @@
 """Inbox (agents and admins): the conversations waiting for a person, the longest waiting first,
-kept current without reloading."""
+a page at a time, kept current without reloading."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,22 +17,24 @@ from bedel.users import service as users
 
 router = console_router()
 
-# More waiting at once than a school's staff can answer; the oldest come first.
-SHOWN = 200
+# More waiting at once than a person answers in a sitting; the oldest come first, the rest on later pages.
+PAGE_SIZE = 50
+MAX_PAGE = 1000
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 @router.get("/inbox")
-async def inbox_page(request: Request, session: DBSession, user: AnyStaff) -> Response:
+async def inbox_page(request: Request, session: DBSession, user: AnyStaff, page: Page = 1) -> Response:
     # Read before the list, for the reason the conversation page does (see conversations._thread_page).
     version = await threads.inbox_version(session)
-    context = await _waiting(request, session)
+    context = await _waiting(request, session, page)
     return render(request, "inbox.html", user=user, version=version, **context)
 
 
 @router.get("/inbox/list")
-async def inbox_list(request: Request, session: DBSession, user: AnyStaff) -> Response:
-    """The list alone, fetched by the page when the stream says something changed."""
-    return render(request, "inbox_list.html", user=user, **await _waiting(request, session))
+async def inbox_list(request: Request, session: DBSession, user: AnyStaff, page: Page = 1) -> Response:
+    """One page of the list alone, fetched by the page when the stream says something changed."""
+    return render(request, "inbox_list.html", user=user, **await _waiting(request, session, page))
 
 
 @router.get("/inbox/events")
@@ -40,9 +42,11 @@ async def inbox_events(request: Request, user: AnyStaff, seen: Annotated[str, Qu
     return changes_stream(request, threads.inbox_version, seen)
 
 
-async def _waiting(request: Request, session: AsyncSession) -> dict[str, Any]:
+async def _waiting(request: Request, session: AsyncSession, page: int) -> dict[str, Any]:
     now = get_state(request).clock()
-    waiting = await threads.waiting_threads(session, SHOWN)
+    offset = (page - 1) * PAGE_SIZE
+    waiting = await threads.waiting_threads(session, limit=PAGE_SIZE, offset=offset)
+    count = await threads.count_waiting(session)
     names = await students.names_of(session, [thread.phone for thread, _ in waiting])
     staff = {account.id: account.email for account in await users.list_users(session)}
     return {
@@ -57,6 +61,10 @@ async def _waiting(request: Request, session: AsyncSession) -> dict[str, Any]:
             for thread, since in waiting
         ],
         "now": now,
+        "count": count,
+        "page": page,
+        "first": offset + 1,
+        "more": count > offset + PAGE_SIZE,
     }
 
 
