@@ -1,7 +1,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bedel.db import Base, RecordMixin
@@ -9,6 +9,8 @@ from bedel.db import Base, RecordMixin
 
 class Student(RecordMixin, Base):
     __tablename__ = "students"
+    # The students loaded last, read as the sample of the list's columns (StudentRepository.recent_attributes).
+    __table_args__ = (Index("ix_students_updated_at", "updated_at", "id"),)
 
     phone: Mapped[str] = mapped_column(String(16), unique=True)
     external_id: Mapped[str | None] = mapped_column(String(100), index=True)

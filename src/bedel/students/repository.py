@@ -147,7 +147,7 @@ class StudentRepository:
 
     async def recent_attributes(self, limit: int) -> Sequence[dict[str, Any]]:
         """The attributes of the students loaded last: a sample of the list's columns."""
-        query = select(Student.attributes).order_by(Student.updated_at.desc(), Student.id).limit(limit)
+        query = select(Student.attributes).order_by(Student.updated_at.desc(), Student.id.desc()).limit(limit)
         return (await self.session.scalars(query)).all()
 
     async def search(self, text: str, limit: int) -> Sequence[Student]:
