@@ -30,6 +30,9 @@ class TestTerms:
         assert analyze("certificados") == analyze("certificado")
         assert analyze("inscripciones") == analyze("inscripción")
 
+    def test_wanting_to_get_in_is_filler(self) -> None:
+        assert analyze("me interesa entrar al portal") == analyze("portal")
+
     def test_numbers_are_kept_as_terms(self) -> None:
         assert analyze("pago del 10 % en 2027")[-2:] == ["10", "2027"]
 
@@ -37,6 +40,9 @@ class TestTerms:
 class TestSynonyms:
     def test_student_words_meet_document_words(self) -> None:
         assert analyze("¿Cuándo empiezan las clases?") == analyze("Inicio de clases")
+
+    def test_a_synonym_that_is_a_stop_word_elsewhere_is_kept(self) -> None:
+        assert analyze("olvidé mi contra") == analyze("olvidé mi contraseña")
 
     def test_each_group_maps_to_its_first_word(self) -> None:
         pairs = [

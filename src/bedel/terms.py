@@ -26,7 +26,7 @@ _CHAT_WORDS = (
     "quiero", "quisiera", "saber", "necesito", "puedo", "puede", "pueden", "podria", "hay", "tengo",
     "tienen", "dime", "decir", "informacion", "info", "pregunta", "duda", "cual", "cuales", "cuando",
     "cuanto", "cuanta", "cuantos", "cuantas", "donde", "como", "que", "quien", "y", "o", "dan", "dar", "den",
-    "llama", "llaman", "oigan", "onda", "interesa", "interesan", "sucede",
+    "llama", "llaman", "oigan", "onda", "interesa", "interesan", "sucede", "entrar",
 )  # fmt: skip
 
 
@@ -36,7 +36,6 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-_STOP_WORDS = frozenset(fold(word) for word in (*STOPWORDS_SPANISH, *_CHAT_WORDS))
 _stemmer = Stemmer.Stemmer("spanish")
 SYNONYMS_FILE = Path(__file__).with_name("synonyms.toml")
 ENGLISH_FILE = Path(__file__).with_name("english.toml")
@@ -44,6 +43,8 @@ ENGLISH_FILE = Path(__file__).with_name("english.toml")
 SYNONYMS_DIGEST = hashlib.sha256(SYNONYMS_FILE.read_bytes()).hexdigest()[:16]
 _SYNONYMS = tomllib.loads(SYNONYMS_FILE.read_text(encoding="utf-8"))
 _CANONICAL = {fold(word): fold(group[0]) for group in _SYNONYMS["groups"] for word in group}
+# A word the synonyms name is a term, though a stop word elsewhere ("contra" for "contraseña").
+_STOP_WORDS = frozenset(fold(word) for word in (*STOPWORDS_SPANISH, *_CHAT_WORDS)) - _CANONICAL.keys()
 
 
 def _phrases(table: dict[str, str]) -> tuple[re.Pattern[str], dict[str, str]]:

@@ -2,7 +2,7 @@
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -73,6 +73,44 @@ class TestRanking:
         query = Query.from_text("¿y cuánto tarda?", context=["¿cómo pido una constancia de estudios?"])
 
         assert index.search(query, limit=1)[0].document_id == str(CERTIFICATES)
+
+
+class TestCommonTerms:
+    """A term most documents hold (the school's initials in every web address) says little about
+    which passage answers."""
+
+    SCHOOL: ClassVar = [uuid.uuid4() for _ in range(5)]
+    PASSAGES: ClassVar = [
+        (SCHOOL[0], "Colegiaturas y cuotas", "Importes", "Colegiatura: 4500 pesos al mes. Inscripción: 2800 pesos. "
+         "Examen extraordinario: 700 pesos por materia."),
+        (SCHOOL[0], "Colegiaturas y cuotas", "Facturas", "Registra tus datos fiscales en mi.udx.mx antes de pagar; "
+         "la factura llega a tu correo el mismo día."),
+        (SCHOOL[1], "Becas", "Becas", "Solicita tu beca en mi.udx.mx."),
+        (SCHOOL[2], "Biblioteca", "Biblioteca", "Consulta el catálogo en biblio.udx.mx."),
+        (SCHOOL[3], "Soporte", "Soporte", "Escribe a soporte@udx.mx."),
+        (SCHOOL[4], "Calendario", "Calendario", "Las clases de la UDX inician el 9 de agosto."),
+    ]  # fmt: skip
+
+    def school(self) -> SearchIndex:
+        return SearchIndex.build(
+            "rev-school",
+            [
+                {"id": number, "document_id": document, "title": title, "heading": f"{title} > {heading}",
+                 "text": text, "embedding": None}
+                for number, (document, title, heading, text) in enumerate(self.PASSAGES, 1)
+            ],
+        )  # fmt: skip
+
+    def test_the_schools_initials_do_not_outweigh_the_topic(self) -> None:
+        found = self.school().search(Query.from_text("Me interesa la UDX, ¿cuánto es la colegiatura?"), limit=2)
+
+        assert [passage.heading for passage in found] == [
+            "Colegiaturas y cuotas > Importes",
+            "Colegiaturas y cuotas > Facturas",
+        ]
+
+    def test_a_common_term_alone_still_finds_its_passages(self) -> None:
+        assert len(self.school().search(Query.from_text("UDX"), limit=10)) == 5
 
 
 class TestRelevance:

@@ -117,3 +117,27 @@ class TestWhatIsAsked:
         lines = quoted(answer("¿Hasta qué día del mes se paga la colegiatura?", payments))
 
         assert lines[0] == "Cada mensualidad se paga a más tardar el día 10 del mes."
+
+    def test_how_much_a_fee_is_is_not_answered_by_a_figure_that_is_no_amount(self) -> None:
+        payments = passage(
+            "Envía el comprobante de tu colegiatura a pagos@udx.mx si no aparece en tres días hábiles.",
+            heading="Colegiaturas > Cómo se paga",
+        )
+        fees = passage("- Colegiatura: 4500 pesos al mes.\n- Credencial: 200 pesos.", heading="Colegiaturas > Importes")
+
+        lines = quoted(answer("¿cuánto es la colegiatura en la UDX?", payments, fees))
+
+        assert lines == ["- Colegiatura: 4500 pesos al mes."]
+
+    def test_opening_hours_are_not_answered_with_another_channels_hours(self) -> None:
+        directory = passage(
+            "Horario de atención de las oficinas: lunes a viernes de 9:00 a 17:00.\n\n"
+            "Caja también atiende por WhatsApp, solo por mensaje, de lunes a sábado de 8:00 a 20:00.",
+            heading="Directorio",
+        )
+
+        office = quoted(answer("¿Cuál es el horario de atención de Caja?", directory))
+        chat = quoted(answer("¿Cuál es el horario de Caja por WhatsApp?", directory))
+
+        assert "9:00 a 17:00" in office[0] and not any("20:00" in line for line in office)
+        assert "20:00" in chat[0]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bedel.chat.tools import CallerTools
 from bedel.llm.offline import SUMMARY_MAX_CHARS, OfflineModel
-from bedel.llm.ports import Completion, Prompt, Turn
+from bedel.llm.ports import Completion, Passage, Prompt, Turn
 from bedel.llm.tokens import estimate_tokens
 from bedel.students.fields import load_field_catalog
 from bedel.students.schemas import StudentRecord
@@ -111,6 +111,25 @@ class TestOwnRecordAnswers:
         answer, handoff = await ask(model, "¿Tengo beca?", student(adeudo="10", **attributes))
         assert "no tengo ese dato en tu registro" in fold(answer)
         assert CONTACT in answer and "$" not in answer and not handoff
+
+
+class TestProcedures:
+    async def test_what_to_do_about_a_record_field_gets_the_documents_answer_too(self, model: OfflineModel) -> None:
+        rules = Passage(
+            chunk_id=1,
+            document_id="d",
+            title="Pagos",
+            heading="Pagos > Adeudos",
+            text="Con un adeudo vencido se bloquea el portal; se desbloquea al día siguiente de pagar en caja.",
+            score=1.0,
+            relevance=1.0,
+        )
+        question = "Me bloquearon el portal por mi adeudo, ¿qué hago?"
+        asked = Prompt([], question, student(adeudo="4500"), [], [rules], "offline", 0.2, 500, "es")
+
+        completion = await model.complete(asked, CallerTools(asked.student))
+
+        assert "$4,500.00" in completion.text and "se desbloquea al día siguiente" in completion.text
 
 
 class TestUnknownCaller:

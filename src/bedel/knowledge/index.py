@@ -20,10 +20,16 @@ from bedel.llm.ports import Passage
 from bedel.terms import SYNONYMS_DIGEST, analyze, nearest, spell_out, spellings
 
 # Bump when the analysis or the saved layout changes: indexes saved by older code are rebuilt.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 # Reciprocal rank fusion constant (Cormack et al.): ranks past a few dozen barely count.
 RRF_K = 60
 FUSION_DEPTH = 50
+# A term most of the documents hold (the school's name or initials, a footer's words) tells little
+# about which passage answers: it counts at this share of its weight, where there are enough documents
+# to tell.
+COMMON_SHARE = 0.8
+COMMON_WEIGHT = 0.5
+COMMON_MIN_DOCUMENTS = 5
 _EMBEDDINGS = "embeddings.npy"
 
 
@@ -73,6 +79,8 @@ class SearchIndex:
         self._known: dict[str, str] | None = None
         self._spellings: list[str] = []
         self._corrections: dict[str, str] = {}
+        # Ids of the terms most documents hold; made at first need.
+        self._common: frozenset[int] | None = None
 
     @property
     def size(self) -> int:
@@ -137,14 +145,7 @@ class SearchIndex:
         if self._retriever is None:
             return []
         query = query.corrected(self.spelling)
-        weights = query.weights
-        term_ids = [
-            term_id
-            for term, weight in weights.items()
-            if (term_id := self._retriever.vocab_dict.get(term)) is not None
-            for _ in range(int(weight))
-        ]
-        lexical = self._retriever.get_scores_from_ids(term_ids) if term_ids else None
+        lexical = self._lexical_scores(query.weights)
         dense = self._dense_scores(query.vector)
         if lexical is None and dense is None:
             return []
@@ -164,6 +165,34 @@ class SearchIndex:
                 )
             )
         return passages
+
+    def _lexical_scores(self, weights: dict[str, float]) -> np.ndarray | None:
+        """BM25 of each term of the query, times its weight; a term most documents hold counts less."""
+        assert self._retriever is not None
+        common = self._common_terms()
+        lexical = None
+        for term, weight in weights.items():
+            if (term_id := self._retriever.vocab_dict.get(term)) is None:
+                continue
+            share = COMMON_WEIGHT if term_id in common else 1.0
+            scores = self._retriever.get_scores_from_ids([term_id]) * (weight * share)
+            lexical = scores if lexical is None else lexical + scores
+        return lexical
+
+    def _common_terms(self) -> frozenset[int]:
+        """The ids of the terms held by at least COMMON_SHARE of the documents (not passages)."""
+        assert self._retriever is not None
+        if self._common is None:
+            documents = [entry["d"] for entry in self._corpus]
+            total = len(set(documents))
+            indptr, indices = self._retriever.scores["indptr"], self._retriever.scores["indices"]
+
+            def holding(term_id: int) -> int:
+                return len({documents[int(i)] for i in indices[indptr[term_id] : indptr[term_id + 1]]})
+
+            terms = range(len(indptr) - 1) if total >= COMMON_MIN_DOCUMENTS else range(0)
+            self._common = frozenset(term_id for term_id in terms if holding(term_id) >= COMMON_SHARE * total)
+        return self._common
 
     def spelling(self, term: str) -> str:
         """`term`, or the index's term it misspells (the more frequent one on a tie)."""

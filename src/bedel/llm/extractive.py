@@ -28,6 +28,10 @@ _MONEY = r"\$|\bmxn\b|\busd\b|\bpesos\b|\bdolares\b|\beuros?\b|\d[.,]\d{3}\b|\d[
 _PRICE = re.compile(_MONEY + r"|%|\bsin costo\b|\bgratuit|\bgratis\b|\bfree\b")
 _PRICE_SHAPE = re.compile(_MONEY)
 _DATE_SHAPE = re.compile(rf"{_MONTHS}|{_DAYS}|\d{{1,2}}/\d{{1,2}}|\bdia \d{{1,2}}\b")
+_HOURS_SHAPE = re.compile(r"\d{1,2}:\d{2}|\bhoras?\b")
+# A way to be attended other than in person: the hours "por WhatsApp" are not the office's opening hours.
+_CHANNEL = re.compile(r"\bwhatsapp\b|\bpor (?:mensaje|telefono|correo|chat)\b|\ben linea\b")
+CHANNEL_FACTOR = 0.5
 # A figure, in digits or words ("como máximo tres exámenes").
 _FIGURE = re.compile(r"\d|\b(?:dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez)\b")
 _ASKS_AMOUNT = re.compile(r"\bcuant|\bcost|\bcuesta|\bprecio|\bcobr")
@@ -38,7 +42,7 @@ _INTENTS = (
     (re.compile(r"\bcost|\bcuesta|\bprecio|\bcobr|\bpag|\bcuota|\bcolegiatura|\bmensualidad"), _PRICE_SHAPE),
     (re.compile(r"\bcuando\b|\bfecha|\bque dia\b|\bhasta\b"), _DATE_SHAPE),
     (re.compile(r"\bplazo|\btarda|\btiempo\b|\bdias\b"), re.compile(r"\d+\s*(dias|semanas|meses|horas)")),
-    (re.compile(r"\bhora|\bhorario|\babre|\bcierra"), re.compile(r"\d{1,2}:\d{2}|\bhoras?\b")),
+    (re.compile(r"\bhora|\bhorario|\babre|\bcierra"), _HOURS_SHAPE),
     (re.compile(r"\bcorreo|\bemail|\bmail\b"), re.compile(r"@")),
     (
         re.compile(r"\btelefono|\bnumero\b|\bextension|\bllamar"),
@@ -152,8 +156,17 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
     # The question's own topic words, each side of an English question on its own.
     sides = [[_spelt(term, known, choices) for term in _topic(topic)] for topic in topics]
     price = bool(_ASKS_PRICE.search(question))
+    # "¿Cuál es el horario de atención?" names no channel: a line with the hours of one is a neighbour.
+    channels = _HOURS_SHAPE in wanted and not _CHANNEL.search(question)
     scored = [
-        [(_score(terms, folded, weights, wanted), index) for index, (_, terms, folded) in enumerate(lines)]
+        [
+            (
+                _score(terms, folded, weights, wanted)
+                * (CHANNEL_FACTOR if channels and _CHANNEL.search(folded) else 1),
+                index,
+            )
+            for index, (_, terms, folded) in enumerate(lines)
+        ]
         for lines in analysed
     ]
     # The section's heading words count, a little, for each line that answers something itself.
@@ -185,15 +198,14 @@ def passage_answer(prompt: Prompt, texts: Texts) -> str | None:
         order.sort(
             key=lambda rank: not _DATE_SHAPE.search(analysed[rank][best[rank][1]][2]) if analysed[rank] else True
         )
+    # "¿cuánto es la colegiatura?" asks an amount of money, nothing else: "en tres días hábiles" is a
+    # figure, not the fee.
+    money = amount and _PRICE_SHAPE in wanted and all(shape in (_FIGURE, _PRICE_SHAPE) for shape in wanted)
     for rank in order:
         score, first = best[rank]
-        if (
-            amount
-            and score > 0
-            and not _FIGURE.search(folded := analysed[rank][first][2])
-            and not _PRICE.search(folded)
-        ):
-            continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure
+        folded = analysed[rank][first][2]
+        if amount and score > 0 and not _PRICE.search(folded) and (money or not _FIGURE.search(folded)):
+            continue  # "¿cuánto es la inscripción?" is not answered by a line with no figure (or no amount)
         quoted = _quoted(analysed[rank], sections[rank], credited[rank], scored[rank], needed, weights, wanted)
         if quoted is None:
             break

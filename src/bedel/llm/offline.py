@@ -59,13 +59,14 @@ _HANDOFF_PHRASES = (
     "representative",
 )  # fmt: skip
 # A rule, requirement, consequence or procedure: the documents answer it even when it names a record
-# field ("¿qué promedio piden para titularse?", "si me paso de la fecha de pago, ¿qué pasa?").
+# field ("¿qué promedio piden para titularse?", "si me paso de la fecha de pago, ¿qué pasa?",
+# "olvidé mi matrícula, ¿qué hago?").
 _RULE_PHRASES = (
     "pide", "piden", "pedir", "requisit", "necesit", "que sucede", "que me sucede", "pued", "se pued",
     "alcanz", "toca", "me dan", "por que", "conserv", "manten", "perder", "pierd", "minim", "maxim",
-    "permit", "como", "donde", "tengo que hacer", "hay que", "hasta cuando",
+    "permit", "como", "donde", "tengo que hacer", "hay que", "hasta cuando", "que hago", "que hace",
     "what happens", "can i", "do i need", "required", "requirement", "minimum", "maximum", "allowed",
-    "why", "how do", "how can",
+    "why", "how do", "how can", "what do i do", "what should i do",
 )  # fmt: skip
 _GREETINGS = PhraseMatcher((phrase, True) for phrase in _GREETING_PHRASES)
 _HANDOFF = PhraseMatcher((phrase, True) for phrase in _HANDOFF_PHRASES)
