@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import respx
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_llm import ANSWER
@@ -38,7 +38,7 @@ CONCURRENCY = 16
 
 async def messages(
     database_url: str, count: int, burst_window_s: float, model_delay_s: float | None, *, profiled: bool
-) -> tuple[cProfile.Profile, float, int]:
+) -> tuple[cProfile.Profile, float, int, int]:
     if model_delay_s is not None:
         # bench/fake_llm.py's answer, after the model's delay, through the OpenAI SDK as in production.
         os.environ |= {"BEDEL_LLM_PROVIDER": "openai_compatible", "BEDEL_LLM_BASE_URL": LLM_BASE}
@@ -107,15 +107,23 @@ async def messages(
                     await asyncio.sleep(0.5)
 
             await round_of(0, CONCURRENCY)  # warm-up
+            statements = 0
+
+            def counted(*_: object) -> None:
+                nonlocal statements
+                statements += 1
+
+            event.listen(app.state.bedel.engine.sync_engine, "before_cursor_execute", counted)
             profile = cProfile.Profile()
             started_cpu, started = time.process_time(), time.monotonic()
             if profiled:
                 profile.enable()
             await round_of(1000, count)
             profile.disable()
+            event.remove(app.state.bedel.engine.sync_engine, "before_cursor_execute", counted)
             cpu_s, wall_s = time.process_time() - started_cpu, time.monotonic() - started
     print(f"{count} messages in {wall_s:.1f} s wall, {route.call_count} sends to the Graph API")
-    return profile, cpu_s, count
+    return profile, cpu_s, count, statements
 
 
 async def completion(delay_s: float, request: httpx.Request) -> httpx.Response:
@@ -156,9 +164,11 @@ def main() -> None:
         url = args.postgres or f"sqlite+aiosqlite:///{folder}/profile.db"
         if args.postgres:
             asyncio.run(empty_postgres(url))
-        profile, cpu_s, count = asyncio.run(
+        profile, cpu_s, count, statements = asyncio.run(
             messages(url, args.messages, args.burst_window, args.model_delay, profiled=not args.plain)
         )
+    # The run's own count of unfinished jobs (one a half-second) is among the statements.
+    print(f"{statements / count:.1f} SQL statements per message")
     if args.plain:
         print(f"{count} messages, {cpu_s / count * 1000:.2f} ms of process CPU per message, not profiled")
         return

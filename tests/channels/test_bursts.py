@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bedel.channels.models import ChannelContact
 from bedel.chat.service import AskedQuestion
@@ -73,8 +73,9 @@ class Vendors:
 
     def __init__(self, router: respx.MockRouter) -> None:
         self.questions: list[str] = []
-        self.hold_first = asyncio.Event()
         self.held = False
+        # When set, every call waits for it (a slow model answering several phones at once).
+        self.held_until: asyncio.Event | None = None
         self.llm = router.post(f"{LLM_BASE_URL}/chat/completions").mock(side_effect=self._answer)
         self.graph = router.post(GRAPH_MESSAGES_URL).mock(return_value=graph_sent(WA_ID))
 
@@ -83,6 +84,8 @@ class Vendors:
         self.questions.append(question)
         if self.held and len(self.questions) == 1:
             await asyncio.Event().wait()  # a slow model: only a cancellation ends this call
+        if self.held_until is not None:
+            await self.held_until.wait()
         return completion(f"eco: {question}")
 
 
@@ -209,6 +212,44 @@ class TestBursts:
             ("user", "y para cuándo"),
             ("assistant", f"eco: {every_text}"),
         ]
+
+    async def test_answers_generated_at_once_share_one_look_and_a_late_text_restarts_only_its_own(
+        self,
+        make_client: Callable[..., Any],
+        burst_settings: Settings,
+        clock: FakeClock,
+        vendors: Vendors,
+        clean_database: str,
+    ) -> None:
+        wa_ids = [f"52155123456{n}0" for n in range(3)]
+        looks: list[list[str]] = []  # the answer keys each read of the phones' queued answers asked for
+
+        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if "FROM jobs" in statement and "IN (" in statement and "ORDER BY jobs.id" in statement:
+                looks.append(sorted(p for p in parameters if isinstance(p, str) and p.startswith("answer:")))
+
+        vendors.held_until = asyncio.Event()
+        app = make_client(burst_settings, clock)
+        async with app as client:
+            event.listen(app.app.state.bedel.engine.sync_engine, "before_cursor_execute", record)
+            for n, wa_id in enumerate(wa_ids):
+                await post(client, text_message(wa_id, f"pregunta {n}", f"wamid.many{n}"))
+            clock.advance(WINDOW_S)
+            wake(app)
+            await eventually(lambda: len(vendors.questions) == 3)
+            looks.clear()
+            await eventually(lambda: len(looks) >= 3)
+            # Three answers being generated, one read of the queue each time it is looked at.
+            assert all(len(keys) == 3 for keys in looks)
+
+            await post(client, text_message(wa_ids[0], "y otra", "wamid.many-late"))
+            await eventually(lambda: leader_postponed_to(clean_database, clock.now + timedelta(seconds=3)))
+            vendors.held_until.set()
+            await eventually(lambda: vendors.graph.call_count == 2)
+            await window_closes(app, clock, vendors, sends=3)
+
+        assert sorted(vendors.questions) == ["pregunta 0", "pregunta 0\ny otra", "pregunta 1", "pregunta 2"]
+        assert sorted(sent_bodies(vendors.graph)) == ["eco: pregunta 0\ny otra", "eco: pregunta 1", "eco: pregunta 2"]
 
     async def test_a_message_after_the_answer_was_sent_gets_an_answer_of_its_own(
         self, make_client: Callable[..., Any], burst_settings: Settings, clock: FakeClock, vendors: Vendors

@@ -9,11 +9,12 @@ verification reads their messages before the chat flow does.
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bedel.channels.bursts import Burst, find_burst, interrupted
+from bedel.channels.bursts import Burst, InterruptWatch, find_burst
 from bedel.channels.buttons import answer_buttons, handoff_buttons
 from bedel.channels.jobs import QueuedAnswer
 from bedel.channels.models import Channel
@@ -29,7 +30,7 @@ from bedel.phones import mask_phone
 
 log = structlog.get_logger()
 
-# How often an answer being generated looks for a newer message of its burst.
+# How often the answers being generated look for a newer message of their bursts.
 INTERRUPT_POLL_S = 0.25
 
 
@@ -50,6 +51,7 @@ class Asker:
         self._verifier = verifier
         self._burst_window = burst_window
         self._clock = clock
+        self._watch = InterruptWatch(sessionmaker, INTERRUPT_POLL_S)
 
     async def already_answered(self, queued: QueuedAnswer, to: Delivery) -> tuple[Delivery, list[QueuedAnswer]] | None:
         """A re-run after a crash: the answer already stored, and the followers whose questions it covered."""
@@ -109,11 +111,11 @@ class Asker:
         """
         asking = asyncio.create_task(self._ask(to, questions))
         try:
-            while not (await asyncio.wait({asking}, timeout=INTERRUPT_POLL_S))[0]:
-                async with self._sessionmaker() as session:
-                    newer = await interrupted(session, burst)
+            async with self._watch.watching(burst) as newer:
+                either: set[asyncio.Future[Any]] = {asking, newer}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 # cancel() is False when the answer is already done: then it is sent.
-                if newer and asking.cancel():
+                if newer.done() and asking.cancel():
                     await asyncio.gather(asking, return_exceptions=True)
                     log.info("channel_answer_restarted", phone=mask_phone(to.phone))
                     raise Postpone(self._clock())

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -65,6 +66,16 @@ _PICK = (
 )
 _CLAIM = _claim(_PICK)
 _CLAIM_SKIP_LOCKED = _claim(_PICK.with_for_update(skip_locked=True))
+_UNFINISHED = (
+    select(_jobs.c.id, _jobs.c.key, _jobs.c.payload)
+    .where(
+        _jobs.c.key.in_(bindparam("keys", expanding=True)),
+        _jobs.c.kind == bindparam("kind"),
+        _jobs.c.id >= bindparam("from_id"),
+        _unfinished(_jobs),
+    )
+    .order_by(_jobs.c.id)
+)
 
 
 class JobRepository:
@@ -136,14 +147,11 @@ class JobRepository:
         """Queue the job again for later without counting this run as an attempt (it did not fail)."""
         await self._settle(job, status=JobStatus.queued, run_after=run_after, attempts=_jobs.c.attempts - 1)
 
-    async def unfinished(self, key: str, kind: str, from_id: int) -> list[tuple[int, dict[str, Any]]]:
-        """The queued or running jobs of `key` and `kind` from `from_id` on, oldest first, with their payloads."""
-        rows = await self.session.execute(
-            select(_jobs.c.id, _jobs.c.payload)
-            .where(_jobs.c.key == key, _jobs.c.kind == kind, _jobs.c.id >= from_id, _unfinished(_jobs))
-            .order_by(_jobs.c.id)
-        )
-        return [(row.id, row.payload) for row in rows]
+    async def unfinished(self, keys: Collection[str], kind: str, from_id: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """The queued or running jobs of `kind` under any of `keys` from `from_id` on, oldest first:
+        their ids, keys and payloads."""
+        rows = await self.session.execute(_UNFINISHED, {"keys": list(keys), "kind": kind, "from_id": from_id})
+        return [(row.id, row.key, row.payload) for row in rows]
 
     async def finish_queued(self, ids: list[int]) -> None:
         """Mark queued jobs done without running them: another job did their work (a burst's answer)."""
